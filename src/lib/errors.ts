@@ -1,0 +1,65 @@
+// The one error catalogue: typed errors with a stable code, rendered once as ARM envelopes.
+
+/** An error a caller can act on. `code` is stable (ACI's own where ACI has one). */
+export class BerthError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly status: number = 400,
+    readonly target?: string,
+  ) {
+    super(message);
+    this.name = 'BerthError';
+  }
+}
+
+export const isBerthError = (e: unknown): e is BerthError => e instanceof BerthError;
+
+/** Catalogue of codes used across layers. Values are what clients see. */
+export const Codes = {
+  // request shape
+  InvalidRequestContent: 'InvalidRequestContent',
+  InvalidResourceName: 'InvalidResourceName',
+  InvalidApiVersionParameter: 'InvalidApiVersionParameter',
+  MissingApiVersionParameter: 'MissingApiVersionParameter',
+  MissingRequiredProperty: 'MissingRequiredProperty',
+  InvalidContainerName: 'InvalidContainerName',
+  DuplicateContainerName: 'DuplicateContainerName',
+  InvalidImage: 'InvalidImage',
+  InvalidCpuRequest: 'InvalidCpuRequest',
+  InvalidMemoryRequest: 'InvalidMemoryRequest',
+  InvalidCpuLimit: 'InvalidCpuLimit',
+  InvalidMemoryLimit: 'InvalidMemoryLimit',
+  InvalidPort: 'InvalidPort',
+  DuplicatePorts: 'DuplicatePorts',
+  InvalidIpAddressPort: 'InvalidIpAddressPort',
+  InvalidRestartPolicy: 'InvalidRestartPolicy',
+  InvalidOsType: 'InvalidOsType',
+  InvalidEnvironmentVariable: 'InvalidEnvironmentVariable',
+  InvalidVolume: 'InvalidVolume',
+  InvalidVolumeMount: 'InvalidVolumeMount',
+  UnsupportedFeature: 'UnsupportedFeature',
+  ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
+  // auth
+  AuthenticationFailed: 'AuthenticationFailed',
+  InvalidAuthenticationToken: 'InvalidAuthenticationToken',
+  // lookup
+  ResourceNotFound: 'ResourceNotFound',
+  ResourceGroupNotFound: 'ResourceGroupNotFound',
+  ContainerNotFound: 'ContainerNotFound',
+  NotFound: 'NotFound',
+  // state
+  Conflict: 'Conflict',
+  ContainerGroupTransitioning: 'ContainerGroupTransitioning',
+  ContainerGroupNotRunning: 'ContainerGroupNotRunning',
+  PortAlreadyInUse: 'PortAlreadyInUse',
+  // runtime
+  InaccessibleImage: 'InaccessibleImage',
+  RegistryUnauthorized: 'RegistryUnauthorized',
+  DigestMismatch: 'DigestMismatch',
+  UnsupportedMediaType: 'UnsupportedMediaType',
+  NoMatchingPlatform: 'NoMatchingPlatform',
+  RuntimeError: 'RuntimeError',
+  NetworkError: 'NetworkError',
+  InternalServerError: 'InternalServerError',
+} as const;

@@ -1,0 +1,531 @@
+// Content-addressed local image store: pulls from registries, verifies every blob, unpacks each layer once for overlayfs.
+
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { BerthError, Codes, isBerthError } from '../../lib/errors.js';
+import type { ImageConfig, PulledImage, PullEvent, PullOptions } from '../types.js';
+import { formatReference, manifestReference, parseReference, type ImageReference } from './reference.js';
+import {
+  DEFAULT_PLATFORM,
+  RegistryClient,
+  TokenCache,
+  credentialsFor,
+  assertSha256Digest,
+  isIndexType,
+  manifestKind,
+  selectPlatform,
+  sha256Hex,
+  type Descriptor,
+  type ImageIndex,
+  type ImageManifest,
+} from './registry.js';
+
+export interface ImageStoreOptions {
+  root: string;
+  insecureRegistries?: string[];
+}
+
+const LAYER_MEDIA_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar',
+  'application/vnd.oci.image.layer.v1.tar+gzip',
+  'application/vnd.oci.image.layer.v1.tar+zstd',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  'application/vnd.docker.image.rootfs.diff.tar',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.zstd',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
+
+const TMP_PREFIX = '.tmp-';
+
+/** Work on one digest (a download or an unpack) in flight in this process, shared by every pull that needs it. */
+interface Job {
+  promise: Promise<void>;
+  listeners: Set<(doneBytes: number) => void>;
+}
+
+/** Process-wide, so two ImageStore objects on one root still download and unpack a digest once. */
+const jobs = new Map<string, Job>();
+
+interface RefRecord {
+  reference: string;
+  digest: string;
+  pulledAt: string;
+  /** True once the reference was pulled with no credentials: anyone may use the local copy. */
+  anonymous?: boolean;
+}
+
+export class ImageStore {
+  readonly root: string;
+  private readonly insecureRegistries: string[];
+  private readonly blobDir: string;
+  private readonly layerDir: string;
+  private readonly refDir: string;
+  private readonly tokenCache = new TokenCache();
+  private ready: Promise<void> | undefined;
+
+  constructor(opts: ImageStoreOptions) {
+    this.root = resolve(opts.root);
+    this.insecureRegistries = opts.insecureRegistries ?? [];
+    this.blobDir = join(this.root, 'blobs', 'sha256');
+    this.layerDir = join(this.root, 'layers');
+    this.refDir = join(this.root, 'refs');
+  }
+
+  /** Path of the unpacked directory of a layer (exists only once the layer is complete). */
+  layerPath(digest: string): string {
+    return join(this.layerDir, digest.slice('sha256:'.length));
+  }
+
+  blobPath(digest: string): string {
+    return join(this.blobDir, digest.slice('sha256:'.length));
+  }
+
+  /** Pulls `ref` (manifest always asked from the registry, so access is re-checked); blobs and layers already present are reused. */
+  async pull(ref: string, opts: PullOptions = {}): Promise<PulledImage> {
+    const parsed = parseReference(ref);
+    const reference = formatReference(parsed);
+    await this.init();
+    const emit = (e: PullEvent): void => {
+      try {
+        opts.onEvent?.(e);
+      } catch {
+        // A faulty progress listener must not fail the pull.
+      }
+    };
+    const client = new RegistryClient(parsed.registry, {
+      insecureRegistries: this.insecureRegistries,
+      credentials: opts.credentials,
+      tokenCache: this.tokenCache,
+      signal: opts.signal,
+    });
+    const resolved = await client.resolveManifest(parsed.repository, manifestReference(parsed), reference, DEFAULT_PLATFORM);
+    const manifest = resolved.manifest;
+    this.validateManifest(manifest, reference);
+    if (resolved.index) await this.putBlob(resolved.index.digest, resolved.index.body);
+    await this.putBlob(resolved.digest, resolved.body);
+
+    const totalBytes = manifest.layers.reduce((n, l) => n + l.size, 0);
+    emit({ type: 'resolved', reference, digest: resolved.digest, layers: manifest.layers.length, totalBytes });
+
+    const configDigest = manifest.config.digest;
+    const configJob = this.shared(`blob:${this.blobPath(configDigest)}`, async () => {
+      if (await exists(this.blobPath(configDigest))) return;
+      await this.putBlob(configDigest, await client.getBlob(parsed.repository, configDigest, reference));
+    });
+    const layerJobs = manifest.layers.map(async (layer) => {
+      const dir = this.layerPath(layer.digest);
+      if (await exists(dir)) {
+        emit({ type: 'layer', digest: layer.digest, doneBytes: layer.size, totalBytes: layer.size, cached: true });
+        return;
+      }
+      const progress = (doneBytes: number): void =>
+        emit({ type: 'layer', digest: layer.digest, doneBytes, totalBytes: layer.size, cached: false });
+      await this.shared(
+        `layer:${dir}`,
+        async () => {
+          if (await exists(dir)) return;
+          const blob = this.blobPath(layer.digest);
+          await this.shared(
+            `blob:${blob}`,
+            async (notify) => {
+              if (await exists(blob)) return;
+              await client.downloadBlob(parsed.repository, layer, blob, reference, notify);
+            },
+            progress,
+          );
+          await this.unpackLayer(layer, reference);
+        },
+        undefined,
+      );
+      emit({ type: 'layer', digest: layer.digest, doneBytes: layer.size, totalBytes: layer.size, cached: false });
+    });
+    // allSettled first so no job is left running unobserved when one fails.
+    const results = await Promise.allSettled([configJob, ...layerJobs]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+
+    const image = await this.imageFromManifest(reference, resolved.digest);
+    if (!image) throw new BerthError(Codes.InternalServerError, `The image '${reference}' was pulled but is incomplete in the store.`, 500);
+    await this.writeRef(reference, resolved.digest, !credentialsFor(parsed.registry, opts.credentials));
+    emit({ type: 'done', reference, digest: resolved.digest });
+    return image;
+  }
+
+  /**
+   * The image as stored locally (no network); undefined when it was never pulled or is incomplete.
+   * With `anonymousOnly`, only images that were pulled without credentials: a private image on the
+   * host must not be usable by someone who could not pull it.
+   */
+  async get(ref: string, opts: { anonymousOnly?: boolean } = {}): Promise<PulledImage | undefined> {
+    const parsed = parseReference(ref);
+    const reference = formatReference(parsed);
+    const record = await this.readRef(reference);
+    if (record && opts.anonymousOnly && !record.anonymous) return undefined;
+    if (record) return this.imageFromManifest(reference, record.digest);
+    if (parsed.digest && !opts.anonymousOnly) {
+      // Pinned references need no index entry: the digest says everything.
+      return this.imageFromManifest(reference, await this.platformManifestDigest(parsed.digest));
+    }
+    return undefined;
+  }
+
+  /** Every reference in the local index whose image is complete. */
+  async list(): Promise<PulledImage[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.refDir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const images: PulledImage[] = [];
+    for (const name of names.sort()) {
+      if (!name.endsWith('.json') || name.startsWith(TMP_PREFIX)) continue;
+      const record = await readJson<RefRecord>(join(this.refDir, name));
+      if (!record) continue;
+      const image = await this.imageFromManifest(record.reference, record.digest);
+      if (image) images.push(image);
+    }
+    return images;
+  }
+
+  private init(): Promise<void> {
+    this.ready ??= (async () => {
+      await Promise.all([this.blobDir, this.layerDir, this.refDir].map((d) => mkdir(d, { recursive: true })));
+      // Leftovers of a crash mid-download or mid-unpack: only ever temp names, never a half-complete final path.
+      for (const dir of [this.blobDir, this.layerDir, this.refDir]) {
+        for (const name of await readdir(dir)) {
+          if (!name.includes(TMP_PREFIX)) continue;
+          const path = join(dir, name);
+          if (ownerAlive(name)) continue;
+          await rm(path, { recursive: true, force: true });
+        }
+      }
+    })().catch((e) => {
+      this.ready = undefined;
+      throw e;
+    });
+    return this.ready;
+  }
+
+  private validateManifest(m: ImageManifest, reference: string): void {
+    assertSha256Digest(m.config?.digest, `The config of '${reference}'`);
+    for (const layer of m.layers) {
+      assertSha256Digest(layer.digest, `A layer of '${reference}'`);
+      if (!LAYER_MEDIA_TYPES.has(layer.mediaType)) {
+        throw new BerthError(
+          Codes.UnsupportedMediaType,
+          `The image '${reference}' has a layer of unsupported media type '${layer.mediaType}'.`,
+        );
+      }
+      if (typeof layer.size !== 'number' || layer.size < 0) {
+        throw new BerthError(Codes.UnsupportedMediaType, `The image '${reference}' has a layer without a valid size.`);
+      }
+    }
+  }
+
+  /** Runs `work` once per key across concurrent callers; each caller's progress listener hears the shared work. */
+  private shared(key: string, work: (notify: (doneBytes: number) => void) => Promise<void>, listener?: (n: number) => void): Promise<void> {
+    let job = jobs.get(key);
+    if (!job) {
+      const listeners = new Set<(n: number) => void>();
+      const notify = (n: number): void => listeners.forEach((l) => l(n));
+      const promise = work(notify).finally(() => jobs.delete(key));
+      job = { promise, listeners };
+      jobs.set(key, job);
+    }
+    if (listener) {
+      const j = job;
+      j.listeners.add(listener);
+      return j.promise.finally(() => j.listeners.delete(listener));
+    }
+    return job.promise;
+  }
+
+  /** Writes a small verified blob (manifest, config) atomically. */
+  private async putBlob(digest: string, body: Buffer): Promise<void> {
+    const path = this.blobPath(digest);
+    if (`sha256:${sha256Hex(body)}` !== digest) {
+      throw new BerthError(Codes.DigestMismatch, `Content for ${digest} does not match its digest.`, 502);
+    }
+    if (await exists(path)) return;
+    await atomicWrite(path, body);
+  }
+
+  /** Decompresses and extracts a downloaded layer into a temp dir, converts whiteouts, then renames it into place. */
+  private async unpackLayer(layer: Descriptor, reference: string): Promise<void> {
+    const final = this.layerPath(layer.digest);
+    const tmp = `${join(this.layerDir, TMP_PREFIX)}${layer.digest.slice(7)}-${process.pid}-${randomBytes(4).toString('hex')}`;
+    try {
+      await mkdir(tmp, { mode: 0o755 });
+      await extractLayer(this.blobPath(layer.digest), tmp);
+      await convertWhiteouts(tmp);
+      try {
+        await rename(tmp, final);
+      } catch (e) {
+        // Another process finished the same layer first; its copy is as good as ours.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw e;
+      }
+    } catch (e) {
+      if (isBerthError(e)) throw e;
+      throw new BerthError(Codes.InaccessibleImage, `Layer ${layer.digest} of '${reference}' could not be unpacked: ${(e as Error).message}`);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  /** When `digest` is an index stored locally, the linux/amd64 manifest's digest; else `digest` itself. */
+  private async platformManifestDigest(digest: string): Promise<string> {
+    const body = await readFileOrUndefined(this.blobPath(digest));
+    if (!body) return digest;
+    try {
+      const { mediaType, json } = manifestKind(body, undefined);
+      if (isIndexType(mediaType)) return selectPlatform(json as ImageIndex, DEFAULT_PLATFORM, digest).digest;
+    } catch {
+      // Not a manifest we understand: let imageFromManifest decide.
+    }
+    return digest;
+  }
+
+  /** Builds a PulledImage from local blobs; undefined if anything it needs is missing. */
+  private async imageFromManifest(reference: string, digest: string): Promise<PulledImage | undefined> {
+    if (!/^sha256:[a-f0-9]{64}$/.test(digest)) return undefined;
+    const body = await readFileOrUndefined(this.blobPath(digest));
+    if (!body) return undefined;
+    let manifest: ImageManifest;
+    try {
+      const kind = manifestKind(body, undefined);
+      if (isIndexType(kind.mediaType)) return undefined;
+      manifest = kind.json;
+    } catch {
+      return undefined;
+    }
+    const configBody = await readFileOrUndefined(this.blobPath(manifest.config.digest));
+    if (!configBody) return undefined;
+    // A layer listed twice (old images repeat the empty layer) would be an overlapping lowerdir for
+    // overlayfs; its topmost occurrence already shadows the lower one completely, so only that is kept.
+    const layerDirs = manifest.layers
+      .map((l) => this.layerPath(l.digest))
+      .filter((dir, i, all) => all.indexOf(dir, i + 1) === -1);
+    for (const dir of layerDirs) if (!(await exists(dir))) return undefined;
+    return {
+      reference,
+      digest,
+      config: parseImageConfig(configBody),
+      layerDirs,
+      size: manifest.layers.reduce((n, l) => n + l.size, 0),
+    };
+  }
+
+  private refPath(reference: string): string {
+    const encoded = encodeURIComponent(reference);
+    // File names stop at 255 bytes; very long references fall back to a hash (the JSON keeps the reference).
+    return join(this.refDir, `${encoded.length <= 200 ? encoded : sha256Hex(reference)}.json`);
+  }
+
+  private async readRef(reference: string): Promise<RefRecord | undefined> {
+    const record = await readJson<RefRecord>(this.refPath(reference));
+    return record && record.reference === reference ? record : undefined;
+  }
+
+  private async writeRef(reference: string, digest: string, anonymous: boolean): Promise<void> {
+    await mkdir(this.refDir, { recursive: true });
+    const prev = await this.readRef(reference);
+    // A tag that once pulled anonymously to the same digest stays public.
+    const record: RefRecord = { reference, digest, pulledAt: new Date().toISOString(), anonymous: anonymous || (prev?.digest === digest && !!prev.anonymous) };
+    await atomicWrite(this.refPath(reference), Buffer.from(JSON.stringify(record) + '\n'));
+  }
+}
+
+/** The parts of an image config a container needs; absent fields are empty, never undefined. */
+export function parseImageConfig(body: Buffer): ImageConfig {
+  let json: any;
+  try {
+    json = JSON.parse(body.toString('utf8'));
+  } catch {
+    throw new BerthError(Codes.UnsupportedMediaType, 'The image config is not valid JSON.');
+  }
+  const c = json?.config ?? {};
+  const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []);
+  return {
+    entrypoint: strings(c.Entrypoint),
+    cmd: strings(c.Cmd),
+    env: strings(c.Env),
+    workingDir: typeof c.WorkingDir === 'string' ? c.WorkingDir : '',
+    user: typeof c.User === 'string' ? c.User : '',
+    exposedPorts: c.ExposedPorts && typeof c.ExposedPorts === 'object' ? Object.keys(c.ExposedPorts).sort() : [],
+  };
+}
+
+type Compression = 'gzip' | 'zstd' | 'none';
+
+/**
+ * Compression from the file's magic bytes. gzip and zstd always start with theirs, so bytes without
+ * one are a plain tar whatever the media type claims (some registries mislabel layers).
+ */
+async function detectCompression(file: string): Promise<Compression | 'empty'> {
+  const fh = await open(file, 'r');
+  const magic = Buffer.alloc(4);
+  let n: number;
+  try {
+    ({ bytesRead: n } = await fh.read(magic, 0, 4, 0));
+  } finally {
+    await fh.close();
+  }
+  if (n === 0) return 'empty';
+  if (magic[0] === 0x1f && magic[1] === 0x8b) return 'gzip';
+  if (magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return 'zstd';
+  return 'none';
+}
+
+/** GNU tar does the extraction: it handles hardlinks, devices, modes and refuses `..` escapes. */
+async function extractLayer(blob: string, dir: string): Promise<void> {
+  const compression = await detectCompression(blob);
+  if (compression === 'empty') return;
+  const tar = spawn('tar', ['-x', '--numeric-owner', '-p', '--xattrs', '--xattrs-include=security.capability', '-f', '-', '-C', dir], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+  });
+  const tarDone = childDone(tar, 'tar');
+  const feeds: Promise<unknown>[] = [];
+  if (compression === 'zstd') {
+    const zstd = spawn('zstd', ['-dc', '-q', '--', blob], { stdio: ['ignore', 'pipe', 'pipe'] });
+    feeds.push(childDone(zstd, 'zstd'), pipeline(zstd.stdout, tar.stdin));
+  } else if (compression === 'gzip') {
+    feeds.push(pipeline(createReadStream(blob), createGunzip(), tar.stdin));
+  } else {
+    feeds.push(pipeline(createReadStream(blob), tar.stdin));
+  }
+  const results = await Promise.allSettled([tarDone, ...feeds]);
+  // tar's own message is the most useful one; a broken pipe on the feeding side is its consequence.
+  const tarResult = results[0]!;
+  if (tarResult.status === 'rejected') throw tarResult.reason;
+  // tar stops reading at the end-of-archive blocks and exits; whatever was still being fed to it
+  // (padding, or just the close racing the exit) is of no interest: the blob's digest was verified.
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !isBrokenPipe(r.reason));
+  if (failed) throw failed.reason;
+}
+
+const isBrokenPipe = (e: unknown): boolean => {
+  const err = e as { code?: string; signal?: string };
+  return err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.signal === 'SIGPIPE';
+};
+
+/**
+ * OCI whiteouts to overlayfs: `.wh.NAME` becomes a 0:0 character device NAME, `.wh..wh..opq` becomes
+ * the `trusted.overlay.opaque=y` xattr on its directory.
+ */
+async function convertWhiteouts(root: string): Promise<void> {
+  const opaque: string[] = [];
+  const whiteouts: string[] = [];
+  const walk = async (dir: string): Promise<void> => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.name === '.wh..wh..opq') {
+        await unlink(path);
+        opaque.push(dir);
+      } else if (entry.name.startsWith('.wh.')) {
+        await rm(path, { recursive: true, force: true });
+        whiteouts.push(join(dir, entry.name.slice(4)));
+      } else if (entry.isDirectory()) {
+        await walk(path);
+      }
+    }
+  };
+  await walk(root);
+  for (const path of whiteouts) {
+    // A layer should not both add and delete a name; if it does, the deletion is what it means.
+    await rm(path, { recursive: true, force: true });
+    await run('mknod', ['-m', '000', path, 'c', '0', '0']);
+  }
+  for (let i = 0; i < opaque.length; i += 100) {
+    await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', '--', ...opaque.slice(i, i + 100)]);
+  }
+}
+
+function childDone(child: ReturnType<typeof spawn>, name: string): Promise<void> {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    if (stderr.length < 4096) stderr += d;
+  });
+  return new Promise((resolvePromise, reject) => {
+    child.on('error', (e) =>
+      reject(
+        (e as NodeJS.ErrnoException).code === 'ENOENT'
+          ? new BerthError(Codes.RuntimeError, `'${name}' is not installed on this host.`, 500)
+          : e,
+      ),
+    );
+    child.on('close', (code, signal) => {
+      if (code === 0) resolvePromise();
+      else reject(Object.assign(new Error(`${name} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`), { signal }));
+    });
+  });
+}
+
+function run(cmd: string, args: string[]): Promise<void> {
+  return childDone(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] }), cmd);
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readFileOrUndefined(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
+  }
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  const body = await readFileOrUndefined(path);
+  if (!body) return undefined;
+  try {
+    return JSON.parse(body.toString('utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Write to a temp name in the same directory then rename: readers see the old file or the new one, never a part. */
+async function atomicWrite(path: string, body: Buffer): Promise<void> {
+  const tmp = `${path}${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
+  try {
+    await writeFile(tmp, body, { flag: 'wx' });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** Temp names carry the writer's pid: a temp of a live process is someone's work in progress. */
+function ownerAlive(name: string): boolean {
+  const m = /\.tmp-(?:[a-f0-9]{64}-)?(\d+)-[a-f0-9]+$/.exec(name);
+  if (!m) return false;
+  const pid = Number(m[1]);
+  // Our own temps are in use: failed work removes its temp itself.
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

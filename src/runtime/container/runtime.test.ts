@@ -1,0 +1,276 @@
+// Integration tests of ContainerRuntime against the real runc and conmon (needs root).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { ContainerSpec } from '../types.js';
+import { ContainerRuntime } from './runtime.js';
+import { containerSpec, makeBusyboxImage, randomSuffix } from './testing.js';
+
+const sfx = randomSuffix();
+const dir = mkdtempSync(join(tmpdir(), 'berth-rt-'));
+const root = join(dir, 'containers');
+const runcRoot = `/run/berth-test-${sfx}/runc`;
+const cgroupParent = `/berth-test-${sfx}`;
+const netns = `berth-rt-${sfx}`;
+const netnsPath = `/run/netns/${netns}`;
+const image = makeBusyboxImage(join(dir, 'layer'));
+const rt = new ContainerRuntime({ root, runcRoot, cgroupParent });
+const spec = (id: string, extra: Partial<ContainerSpec>) => containerSpec(id, image, netnsPath, extra);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await sleep(20);
+  }
+}
+const waitExited = (id: string) => waitFor(async () => {
+  const st = await rt.status(id);
+  return st?.state === 'exited' ? st : undefined;
+});
+
+/** Runs a command to completion and returns its status and logs. */
+async function runToEnd(id: string, command: string[], extra: Partial<ContainerSpec> = {}) {
+  await rt.start(spec(id, { command, ...extra }));
+  const st = await waitExited(id);
+  return { st, logs: await rt.readLogs(id) };
+}
+
+before(() => {
+  execFileSync('ip', ['netns', 'add', netns]);
+  execFileSync('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up']);
+});
+
+after(async () => {
+  for (const id of await rt.list()) await rt.remove(id).catch((e) => console.error('cleanup', id, e));
+  try {
+    execFileSync('ip', ['netns', 'delete', netns]);
+  } catch {
+    /* already gone */
+  }
+  for (const ctl of readdirSync('/sys/fs/cgroup')) {
+    const p = join('/sys/fs/cgroup', ctl, cgroupParent);
+    if (existsSync(p)) {
+      try {
+        rmdirSync(p);
+      } catch {
+        /* still busy: reported by the remove tests */
+      }
+    }
+  }
+  rmSync(`/run/berth-test-${sfx}`, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('ContainerRuntime', () => {
+  it('records the exit code and times of a finished container', async () => {
+    const { st } = await runToEnd('exit3', ['sh', '-c', 'exit 3']);
+    assert.equal(st.state, 'exited');
+    assert.equal(st.exitCode, 3);
+    assert.equal(st.oomKilled, false);
+    assert.ok(st.startedAt && st.finishedAt && st.finishedAt >= st.startedAt);
+    assert.deepEqual(await rt.list(), [...(await rt.list())].sort());
+    assert.ok((await rt.list()).includes('exit3'));
+  });
+
+  it('reports undefined for an unknown container', async () => {
+    assert.equal(await rt.status('no-such-container'), undefined);
+  });
+
+  it('captures stdout and stderr, with tail and timestamps', async () => {
+    await runToEnd('logs', ['sh', '-c', 'echo one; echo two >&2; sleep 0.1; echo three; printf partial']);
+    // stdout and stderr are separate pipes: order holds within a stream only
+    const all = await rt.readLogs('logs');
+    assert.deepEqual(all.split('\n').sort(), ['', 'one', 'partial', 'three', 'two']);
+    assert.ok(all.indexOf('one') < all.indexOf('three'));
+    assert.equal(await rt.readLogs('logs', { tail: 2 }), 'three\npartial\n');
+    assert.equal(await rt.readLogs('logs', { tail: 0 }), '');
+    const ts = (await rt.readLogs('logs', { timestamps: true, tail: 1 })).trimEnd();
+    assert.match(ts, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+(Z|[+-]\d\d:\d\d) partial$/);
+    const raw = readFileSync(rt.logPath('logs'), 'utf8');
+    assert.match(raw, / stderr F two\n/);
+    assert.match(raw, / stdout P partial\n/);
+  });
+
+  it('follows logs until the container ends', async () => {
+    await rt.start(spec('follow', { command: ['sh', '-c', 'echo a; sleep 0.3; echo b; sleep 0.3; echo c'] }));
+    let text = '';
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(), 10_000);
+    await rt.followLogs('follow', {}, (t) => (text += t), ac.signal);
+    clearTimeout(timer);
+    assert.equal(text, 'a\nb\nc\n');
+  });
+
+  it('marks a container killed by its memory limit as oomKilled', async () => {
+    const { st } = await runToEnd('oom', ['dd', 'if=/dev/zero', 'bs=64M', 'count=1', 'of=/dev/null'], { memoryLimitBytes: 16 << 20 });
+    assert.equal(st.exitCode, 137);
+    assert.equal(st.oomKilled, true);
+  });
+
+  it('applies cpu quota, pids and memory limits to the cgroup', async () => {
+    const st = await rt.start(spec('limits', { command: ['sleep', '30'], cpuLimit: 0.25, pidsLimit: 50, memoryLimitBytes: 32 << 20 }));
+    assert.equal(st.state, 'running');
+    const cg = (ctl: string, file: string) => readFileSync(join('/sys/fs/cgroup', ctl, cgroupParent, 'limits', file), 'utf8').trim();
+    assert.equal(cg('cpu', 'cpu.cfs_quota_us'), '25000');
+    assert.equal(cg('cpu', 'cpu.cfs_period_us'), '100000');
+    assert.equal(cg('pids', 'pids.max'), '50');
+    assert.equal(cg('memory', 'memory.limit_in_bytes'), String(32 << 20));
+    assert.equal(cg('memory', 'memory.memsw.limit_in_bytes'), String(32 << 20));
+    // and the container sees its own limit through the read-only cgroup mount
+    const inside = await execOut('limits', ['cat', '/sys/fs/cgroup/pids/pids.max']);
+    assert.equal(inside.trim(), '50');
+    await rt.remove('limits');
+  });
+
+  it('runs with Docker default capabilities, no_new_privs, seccomp and masked paths', async () => {
+    const { st, logs } = await runToEnd('sec', ['sh', '-c', [
+      'grep -E "^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs|Seccomp):" /proc/self/status',
+      'echo kcore=$(cat /proc/kcore | wc -c)',
+      'mount -t tmpfs t /tmp 2>/dev/null && echo mount=ok || echo mount=denied',
+      'echo x > /proc/sys/kernel/hostname 2>/dev/null && echo procsys=rw || echo procsys=ro',
+      'echo hostname=$(hostname)',
+      'ls /proc/self/ns/ >/dev/null && echo pid1=$(cat /proc/1/comm)',
+    ].join('; ')]);
+    assert.equal(st.exitCode, 0, logs);
+    const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)$`, 'm').exec(logs)?.[1];
+    assert.equal(field('CapEff'), '00000000a80425fb');
+    assert.equal(field('CapPrm'), '00000000a80425fb');
+    assert.equal(field('CapBnd'), '00000000a80425fb');
+    assert.equal(field('CapInh'), '0000000000000000');
+    assert.equal(field('CapAmb'), '0000000000000000');
+    assert.equal(field('NoNewPrivs'), '1');
+    assert.equal(field('Seccomp'), '2');
+    assert.match(logs, /^kcore=0$/m);
+    assert.match(logs, /^mount=denied$/m);
+    assert.match(logs, /^procsys=ro$/m);
+    assert.match(logs, /^hostname=sec$/m);
+    assert.match(logs, /^pid1=sh$/m); // own pid namespace
+  });
+
+  it('resolves the image user and merges env', async () => {
+    const userImage = { ...image, config: { ...image.config, user: 'app', env: ['FROM_IMAGE=1', 'OVER=image'], workingDir: '/tmp' } };
+    await rt.start(containerSpec('user', userImage, netnsPath, { command: ['sh', '-c', 'id; pwd; echo $FROM_IMAGE $OVER $HOSTNAME; echo $PATH'], env: { OVER: 'spec' } }));
+    await waitExited('user');
+    const logs = await rt.readLogs('user');
+    assert.match(logs, /^uid=1000\(app\) gid=1000\(app\) groups=(1000\(app\),)?2000\(extra\)$/m);
+    assert.match(logs, /^\/tmp$/m);
+    assert.match(logs, /^1 spec user$/m);
+    assert.match(logs, /^\/usr\/local\/sbin:/m);
+  });
+
+  it('restarts an exited container in the same bundle, keeping its writable layer and log', async () => {
+    const cmd = ['sh', '-c', 'echo run >> /root/runs; cat /root/runs | wc -l'];
+    await runToEnd('restart', cmd);
+    const first = await rt.status('restart');
+    await sleep(10);
+    const again = await rt.start(spec('restart', { command: cmd }));
+    assert.ok(again.state === 'running' || again.state === 'exited');
+    const st = await waitExited('restart');
+    assert.equal(st.exitCode, 0);
+    assert.notEqual(st.startedAt, first?.startedAt);
+    assert.equal((await rt.readLogs('restart')).split('\n').filter(Boolean).map((s) => s.trim()).join(','), '1,2');
+  });
+
+  it('start is idempotent, also when called concurrently', async () => {
+    const s = spec('twice', { command: ['sleep', '30'] });
+    const [a, b] = await Promise.all([rt.start(s), rt.start(s)]);
+    assert.equal(a.state, 'running');
+    assert.equal(a.pid, b.pid);
+    assert.equal((await rt.start(s)).pid, a.pid);
+  });
+
+  it('stops with SIGTERM when the process handles it, SIGKILL after the grace period otherwise', async () => {
+    await rt.start(spec('graceful', { command: ['sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.05; done'] }));
+    await rt.start(spec('stubborn', { command: ['sleep', '30'] })); // PID 1 ignores SIGTERM without a handler
+    await sleep(100); // let the shell install its trap
+    const t0 = Date.now();
+    const [g, s] = await Promise.all([rt.stop('graceful', 5), rt.stop('stubborn', 0.3)]);
+    assert.equal(g.exitCode, 7);
+    assert.equal(s.exitCode, 137);
+    assert.ok(Date.now() - t0 < 4000);
+    assert.equal((await rt.stop('graceful', 1)).state, 'exited'); // stopping a stopped container is fine
+  });
+
+  it('execs a command in a running container with pipes', async () => {
+    await rt.start(spec('execd', { command: ['sleep', '30'] }));
+    assert.equal((await execOut('execd', ['sh', '-c', 'echo $FOO; pwd'], { env: ['FOO=bar'], cwd: '/tmp' })), 'bar\n/tmp\n');
+    const child = rt.exec('execd', ['cat']);
+    let out = '';
+    child.stdout!.on('data', (c) => (out += c));
+    child.stdin!.end('piped\n');
+    assert.equal(await new Promise((r) => child.on('close', r)), 0);
+    assert.equal(out, 'piped\n');
+  });
+
+  it('remove is idempotent and leaves no mount, runc container or directory', async () => {
+    await rt.start(spec('gone', { command: ['sleep', '30'] }));
+    const rootfs = join(root, 'gone', 'bundle', 'rootfs');
+    assert.ok(readFileSync('/proc/mounts', 'utf8').includes(rootfs));
+    await rt.remove('gone');
+    await rt.remove('gone');
+    assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(rootfs));
+    assert.ok(!execFileSync('runc', ['--root', runcRoot, 'list', '-q'], { encoding: 'utf8' }).split('\n').includes('gone'));
+    assert.ok(!existsSync(join(root, 'gone')));
+    assert.ok(!existsSync(join('/sys/fs/cgroup/memory', cgroupParent, 'gone')));
+    assert.equal(await rt.status('gone'), undefined);
+  });
+
+  it('keeps containers running after a kill -9 of the process that started them', async () => {
+    const script = join(dir, 'starter.mjs');
+    const runtimeUrl = new URL('./runtime.js', import.meta.url).href;
+    writeFileSync(script, `
+      import { ContainerRuntime } from ${JSON.stringify(runtimeUrl)};
+      const [root, runcRoot, cgroupParent, spec] = process.argv.slice(2);
+      const rt = new ContainerRuntime({ root, runcRoot, cgroupParent });
+      const st = await rt.start(JSON.parse(spec));
+      process.stdout.write(JSON.stringify(st) + '\\n');
+      setInterval(() => {}, 1000);
+    `);
+    const s = spec('survivor', { command: ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.05; done'] });
+    const child = spawn(process.execPath, [script, root, runcRoot, cgroupParent, JSON.stringify(s)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      child.stdout!.on('data', (c) => {
+        buf += c;
+        if (buf.includes('\n')) resolve(buf.split('\n')[0]);
+      });
+      child.on('exit', (code) => reject(new Error(`starter exited with ${code}`)));
+    });
+    const started = JSON.parse(line);
+    assert.equal(started.state, 'running');
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+
+    // a brand-new runtime object sees it from disk alone
+    const fresh = new ContainerRuntime({ root, runcRoot, cgroupParent });
+    const st = await fresh.status('survivor');
+    assert.equal(st?.state, 'running');
+    assert.equal(st?.pid, started.pid);
+    const n1 = (await fresh.readLogs('survivor')).split('\n').length;
+    await sleep(400);
+    const n2 = (await fresh.readLogs('survivor')).split('\n').length;
+    assert.ok(n2 > n1, `log grows after the starter died (${n1} -> ${n2})`);
+    const stopped = await fresh.stop('survivor', 0.2);
+    assert.equal(stopped.state, 'exited');
+    await fresh.remove('survivor');
+  });
+});
+
+async function execOut(id: string, argv: string[], opts?: { env?: string[]; cwd?: string }): Promise<string> {
+  const child = rt.exec(id, argv, opts);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (c) => (out += c));
+  child.stderr!.on('data', (c) => (err += c));
+  child.stdin!.end();
+  const code = await new Promise((r) => child.on('close', r));
+  assert.equal(code, 0, err);
+  return out;
+}

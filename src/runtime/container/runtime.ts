@@ -1,0 +1,668 @@
+// Runs containers with runc under conmon; all state lives on disk so containers outlive this process.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createReadStream, existsSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError, Codes } from '../../lib/errors.js';
+import type { ContainerSpec, ContainerStatus } from '../types.js';
+import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
+
+export interface ContainerRuntimeOptions {
+  /** Per-container directories live in `<root>/<id>/`. */
+  root: string;
+  /** `runc --root`, e.g. /run/berth/runc. */
+  runcRoot: string;
+  runcPath?: string;
+  conmonPath?: string;
+  /** cgroup parent; containers land in `<cgroupParent>/<id>`. Default /berth. */
+  cgroupParent?: string;
+  /** Host resolv.conf to derive the containers' from. */
+  hostResolvConf?: string;
+}
+
+export interface LogOptions {
+  tail?: number;
+  timestamps?: boolean;
+}
+
+/** What we keep next to the bundle; everything else is read back from runc and conmon's files. */
+interface ContainerMeta {
+  id: string;
+  startedAt?: string;
+  lowerdir?: string;
+  restarts: number;
+}
+
+interface RuncState {
+  status: 'creating' | 'created' | 'running' | 'paused' | 'stopped';
+  pid: number;
+}
+
+const ID_RE = /^[a-z0-9][a-z0-9_.-]*$/;
+
+function run(file: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
+      if (err) {
+        const e = err as Error & { stderr?: string };
+        e.stderr = String(stderr);
+        reject(e);
+      } else resolve({ stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** True while the process runs; a zombie counts as gone (init may reap orphans lazily). */
+function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+/** Unescapes /proc/self/mountinfo octal escapes (spaces etc. in paths). */
+const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+
+function isMountpoint(path: string): boolean {
+  const text = readFileSync('/proc/self/mountinfo', 'utf8');
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f.length > 4 && unescapeMount(f[4]) === path) return true;
+  }
+  return false;
+}
+
+async function writeFileAtomic(path: string, data: string): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, data);
+  await rename(tmp, path);
+}
+
+/** One k8s-file line: `TIMESTAMP stdout|stderr F|P text`. */
+interface LogRecord {
+  ts: string;
+  stream: string;
+  partial: boolean;
+  text: string;
+}
+
+function parseLogLine(line: string): LogRecord | undefined {
+  const a = line.indexOf(' ');
+  const b = line.indexOf(' ', a + 1);
+  const c = line.indexOf(' ', b + 1);
+  if (a < 0 || b < 0) return undefined;
+  const tag = c < 0 ? line.slice(b + 1) : line.slice(b + 1, c);
+  return { ts: line.slice(0, a), stream: line.slice(a + 1, b), partial: tag === 'P', text: c < 0 ? '' : line.slice(c + 1) };
+}
+
+/** Joins partial records into the lines the process wrote; stdout and stderr are assembled apart. */
+class LogAssembler {
+  private pending = new Map<string, { ts: string; text: string }>();
+  push(rec: LogRecord, out: { ts: string; text: string }[]): void {
+    let cur = this.pending.get(rec.stream);
+    if (cur) cur.text += rec.text;
+    else cur = { ts: rec.ts, text: rec.text };
+    if (rec.partial) this.pending.set(rec.stream, cur);
+    else {
+      this.pending.delete(rec.stream);
+      out.push(cur);
+    }
+  }
+  flush(out: { ts: string; text: string }[]): void {
+    out.push(...this.pending.values());
+    this.pending.clear();
+  }
+}
+
+const formatLines = (lines: { ts: string; text: string }[], timestamps?: boolean) =>
+  lines.map((l) => (timestamps ? `${l.ts} ${l.text}\n` : `${l.text}\n`)).join('');
+
+export class ContainerRuntime {
+  private readonly runc: string;
+  private readonly conmon: string;
+  private readonly locks = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly opts: ContainerRuntimeOptions) {
+    this.runc = opts.runcPath ?? '/usr/sbin/runc';
+    this.conmon = opts.conmonPath ?? '/usr/bin/conmon';
+  }
+
+  private dir(id: string, ...rest: string[]): string {
+    return join(this.opts.root, id, ...rest);
+  }
+
+  logPath(id: string): string {
+    return this.dir(id, 'ctr.log');
+  }
+
+  private checkId(id: string): void {
+    if (!ID_RE.test(id) || id.length > 128) {
+      throw new BerthError(Codes.RuntimeError, `invalid container id "${id}"`);
+    }
+  }
+
+  /** Serialises operations on one id within this process. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    }
+  }
+
+  private runcArgs(...args: string[]): string[] {
+    return ['--root', this.opts.runcRoot, ...args];
+  }
+
+  private async runcState(id: string): Promise<RuncState | undefined> {
+    // runc keeps one state dir per container; without it `runc state` can only fail.
+    if (!existsSync(join(this.opts.runcRoot, id))) return undefined;
+    try {
+      const { stdout } = await run(this.runc, this.runcArgs('state', id));
+      return JSON.parse(stdout) as RuncState;
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? e);
+      if (/does not exist|not found/i.test(msg)) return undefined;
+      throw new BerthError(Codes.RuntimeError, `runc state ${id}: ${msg.trim()}`);
+    }
+  }
+
+  private async readMeta(id: string): Promise<ContainerMeta | undefined> {
+    try {
+      return JSON.parse(await readFile(this.dir(id, 'meta.json'), 'utf8')) as ContainerMeta;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private readExit(id: string): { code: number; at: string } | undefined {
+    const p = this.dir(id, 'exits', id);
+    try {
+      const text = readFileSync(p, 'utf8').trim();
+      if (text === '') return undefined;
+      return { code: Number(text), at: statSync(p).mtime.toISOString() };
+    } catch {
+      return undefined;
+    }
+  }
+
+  private conmonPid(id: string): number | undefined {
+    try {
+      const pid = Number(readFileSync(this.dir(id, 'conmon.pid'), 'utf8').trim());
+      if (!(pid > 0) || !pidAlive(pid)) return undefined;
+      // guard against PID reuse: the live process must be conmon for this id
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      return cmdline.includes('conmon') && cmdline.includes(this.dir(id)) ? pid : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private oomKilled(id: string): boolean {
+    if (existsSync(this.dir(id, 'persist', 'oom'))) return true;
+    // conmon may miss the event; the cgroup's counter survives until `runc delete`.
+    const parent = (this.opts.cgroupParent ?? '/berth').replace(/^\/+|\/+$/g, '');
+    try {
+      const text = readFileSync(join('/sys/fs/cgroup/memory', parent, id, 'memory.oom_control'), 'utf8');
+      const m = /oom_kill (\d+)/.exec(text);
+      return !!m && Number(m[1]) > 0;
+    } catch {
+      return false;
+    }
+  }
+
+  async status(id: string): Promise<ContainerStatus | undefined> {
+    this.checkId(id);
+    const meta = await this.readMeta(id);
+    let state = await this.runcState(id);
+    if (!meta && !state) return undefined;
+    const base: ContainerStatus = { id, state: 'unknown', ...(meta?.startedAt ? { startedAt: meta.startedAt } : {}) };
+
+    let exit = this.readExit(id);
+    if (!exit && state?.status === 'stopped') {
+      // conmon writes the exit file moments after runc sees the process gone
+      for (let i = 0; i < 50 && !exit && this.conmonPid(id); i++) {
+        await sleep(10);
+        exit = this.readExit(id);
+      }
+    }
+    if (exit) {
+      return { ...base, state: 'exited', exitCode: exit.code, oomKilled: this.oomKilled(id), finishedAt: exit.at };
+    }
+    if (!state) return base;
+    switch (state.status) {
+      case 'running':
+      case 'paused':
+        return { ...base, state: 'running', pid: state.pid };
+      case 'created':
+      case 'creating':
+        return { ...base, state: 'created', pid: state.pid || undefined };
+      case 'stopped':
+        // exit code lost (conmon killed): still report that it ended
+        return { ...base, state: 'exited', oomKilled: this.oomKilled(id) };
+    }
+    return base;
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      const entries = await readdir(this.opts.root, { withFileTypes: true });
+      return entries.filter((e) => e.isDirectory() && ID_RE.test(e.name)).map((e) => e.name).sort();
+    } catch {
+      return [];
+    }
+  }
+
+  start(spec: ContainerSpec): Promise<ContainerStatus> {
+    this.checkId(spec.id);
+    return this.locked(spec.id, () => this.startLocked(spec));
+  }
+
+  private async startLocked(spec: ContainerSpec): Promise<ContainerStatus> {
+    const id = spec.id;
+    const current = await this.status(id);
+    if (current?.state === 'running') return current;
+    if (current?.state === 'created') {
+      const startedAt = new Date().toISOString();
+      await this.runcStart(id);
+      await this.markStarted(id, startedAt);
+      return (await this.status(id)) ?? { id, state: 'unknown' };
+    }
+
+    const meta: ContainerMeta = (await this.readMeta(id)) ?? { id, restarts: -1 };
+    if (await this.runcState(id)) {
+      // an exited run: clear runc's record (and its cgroup) so the bundle can be created again
+      await this.runcDelete(id);
+    }
+    const conmonPid = this.conmonPid(id);
+    if (conmonPid) {
+      await this.waitGone(conmonPid, 2000);
+    }
+
+    const bundle = this.dir(id, 'bundle');
+    const rootfs = join(bundle, 'rootfs');
+    await Promise.all(
+      ['exits', 'persist', 'sock', 'upper', 'work', 'etc', 'bundle/rootfs'].map((d) => mkdir(this.dir(id, d), { recursive: true })),
+    );
+    await Promise.all([
+      rm(this.dir(id, 'exits', id), { force: true }),
+      rm(this.dir(id, 'persist', 'oom'), { force: true }),
+      rm(this.dir(id, 'persist', 'exit'), { force: true }),
+      rm(this.dir(id, 'ctr.pid'), { force: true }),
+    ]);
+
+    const lowerdir = [...spec.image.layerDirs].reverse().join(':');
+    if (spec.image.layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
+    if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
+    if (!isMountpoint(rootfs)) {
+      const data = `lowerdir=${lowerdir},upperdir=${this.dir(id, 'upper')},workdir=${this.dir(id, 'work')}`;
+      try {
+        await run('/usr/bin/mount', ['-t', 'overlay', 'overlay', '-o', data, rootfs]);
+      } catch (e) {
+        throw new BerthError(Codes.RuntimeError, `mounting rootfs of ${id}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+      }
+    }
+    meta.lowerdir = lowerdir;
+
+    const etc = {
+      hosts: this.dir(id, 'etc', 'hosts'),
+      hostname: this.dir(id, 'etc', 'hostname'),
+      resolvConf: undefined as string | undefined,
+    };
+    let hostResolv = '';
+    try {
+      hostResolv = readFileSync(this.opts.hostResolvConf ?? '/etc/resolv.conf', 'utf8');
+    } catch {
+      /* no host resolver config: keep the image's */
+    }
+    const resolv = resolvConfContent(hostResolv);
+    const writes = [
+      writeFile(etc.hosts, hostsFileContent(spec.hostname, spec.ip)),
+      writeFile(etc.hostname, `${spec.hostname}\n`),
+    ];
+    if (resolv) {
+      etc.resolvConf = this.dir(id, 'etc', 'resolv.conf');
+      writes.push(writeFile(etc.resolvConf, resolv));
+    }
+    const oci = buildOciSpec(spec, { rootfs, etcFiles: etc, cgroupParent: this.opts.cgroupParent });
+    writes.push(writeFile(join(bundle, 'config.json'), JSON.stringify(oci)));
+    await Promise.all(writes);
+
+    meta.restarts += 1;
+    delete meta.startedAt;
+    await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
+
+    const pid = await this.spawnConmon(id, bundle);
+    const startedAt = new Date().toISOString();
+    await this.runcStart(id);
+    await this.markStarted(id, startedAt);
+    // a fresh start is known to be running; asking runc again would add a process spawn
+    return { id, state: 'running', pid, startedAt };
+  }
+
+  private async markStarted(id: string, startedAt: string): Promise<void> {
+    const meta = (await this.readMeta(id)) ?? { id, restarts: 0 };
+    meta.startedAt = startedAt;
+    await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
+  }
+
+  /**
+   * Starts conmon fully detached (own session, no stdio tied to us) so it and the container survive
+   * this process; conmon reports the container PID (or runc's error) on the sync pipe once
+   * `runc create` is done.
+   */
+  private spawnConmon(id: string, bundle: string): Promise<number> {
+    const args = [
+      '--api-version', '1',
+      '-c', id,
+      '-u', id,
+      '-n', id,
+      '-r', this.runc,
+      '--runtime-arg', '--root',
+      '--runtime-arg', this.opts.runcRoot,
+      '-b', bundle,
+      '-p', this.dir(id, 'ctr.pid'),
+      '--exit-dir', this.dir(id, 'exits'),
+      '-0', this.dir(id, 'persist'),
+      '-l', `k8s-file:${this.logPath(id)}`,
+      '--conmon-pidfile', this.dir(id, 'conmon.pid'),
+      '--socket-dir-path', this.dir(id, 'sock'),
+      '--log-level', 'error',
+      '--no-sync-log',
+    ];
+    return new Promise((resolve, reject) => {
+      const child = spawn(this.conmon, args, {
+        detached: true,
+        stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
+        cwd: this.dir(id),
+        env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', _OCI_SYNCPIPE: '3' },
+      });
+      child.unref();
+      const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void; unref?: () => void };
+      let buf = '';
+      let done = false;
+      const finish = (err: Error | undefined, pid?: number) => {
+        if (done) return;
+        done = true;
+        pipe.destroy();
+        if (err) reject(err);
+        else resolve(pid!);
+      };
+      child.on('error', (e) => finish(new BerthError(Codes.RuntimeError, `spawning conmon for ${id}: ${e.message}`)));
+      pipe.on('data', (chunk: Buffer) => {
+        buf += chunk.toString();
+        const nl = buf.indexOf('\n');
+        const candidate = nl >= 0 ? buf.slice(0, nl) : buf;
+        let msg: { data: number; message?: string };
+        try {
+          msg = JSON.parse(candidate);
+        } catch {
+          return; // not a whole message yet
+        }
+        if (msg.data > 0) finish(undefined, msg.data);
+        else finish(new BerthError(Codes.RuntimeError, `creating container ${id}: ${(msg.message ?? 'runc create failed').trim()}`));
+      });
+      pipe.on('end', () => finish(new BerthError(Codes.RuntimeError, `conmon for ${id} exited before reporting the container PID`)));
+      pipe.on('error', (e: Error) => finish(new BerthError(Codes.RuntimeError, `conmon sync pipe for ${id}: ${e.message}`)));
+    });
+  }
+
+  private async runcStart(id: string): Promise<void> {
+    try {
+      await run(this.runc, this.runcArgs('start', id));
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? e).trim();
+      // a concurrent start (another process) may have won; that is fine if it now runs
+      const st = await this.runcState(id);
+      if (st && (st.status === 'running' || st.status === 'stopped')) return;
+      throw new BerthError(Codes.RuntimeError, `runc start ${id}: ${msg}`);
+    }
+  }
+
+  private async runcDelete(id: string): Promise<void> {
+    try {
+      await run(this.runc, this.runcArgs('delete', '--force', id));
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? e);
+      if (!/does not exist|not found/i.test(msg)) {
+        throw new BerthError(Codes.RuntimeError, `runc delete ${id}: ${msg.trim()}`);
+      }
+    }
+  }
+
+  private async waitGone(pid: number, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (pidAlive(pid)) {
+      if (Date.now() > deadline) return false;
+      await sleep(10);
+    }
+    return true;
+  }
+
+  private async unmount(path: string): Promise<void> {
+    try {
+      await run('/usr/bin/umount', [path]);
+    } catch (e) {
+      // a busy mount goes away once its last user is gone
+      await run('/usr/bin/umount', ['-l', path]).catch(() => undefined);
+      if (isMountpoint(path)) {
+        throw new BerthError(Codes.RuntimeError, `unmounting ${path}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+      }
+    }
+  }
+
+  async kill(id: string, signal: string = 'SIGTERM'): Promise<void> {
+    this.checkId(id);
+    try {
+      await run(this.runc, this.runcArgs('kill', id, signal));
+    } catch (e) {
+      const msg = String((e as { stderr?: string }).stderr ?? e);
+      // an ended container has nothing left to signal
+      if (/not running|does not exist|process already finished|container not running/i.test(msg)) return;
+      throw new BerthError(Codes.RuntimeError, `runc kill ${id} ${signal}: ${msg.trim()}`);
+    }
+  }
+
+  /** Resolves once conmon has recorded the exit, or false after timeoutMs. */
+  private async waitExit(id: string, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (this.readExit(id)) return true;
+      if (!this.conmonPid(id)) {
+        const st = await this.runcState(id);
+        if (!st || st.status === 'stopped') return true;
+      }
+      if (Date.now() >= deadline) return false;
+      await sleep(20);
+    }
+  }
+
+  async stop(id: string, graceSeconds: number): Promise<ContainerStatus> {
+    this.checkId(id);
+    return this.locked(id, async () => {
+      const st = await this.status(id);
+      if (!st) throw new BerthError(Codes.ContainerNotFound, `container ${id} not found`, 404);
+      if (st.state === 'exited' || st.state === 'unknown') return st;
+      await this.kill(id, 'SIGTERM');
+      if (!(await this.waitExit(id, Math.max(0, graceSeconds) * 1000))) {
+        await this.kill(id, 'SIGKILL');
+        if (!(await this.waitExit(id, 10_000))) {
+          throw new BerthError(Codes.RuntimeError, `container ${id} did not exit after SIGKILL`);
+        }
+      }
+      return (await this.status(id)) ?? { id, state: 'exited' };
+    });
+  }
+
+  async remove(id: string): Promise<void> {
+    this.checkId(id);
+    return this.locked(id, async () => {
+      const conmonPid = this.conmonPid(id);
+      const st = await this.runcState(id);
+      if (st && st.status !== 'stopped') {
+        // SIGKILL and watching for conmon's exit file beats `delete --force`, which polls in 100 ms steps
+        await this.kill(id, 'SIGKILL');
+        await this.waitExit(id, 5000);
+      }
+      await this.runcDelete(id);
+      if (conmonPid && !(await this.waitGone(conmonPid, 2000))) {
+        try {
+          process.kill(conmonPid, 'SIGKILL');
+        } catch {
+          /* already gone */
+        }
+      }
+      const rootfs = this.dir(id, 'bundle', 'rootfs');
+      if (isMountpoint(rootfs)) await this.unmount(rootfs);
+      await rm(this.dir(id), { recursive: true, force: true });
+    });
+  }
+
+  async readLogs(id: string, opts: LogOptions = {}): Promise<string> {
+    this.checkId(id);
+    const path = this.logPath(id);
+    let size: number;
+    try {
+      size = (await stat(path)).size;
+    } catch {
+      return '';
+    }
+    return this.readLogsUpTo(path, size, opts);
+  }
+
+  /**
+   * Emits the existing log (honouring tail), then new lines as conmon writes them, until the signal
+   * aborts or the container's monitor is gone and the file is drained.
+   */
+  async followLogs(id: string, opts: LogOptions, onChunk: (text: string) => void, signal: AbortSignal): Promise<void> {
+    this.checkId(id);
+    const path = this.logPath(id);
+    let offset = 0;
+    try {
+      offset = (await stat(path)).size;
+    } catch {
+      /* not written yet */
+    }
+    // the initial part is read up to `offset` exactly, so nothing is emitted twice
+    const initial = await this.readLogsUpTo(path, offset, opts);
+    if (initial) onChunk(initial);
+    if (signal.aborted) return;
+
+    const asm = new LogAssembler();
+    let carry = '';
+    const drain = async () => {
+      let fh;
+      try {
+        fh = await open(path, 'r');
+      } catch {
+        return;
+      }
+      try {
+        for (;;) {
+          const buf = Buffer.alloc(64 * 1024);
+          const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
+          if (bytesRead === 0) break;
+          offset += bytesRead;
+          carry += buf.subarray(0, bytesRead).toString('utf8');
+          const nl = carry.lastIndexOf('\n');
+          if (nl < 0) continue;
+          const complete = carry.slice(0, nl);
+          carry = carry.slice(nl + 1);
+          const out: { ts: string; text: string }[] = [];
+          for (const raw of complete.split('\n')) {
+            const rec = raw ? parseLogLine(raw) : undefined;
+            if (rec) asm.push(rec, out);
+          }
+          if (out.length) onChunk(formatLines(out, opts.timestamps));
+        }
+      } finally {
+        await fh.close();
+      }
+    };
+
+    await new Promise<void>((resolve) => {
+      let watcher: FSWatcher | undefined;
+      let busy = false;
+      let again = false;
+      let finished = false;
+      const finish = () => {
+        if (finished) return;
+        finished = true;
+        clearInterval(timer);
+        watcher?.close();
+        signal.removeEventListener('abort', finish);
+        resolve();
+      };
+      const tick = async (checkExit: boolean) => {
+        if (busy) {
+          again = true;
+          return;
+        }
+        busy = true;
+        try {
+          do {
+            again = false;
+            await drain();
+          } while (again);
+          if (checkExit && !this.conmonPid(id)) {
+            await drain();
+            const out: { ts: string; text: string }[] = [];
+            asm.flush(out);
+            if (out.length) onChunk(formatLines(out, opts.timestamps));
+            finish();
+          }
+        } finally {
+          busy = false;
+        }
+      };
+      try {
+        watcher = watch(path, () => void tick(false));
+      } catch {
+        /* file may not exist yet: the timer covers it */
+      }
+      // the watcher can miss events (and cannot see the file appear); poll as a backstop
+      const timer = setInterval(() => void tick(true), 250);
+      signal.addEventListener('abort', finish);
+      if (signal.aborted) finish();
+    });
+  }
+
+  private async readLogsUpTo(path: string, end: number, opts: LogOptions): Promise<string> {
+    if (end === 0) return '';
+    const chunks: Buffer[] = [];
+    await new Promise<void>((resolve, reject) => {
+      createReadStream(path, { start: 0, end: end - 1 })
+        .on('data', (c) => chunks.push(c as Buffer))
+        .on('end', resolve)
+        .on('error', reject);
+    });
+    const lines: { ts: string; text: string }[] = [];
+    const asm = new LogAssembler();
+    for (const raw of Buffer.concat(chunks).toString('utf8').split('\n')) {
+      const rec = raw ? parseLogLine(raw) : undefined;
+      if (rec) asm.push(rec, lines);
+    }
+    asm.flush(lines);
+    const selected = opts.tail !== undefined && opts.tail >= 0 ? lines.slice(Math.max(0, lines.length - opts.tail)) : lines;
+    return formatLines(selected, opts.timestamps);
+  }
+
+  /** `runc exec` with plain pipes (no tty); the caller owns the returned process. */
+  exec(id: string, argv: string[], opts: { env?: string[]; cwd?: string } = {}): ChildProcess {
+    this.checkId(id);
+    if (argv.length === 0) throw new BerthError(Codes.RuntimeError, 'exec needs a command');
+    const args = ['exec'];
+    for (const e of opts.env ?? []) args.push('--env', e);
+    if (opts.cwd) args.push('--cwd', opts.cwd);
+    args.push(id, ...argv);
+    return spawn(this.runc, this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+}

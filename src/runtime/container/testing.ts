@@ -1,0 +1,62 @@
+// Test fixtures for the runtime: a busybox rootfs posing as a pulled image, and host-state probes.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ContainerSpec, PulledImage } from '../types.js';
+
+const APPLETS = [
+  'sh', 'sleep', 'echo', 'cat', 'httpd', 'wget', 'nc', 'dd', 'head', 'tail', 'true', 'false', 'id',
+  'hostname', 'ip', 'ifconfig', 'grep', 'ls', 'env', 'pwd', 'seq', 'kill', 'ps', 'mkdir', 'rm', 'touch', 'mount', 'wc',
+];
+
+/** A one-layer "image" made of busybox-static with applet links and a passwd file. */
+export function makeBusyboxImage(baseDir?: string, config: Partial<PulledImage['config']> = {}): PulledImage {
+  const dir = baseDir ?? mkdtempSync(join(tmpdir(), 'berth-layer-'));
+  for (const d of ['bin', 'etc', 'tmp', 'proc', 'sys', 'dev', 'www', 'root']) mkdirSync(join(dir, d), { recursive: true });
+  copyFileSync('/bin/busybox', join(dir, 'bin/busybox'));
+  for (const a of APPLETS) symlinkSync('busybox', join(dir, 'bin', a));
+  writeFileSync(join(dir, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\napp:x:1000:1000:app:/home/app:/bin/sh\n');
+  writeFileSync(join(dir, 'etc/group'), 'root:x:0:\nnogroup:x:65534:\napp:x:1000:\nextra:x:2000:app\n');
+  writeFileSync(join(dir, 'www/index.html'), 'hello from berth\n');
+  return {
+    reference: 'test/busybox:latest',
+    digest: 'sha256:0000000000000000000000000000000000000000000000000000000000000000',
+    config: { entrypoint: [], cmd: ['sh'], env: ['PATH=/bin', 'FROM_IMAGE=1'], workingDir: '/', user: '', exposedPorts: [], ...config },
+    layerDirs: [dir],
+    size: 0,
+  };
+}
+
+export function containerSpec(id: string, image: PulledImage, netnsPath: string, extra: Partial<ContainerSpec> = {}): ContainerSpec {
+  return {
+    id,
+    image,
+    env: {},
+    cpuLimit: 0,
+    memoryLimitBytes: 0,
+    netnsPath,
+    hostname: id.slice(0, 63),
+    mounts: [],
+    ...extra,
+  };
+}
+
+export const randomSuffix = () => Math.random().toString(36).slice(2, 8);
+
+/** Counts the host facts teardown must restore. */
+export function hostNetworkCounts(): { netns: number; veth: number; iptablesRules: number; iptablesChains: number } {
+  const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+  const veth = execFileSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
+  const save = [
+    ...execFileSync('iptables-save', { encoding: 'utf8' }).split('\n'),
+    ...execFileSync('ip6tables-save', { encoding: 'utf8' }).split('\n'),
+  ];
+  return {
+    netns,
+    veth,
+    iptablesRules: save.filter((l) => l.startsWith('-A ')).length,
+    // user-defined chains only: nf_tables keeps empty built-in tables once they were touched
+    iptablesChains: save.filter((l) => /^:\S+ - /.test(l)).length,
+  };
+}

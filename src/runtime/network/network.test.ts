@@ -1,0 +1,201 @@
+// Integration tests of NetworkManager with the real CNI plugins, iptables and containers (needs root).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { isBerthError } from '../../lib/errors.js';
+import { ContainerRuntime } from '../container/runtime.js';
+import { containerSpec, hostNetworkCounts, makeBusyboxImage, randomSuffix } from '../container/testing.js';
+import { NetworkManager, type NetworkManagerOptions } from './network.js';
+
+const baseline = hostNetworkCounts();
+const sfx = randomSuffix();
+const dir = mkdtempSync(join(tmpdir(), 'berth-net-'));
+const octet = 1 + Math.floor(Math.random() * 250);
+const netOpts: NetworkManagerOptions = {
+  name: `berth-test-${sfx}`,
+  bridge: `bt${sfx}`,
+  subnet: `10.213.${octet}.0/24`,
+  stateDir: join(dir, 'state'),
+  ipamDataDir: join(dir, 'ipam'),
+};
+const nm = new NetworkManager(netOpts);
+const cgroupParent = `/berth-nettest-${sfx}`;
+const runcRoot = `/run/berth-nettest-${sfx}/runc`;
+const rt = new ContainerRuntime({ root: join(dir, 'containers'), runcRoot, cgroupParent });
+const image = makeBusyboxImage(join(dir, 'layer'));
+const port = () => 20000 + Math.floor(Math.random() * 10000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function httpGet(url: string): Promise<string> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+  return res.text();
+}
+async function waitHttp(url: string): Promise<string> {
+  for (let i = 0; ; i++) {
+    try {
+      return await httpGet(url);
+    } catch (e) {
+      if (i > 100) throw e;
+      await sleep(30);
+    }
+  }
+}
+const ipamAllocations = () => {
+  const d = join(dir, 'ipam', netOpts.name!);
+  return existsSync(d) ? readdirSync(d).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f)) : [];
+};
+const bridgeExists = () => {
+  try {
+    execFileSync('ip', ['link', 'show', netOpts.bridge!], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A CNI dir of the real plugins with firewall replaced by a script whose ADD does `addScript`. */
+function cniDirWithFirewallAdd(name: string, addScript: string): string {
+  const d = join(dir, name);
+  mkdirSync(d);
+  for (const p of readdirSync('/usr/lib/cni')) if (p !== 'firewall') symlinkSync(join('/usr/lib/cni', p), join(d, p));
+  writeFileSync(join(d, 'firewall'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then\n${addScript}\nfi\nexec /usr/lib/cni/firewall\n`);
+  chmodSync(join(d, 'firewall'), 0o755);
+  return d;
+}
+
+after(async () => {
+  for (const id of await rt.list()) await rt.remove(id).catch(() => undefined);
+  for (const id of await nm.list()) await nm.teardown(id).catch((e) => console.error('teardown', id, e));
+  await nm.destroy().catch(() => undefined);
+  try {
+    execFileSync('ip', ['link', 'delete', netOpts.bridge!], { stdio: 'ignore' });
+  } catch {
+    /* already gone */
+  }
+  for (const ctl of readdirSync('/sys/fs/cgroup')) {
+    const p = join('/sys/fs/cgroup', ctl, cgroupParent);
+    if (existsSync(p)) rmdirSync(p);
+  }
+  rmSync(`/run/berth-nettest-${sfx}`, { recursive: true, force: true });
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('NetworkManager', () => {
+  it('sets up a sandbox idempotently and finds it again', async () => {
+    const sb = await nm.setup('basic', []);
+    assert.equal(sb.id, 'basic');
+    assert.equal(sb.netnsPath, '/run/netns/berth-basic');
+    assert.ok(existsSync(sb.netnsPath));
+    assert.ok(sb.ip.startsWith(`10.213.${octet}.`), sb.ip);
+    assert.deepEqual(await nm.setup('basic', []), sb);
+    assert.deepEqual(await nm.get('basic'), sb);
+    assert.deepEqual(await nm.list(), ['basic']);
+    assert.equal(await nm.get('absent'), undefined);
+    // a fresh manager reads the same state from disk
+    assert.deepEqual(await new NetworkManager(netOpts).get('basic'), sb);
+    const addr = execFileSync('ip', ['netns', 'exec', 'berth-basic', 'ip', '-o', '-4', 'addr', 'show', 'eth0'], { encoding: 'utf8' });
+    assert.ok(addr.includes(`${sb.ip}/24`));
+    const lo = execFileSync('ip', ['netns', 'exec', 'berth-basic', 'ip', '-o', 'link', 'show', 'lo'], { encoding: 'utf8' });
+    assert.match(lo, /UP/);
+    await nm.teardown('basic');
+    await nm.teardown('basic');
+    assert.ok(!existsSync(sb.netnsPath));
+    assert.deepEqual(await nm.list(), []);
+    assert.deepEqual(ipamAllocations(), []);
+  });
+
+  it('publishes a port on 127.0.0.1 of the host until teardown, then restores the host exactly', async () => {
+    const p = port();
+    const sb = await nm.setup('web', [{ port: p, protocol: 'TCP' }]);
+    await rt.start(containerSpec('web-httpd', image, sb.netnsPath, { ip: sb.ip, command: ['httpd', '-f', '-p', String(p), '-h', '/www'] }));
+    assert.equal(await waitHttp(`http://127.0.0.1:${p}/index.html`), 'hello from berth\n');
+    assert.equal(await httpGet(`http://${sb.ip}:${p}/index.html`), 'hello from berth\n');
+    const hosts = await rt.exec('web-httpd', ['cat', '/etc/hosts']);
+    let hostsText = '';
+    hosts.stdout!.on('data', (c) => (hostsText += c));
+    await new Promise((r) => hosts.on('close', r));
+    assert.match(hostsText, new RegExp(`^${sb.ip.replace(/\./g, '\\.')}\\tweb-httpd$`, 'm'));
+
+    await rt.remove('web-httpd');
+    await nm.teardown('web');
+    await assert.rejects(httpGet(`http://127.0.0.1:${p}/index.html`));
+    await nm.destroy();
+    assert.ok(!bridgeExists());
+    assert.deepEqual(hostNetworkCounts(), baseline);
+    assert.deepEqual(ipamAllocations(), []);
+  });
+
+  it('lets two containers of one sandbox talk over localhost', async () => {
+    const sb = await nm.setup('pair', []);
+    await rt.start(containerSpec('pair-server', image, sb.netnsPath, { command: ['httpd', '-f', '-p', '127.0.0.1:8081', '-h', '/www'] }));
+    await rt.start(containerSpec('pair-client', image, sb.netnsPath, {
+      command: ['sh', '-c', 'for i in $(seq 1 50); do wget -q -O - http://127.0.0.1:8081/index.html && exit 0; sleep 0.05; done; exit 1'],
+    }));
+    for (let i = 0; i < 200; i++) {
+      const st = await rt.status('pair-client');
+      if (st?.state === 'exited') break;
+      await sleep(20);
+    }
+    const st = await rt.status('pair-client');
+    assert.equal(st?.exitCode, 0, await rt.readLogs('pair-client'));
+    assert.equal(await rt.readLogs('pair-client'), 'hello from berth\n');
+    await rt.remove('pair-server');
+    await rt.remove('pair-client');
+    await nm.teardown('pair');
+  });
+
+  it('refuses to publish a host port another sandbox already publishes', async () => {
+    const p = port();
+    await nm.setup('owner', [{ port: p, protocol: 'TCP' }]);
+    const err = await nm.setup('thief', [{ port: p, protocol: 'TCP' }]).catch((e) => e);
+    assert.ok(isBerthError(err) && err.code === 'NetworkError' && err.status === 409, String(err));
+    assert.ok(!(await nm.list()).includes('thief'));
+    await nm.setup('thief', [{ port: p, protocol: 'UDP' }]);
+    await nm.teardown('thief');
+    await nm.teardown('owner');
+  });
+
+  it('cleans up everything when a plugin fails mid-setup', async () => {
+    const before = hostNetworkCounts();
+    const cniPath = cniDirWithFirewallAdd('cni-failing', `echo '{"code":100,"msg":"injected failure"}'; exit 1`);
+    const failing = new NetworkManager({ ...netOpts, cniPath });
+    await assert.rejects(failing.setup('halfway', [{ port: port(), protocol: 'TCP' }]), /injected failure/);
+    assert.deepEqual(await failing.list(), []);
+    assert.ok(!existsSync('/run/netns/berth-halfway'));
+    assert.deepEqual(ipamAllocations(), []);
+    assert.deepEqual(hostNetworkCounts(), before);
+  });
+
+  it('tears down a sandbox whose setup was cut short by a crash', async () => {
+    const before = hostNetworkCounts();
+    // the fake firewall kills the Node process running setup: portmap and bridge have already run
+    const cniPath = cniDirWithFirewallAdd('cni-crashing', 'kill -9 $PPID; sleep 5; exit 1');
+    const script = join(dir, 'crasher.mjs');
+    writeFileSync(script, `
+      import { NetworkManager } from ${JSON.stringify(new URL('./network.js', import.meta.url).href)};
+      const nm = new NetworkManager(JSON.parse(process.argv[2]));
+      await nm.setup('crashed', [{ port: ${port()}, protocol: 'TCP' }]);
+    `);
+    const child = spawn(process.execPath, [script, JSON.stringify({ ...netOpts, cniPath })], { stdio: 'inherit' });
+    const [, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+    assert.equal(signal, 'SIGKILL');
+    assert.deepEqual(await nm.list(), ['crashed']);
+    assert.equal(ipamAllocations().length, 1);
+    assert.equal(await nm.get('crashed'), undefined, 'a half-built sandbox is not handed out');
+    await nm.teardown('crashed');
+    assert.deepEqual(await nm.list(), []);
+    assert.deepEqual(ipamAllocations(), []);
+    assert.ok(!existsSync('/run/netns/berth-crashed'));
+    assert.deepEqual(hostNetworkCounts(), before);
+  });
+
+  it('leaves the host as it found it', async () => {
+    assert.deepEqual(await nm.list(), []);
+    await nm.destroy();
+    assert.ok(!bridgeExists());
+    assert.deepEqual(hostNetworkCounts(), baseline);
+  });
+});

@@ -1,0 +1,342 @@
+// One network namespace per container group, wired to a host bridge by a CNI chain; state kept on disk.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError, Codes } from '../../lib/errors.js';
+import type { PublishedPort, Sandbox } from '../types.js';
+import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
+
+export interface NetworkManagerOptions {
+  /** CNI network name. Default 'berth'. */
+  name?: string;
+  /** Host bridge. Default 'berth0'. */
+  bridge?: string;
+  /** Default 10.89.0.0/16. */
+  subnet?: string;
+  /** Default /usr/lib/cni. */
+  cniPath?: string;
+  /** One <sandboxId>.json per sandbox. */
+  stateDir: string;
+  /** host-local's allocation store. Default /var/lib/cni/networks. */
+  ipamDataDir?: string;
+}
+
+interface PortMapping {
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+/** Written before ADD so a crash mid-setup leaves enough to tear it down. */
+interface SandboxState {
+  id: string;
+  netnsName: string;
+  netnsPath: string;
+  ports: PublishedPort[];
+  /** The exact config used for ADD; DEL must see the same one. */
+  network: CniNetworkConfig;
+  runtime: CniRuntime;
+  result?: CniResult;
+}
+
+const SANDBOX_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const NETNS_DIR = '/run/netns';
+
+function run(file: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(file, args, { timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(Object.assign(err, { stderr: String(stderr) }));
+      else resolve({ stdout: String(stdout), stderr: String(stderr) });
+    });
+  });
+}
+
+const errText = (e: unknown) => String((e as { stderr?: string }).stderr || (e as Error).message || e).trim();
+
+export class NetworkManager {
+  private readonly name: string;
+  private readonly bridge: string;
+  private readonly subnet: string;
+  private readonly cniPath: string;
+  private readonly locks = new Map<string, Promise<unknown>>();
+  /** Setups in flight: shared chains must not be pruned under them. */
+  private settingUp = 0;
+
+  constructor(private readonly opts: NetworkManagerOptions) {
+    this.name = opts.name ?? 'berth';
+    this.bridge = opts.bridge ?? 'berth0';
+    this.subnet = opts.subnet ?? '10.89.0.0/16';
+    this.cniPath = opts.cniPath ?? '/usr/lib/cni';
+    if (this.bridge.length > 15) throw new BerthError(Codes.NetworkError, `bridge name "${this.bridge}" is longer than 15 characters`);
+  }
+
+  private networkConfig(): CniNetworkConfig {
+    return {
+      cniVersion: '1.0.0',
+      name: this.name,
+      plugins: [
+        { type: 'loopback' },
+        {
+          type: 'bridge',
+          bridge: this.bridge,
+          isGateway: true,
+          ipMasq: true,
+          hairpinMode: true,
+          ipam: {
+            type: 'host-local',
+            ranges: [[{ subnet: this.subnet }]],
+            routes: [{ dst: '0.0.0.0/0' }],
+            ...(this.opts.ipamDataDir ? { dataDir: this.opts.ipamDataDir } : {}),
+          },
+        },
+        // snat lets 127.0.0.1:PORT on the host reach the container (route_localnet + masquerade)
+        { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+        // accepts the sandbox's traffic in FORWARD even when the host's policy is DROP
+        { type: 'firewall', backend: 'iptables' },
+      ],
+    };
+  }
+
+  private statePath(id: string): string {
+    return join(this.opts.stateDir, `${id}.json`);
+  }
+
+  private checkId(id: string): void {
+    if (!SANDBOX_ID_RE.test(id) || id.length > 200) throw new BerthError(Codes.NetworkError, `invalid sandbox id "${id}"`);
+  }
+
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve();
+    const next = prev.then(fn, fn);
+    const settled = next.catch(() => undefined);
+    this.locks.set(id, settled);
+    try {
+      return await next;
+    } finally {
+      if (this.locks.get(id) === settled) this.locks.delete(id);
+    }
+  }
+
+  private async readState(id: string): Promise<SandboxState | undefined> {
+    try {
+      return JSON.parse(await readFile(this.statePath(id), 'utf8')) as SandboxState;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private async writeState(st: SandboxState): Promise<void> {
+    await mkdir(this.opts.stateDir, { recursive: true });
+    const path = this.statePath(st.id);
+    const tmp = `${path}.tmp-${process.pid}`;
+    await writeFile(tmp, JSON.stringify(st));
+    await rename(tmp, path);
+  }
+
+  private toSandbox(st: SandboxState): Sandbox | undefined {
+    const ip = st.result?.ips?.find((i) => !i.address.includes(':'))?.address ?? st.result?.ips?.[0]?.address;
+    if (!ip) return undefined;
+    return { id: st.id, netnsPath: st.netnsPath, ip: ip.split('/')[0] };
+  }
+
+  async list(): Promise<string[]> {
+    try {
+      return (await readdir(this.opts.stateDir))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.slice(0, -'.json'.length))
+        .filter((id) => SANDBOX_ID_RE.test(id))
+        .sort();
+    } catch {
+      return [];
+    }
+  }
+
+  async get(sandboxId: string): Promise<Sandbox | undefined> {
+    this.checkId(sandboxId);
+    const st = await this.readState(sandboxId);
+    if (!st || !existsSync(st.netnsPath)) return undefined;
+    return this.toSandbox(st);
+  }
+
+  setup(sandboxId: string, ports: PublishedPort[]): Promise<Sandbox> {
+    this.checkId(sandboxId);
+    return this.locked(sandboxId, async () => {
+      this.settingUp++;
+      let failed = false;
+      try {
+        return await this.setupLocked(sandboxId, ports);
+      } catch (e) {
+        failed = true;
+        throw e;
+      } finally {
+        this.settingUp--;
+        if (failed) await this.pruneIfIdle();
+      }
+    });
+  }
+
+  private async setupLocked(id: string, ports: PublishedPort[]): Promise<Sandbox> {
+    const existing = await this.readState(id);
+    if (existing?.result && existsSync(existing.netnsPath)) {
+      const sb = this.toSandbox(existing);
+      if (sb && samePorts(existing.ports, ports)) return sb;
+    }
+    if (existing) await this.teardownLocked(id, false);
+
+    await this.checkPortConflicts(id, ports);
+    const netnsName = `berth-${id}`;
+    const netnsPath = join(NETNS_DIR, netnsName);
+    const mappings: PortMapping[] = ports.map((p) => ({
+      hostPort: p.port,
+      containerPort: p.port,
+      protocol: p.protocol === 'UDP' ? 'udp' : 'tcp',
+    }));
+    const st: SandboxState = {
+      id,
+      netnsName,
+      netnsPath,
+      ports,
+      network: this.networkConfig(),
+      runtime: { containerId: id, netns: netnsPath, ifName: 'eth0', capabilityArgs: { portMappings: mappings } },
+    };
+    await this.writeState(st);
+    try {
+      if (!existsSync(netnsPath)) await run('ip', ['netns', 'add', netnsName]);
+      st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
+      await this.writeState(st);
+    } catch (e) {
+      await this.teardownLocked(id, false).catch(() => undefined);
+      if (e instanceof BerthError) throw e;
+      throw new BerthError(Codes.NetworkError, `setting up sandbox ${id}: ${errText(e)}`, 500);
+    }
+    const sb = this.toSandbox(st);
+    if (!sb) {
+      await this.teardownLocked(id, false).catch(() => undefined);
+      throw new BerthError(Codes.NetworkError, `sandbox ${id}: CNI returned no IP address`, 500);
+    }
+    return sb;
+  }
+
+  /** Two sandboxes cannot publish the same host port: the later DNAT would silently shadow. */
+  private async checkPortConflicts(id: string, ports: PublishedPort[]): Promise<void> {
+    if (ports.length === 0) return;
+    const want = new Set(ports.map((p) => `${p.protocol}/${p.port}`));
+    for (const other of await this.list()) {
+      if (other === id) continue;
+      const st = await this.readState(other);
+      const clash = st?.ports.find((p) => want.has(`${p.protocol}/${p.port}`));
+      if (clash) {
+        throw new BerthError(Codes.NetworkError, `port ${clash.protocol} ${clash.port} is already published by sandbox ${other}`, 409);
+      }
+    }
+  }
+
+  teardown(sandboxId: string): Promise<void> {
+    this.checkId(sandboxId);
+    return this.locked(sandboxId, () => this.teardownLocked(sandboxId, true));
+  }
+
+  private async teardownLocked(id: string, prune: boolean): Promise<void> {
+    const st = await this.readState(id);
+    const netnsName = st?.netnsName ?? `berth-${id}`;
+    const netnsPath = st?.netnsPath ?? join(NETNS_DIR, netnsName);
+    const errors: string[] = [];
+    if (st) {
+      // the netns may be gone already; plugins then clean host-side state (IPAM, iptables) only
+      const runtime = existsSync(netnsPath) ? st.runtime : { ...st.runtime, netns: '' };
+      try {
+        await delNetworkList(st.network, runtime, this.cniPath, st.result);
+      } catch (e) {
+        errors.push(errText(e));
+      }
+    }
+    if (existsSync(netnsPath)) {
+      try {
+        await run('ip', ['netns', 'delete', netnsName]);
+      } catch (e) {
+        errors.push(`ip netns delete ${netnsName}: ${errText(e)}`);
+      }
+    }
+    if (errors.length > 0) {
+      // keep the state file: a later teardown retries with the same config
+      throw new BerthError(Codes.NetworkError, `tearing down sandbox ${id}: ${errors.join('; ')}`, 500);
+    }
+    await rm(this.statePath(id), { force: true });
+    if (prune) await this.pruneIfIdle();
+  }
+
+  private async pruneIfIdle(): Promise<void> {
+    if (this.settingUp === 0 && (await this.list()).length === 0) {
+      await pruneSharedChains().catch(() => undefined);
+    }
+  }
+
+  /** Removes the bridge once no sandbox uses it (host shutdown, tests). */
+  async destroy(): Promise<void> {
+    if ((await this.list()).length > 0) {
+      throw new BerthError(Codes.NetworkError, `network ${this.name} still has sandboxes`, 409);
+    }
+    await run('ip', ['link', 'delete', this.bridge, 'type', 'bridge']).catch(() => undefined);
+    await pruneSharedChains().catch(() => undefined);
+  }
+}
+
+function samePorts(a: PublishedPort[], b: PublishedPort[]): boolean {
+  const key = (ps: PublishedPort[]) => ps.map((p) => `${p.protocol}/${p.port}`).sort().join(',');
+  return key(a) === key(b);
+}
+
+/**
+ * portmap and firewall leave host-wide chains behind after their last DEL. Drop them when they hold
+ * no per-sandbox rules (from any CNI user), so a host without sandboxes has the ruleset it began with;
+ * the plugins recreate them on the next ADD.
+ */
+export async function pruneSharedChains(): Promise<void> {
+  for (const bin of ['iptables', 'ip6tables']) {
+    const save = async (table: string) => {
+      try {
+        return (await run(`${bin}-save`, ['-t', table])).stdout.split('\n');
+      } catch {
+        return [];
+      }
+    };
+    const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
+    const hasChain = (lines: string[], chain: string) => lines.some((l) => l.startsWith(`:${chain} `));
+    const removeChains = async (table: string, lines: string[], chains: string[]) => {
+      // first every jump into them, then the chains themselves
+      for (const l of lines) {
+        const m = /^-A (\S+) (.*)$/.exec(l);
+        if (!m || chains.includes(m[1])) continue;
+        if (chains.some((c) => l.includes(` -j ${c}`) && (l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)))) {
+          await run(bin, ['-t', table, '-D', m[1], ...splitRule(m[2])]).catch(() => undefined);
+        }
+      }
+      for (const c of chains) await run(bin, ['-t', table, '-F', c]).catch(() => undefined);
+      for (const c of chains) await run(bin, ['-t', table, '-X', c]).catch(() => undefined);
+    };
+
+    const nat = await save('nat');
+    if (hasChain(nat, 'CNI-HOSTPORT-DNAT') && rulesOf(nat, 'CNI-HOSTPORT-DNAT').length === 0) {
+      const chains = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'].filter((c) => hasChain(nat, c));
+      await removeChains('nat', nat, chains);
+    }
+    const filter = await save('filter');
+    if (hasChain(filter, 'CNI-FORWARD')) {
+      const fwd = rulesOf(filter, 'CNI-FORWARD');
+      const onlyAdmin = fwd.every((l) => / -j CNI-ADMIN$/.test(l));
+      if (onlyAdmin && rulesOf(filter, 'CNI-ADMIN').length === 0) {
+        await removeChains('filter', filter, ['CNI-FORWARD', 'CNI-ADMIN'].filter((c) => hasChain(filter, c)));
+      }
+    }
+  }
+}
+
+/** Splits an iptables-save rule into argv, honouring double quotes (comments). */
+function splitRule(rule: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(rule))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
+  return out;
+}

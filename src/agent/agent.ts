@@ -1,0 +1,442 @@
+// The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
+import type { ChildProcess } from 'node:child_process';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import type { ImageStore } from '../runtime/image/store.js';
+import type { ContainerRuntime } from '../runtime/container/runtime.js';
+import type { NetworkManager } from '../runtime/network/network.js';
+import type { ContainerSpec, ContainerStatus, PulledImage, Sandbox } from '../runtime/types.js';
+import type {
+  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions,
+} from './types.js';
+
+export interface AgentOptions {
+  name?: string;
+  dataDir: string;
+  images: ImageStore;
+  containers: ContainerRuntime;
+  network: NetworkManager;
+  /** How often running containers are checked for exits. */
+  pollMs?: number;
+  /** First restart delay; doubles per consecutive restart up to maxBackoffMs. */
+  backoffMs?: number;
+  maxBackoffMs?: number;
+  /** A container that ran this long has its backoff reset. */
+  backoffResetMs?: number;
+  stopGraceSeconds?: number;
+}
+
+interface Tracked {
+  desired?: DesiredGroup;
+  status?: GroupStatus;
+  /** Set by remove(): tear everything down, then forget the group. */
+  removing: boolean;
+  /** Per container: earliest time of the next restart, and consecutive restarts for backoff. */
+  restart: Map<string, { notBefore: number; streak: number }>;
+}
+
+const GiB = 1024 ** 3;
+const now = () => new Date().toISOString();
+
+/** runc ids carry the group's uid and generation, so what is on the host can be matched to what is desired. */
+export const containerId = (uid: string, gen: number, name: string) => `${uid}-g${gen}-${name}`;
+export const sandboxId = (uid: string, gen: number) => `${uid}-g${gen}`;
+const parseId = (id: string) => {
+  const m = /^([0-9a-f]{12})-g(\d+)(?:-(.+))?$/.exec(id);
+  return m ? { uid: m[1], gen: Number(m[2]), name: m[3] } : undefined;
+};
+
+export class Agent implements AgentHandle {
+  readonly name: string;
+  private groups = new Map<string, Tracked>();
+  private queue = new Map<string, { running: boolean; again: boolean }>();
+  private statusFns: ((s: GroupStatus) => void)[] = [];
+  private removedFns: ((uid: string) => void)[] = [];
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+  private o: Required<Omit<AgentOptions, 'name'>>;
+
+  constructor(opts: AgentOptions) {
+    this.name = opts.name ?? 'local';
+    this.o = {
+      pollMs: 1000, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
+    } as Required<Omit<AgentOptions, 'name'>>;
+  }
+
+  onStatus(fn: (s: GroupStatus) => void) {
+    this.statusFns.push(fn);
+  }
+
+  onRemoved(fn: (uid: string) => void) {
+    this.removedFns.push(fn);
+  }
+
+  apply(desired: DesiredGroup, lastStatus?: GroupStatus) {
+    const t = this.track(desired.uid);
+    t.desired = desired;
+    t.removing = false;
+    if (lastStatus && !t.status) t.status = structuredClone(lastStatus);
+    this.schedule(desired.uid);
+  }
+
+  remove(uid: string) {
+    this.track(uid).removing = true;
+    this.schedule(uid);
+  }
+
+  async sync(all: { desired: DesiredGroup; lastStatus?: GroupStatus }[]) {
+    const wanted = new Map(all.map((a) => [a.desired.uid, a.desired]));
+    const keep = (id: string) => {
+      const p = parseId(id);
+      const d = p && wanted.get(p.uid);
+      return !!d && d.generation === p.gen && d.state === 'Running';
+    };
+    // Whatever is on the host but not desired (a crash between steps, a deleted group): remove it.
+    for (const id of await this.o.containers.list()) if (!keep(id)) await this.o.containers.remove(id);
+    for (const id of await this.o.network.list()) if (!keep(id)) await this.o.network.teardown(id);
+    for (const dir of await readdir(this.volumesRoot()).catch(() => [] as string[]))
+      if (!keep(dir)) await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
+    for (const a of all) this.apply(a.desired, a.lastStatus);
+    this.startPolling();
+  }
+
+  startPolling() {
+    if (this.timer || this.closed) return;
+    this.timer = setInterval(() => {
+      for (const [uid, t] of this.groups) if (t.desired?.state === 'Running' && t.status?.provisioning === 'Succeeded') this.schedule(uid);
+    }, this.o.pollMs);
+    this.timer.unref();
+  }
+
+  async close() {
+    this.closed = true;
+    clearInterval(this.timer);
+    // Let in-flight reconciles finish so nothing is left half-done by us (a crash is handled by sync()).
+    while ([...this.queue.values()].some((q) => q.running)) await new Promise((r) => setTimeout(r, 20));
+  }
+
+  async logs(uid: string, container: string, opts: LogOptions): Promise<string> {
+    return this.o.containers.readLogs(this.currentContainerId(uid, container), opts);
+  }
+
+  async followLogs(uid: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal) {
+    return this.o.containers.followLogs(this.currentContainerId(uid, container), opts, onChunk, signal);
+  }
+
+  exec(uid: string, container: string, argv: string[]): ChildProcess {
+    const id = this.currentContainerId(uid, container);
+    if (this.groups.get(uid)?.status?.containers[container]?.currentState.state !== 'Running')
+      throw new BerthError(Codes.ContainerGroupNotRunning, `The container '${container}' is not running.`, 409);
+    return this.o.containers.exec(id, argv);
+  }
+
+  // --- reconcile machinery ---
+
+  private track(uid: string): Tracked {
+    let t = this.groups.get(uid);
+    if (!t) this.groups.set(uid, (t = { removing: false, restart: new Map() }));
+    return t;
+  }
+
+  private currentContainerId(uid: string, container: string) {
+    const t = this.groups.get(uid);
+    if (!t?.desired || !t.desired.spec.containers.some((c) => c.name === container))
+      throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in the container group.`, 404, 'containerName');
+    return containerId(uid, t.desired.generation, container);
+  }
+
+  /** Serialises work per group; a change that arrives mid-run makes the loop run once more. */
+  private schedule(uid: string) {
+    if (this.closed) return;
+    let q = this.queue.get(uid);
+    if (!q) this.queue.set(uid, (q = { running: false, again: false }));
+    if (q.running) {
+      q.again = true;
+      return;
+    }
+    q.running = true;
+    void (async () => {
+      let failures = 0;
+      do {
+        q.again = false;
+        try {
+          await this.reconcile(uid);
+          failures = 0;
+        } catch (e) {
+          // Level-triggered: log, back off, and try again from whatever state we are in now.
+          failures++;
+          console.error(`agent: reconcile ${uid}: ${(e as Error).message}`);
+          await new Promise((r) => setTimeout(r, Math.min(30_000, 200 * 2 ** failures)));
+          q.again = !this.closed;
+        }
+      } while (q.again && !this.closed);
+      q.running = false;
+      if (!this.groups.has(uid)) this.queue.delete(uid);
+    })();
+  }
+
+  private emit(s: GroupStatus) {
+    const copy = structuredClone(s);
+    for (const fn of this.statusFns) fn(copy);
+  }
+
+  private async reconcile(uid: string) {
+    const t = this.groups.get(uid);
+    if (!t) return;
+    if (t.removing || !t.desired) {
+      await this.teardown(uid, t, undefined);
+      this.groups.delete(uid);
+      for (const fn of this.removedFns) fn(uid);
+      return;
+    }
+    const d = t.desired;
+    // A different generation (update, start, restart) replaces everything that belongs to an older one.
+    if (!t.status || t.status.generation !== d.generation) {
+      await this.teardown(uid, t, d.generation);
+      t.restart.clear();
+      t.status = {
+        uid, generation: d.generation, provisioning: 'Creating', state: d.state === 'Stopped' ? 'Stopped' : 'Pending',
+        containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, { restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Waiting' }, events: [] }])),
+        events: t.status?.events ?? [],
+      };
+      if (d.state === 'Stopped') {
+        t.status.provisioning = 'Succeeded';
+        for (const v of Object.values(t.status.containers)) v.currentState = { state: 'Terminated', detailStatus: 'Stopped' };
+        this.emit(t.status);
+        return;
+      }
+      this.emit(t.status);
+    }
+    if (d.state === 'Stopped') return;
+    const s = t.status;
+    if (s.provisioning === 'Failed') return;
+    try {
+      await this.ensureRunning(d, s, t);
+    } catch (e) {
+      if (s.provisioning !== 'Creating') throw e;
+      // Provisioning failed: leave nothing half-made, and say why.
+      const err = isBerthError(e) ? { code: e.code, message: e.message } : { code: Codes.RuntimeError, message: (e as Error).message };
+      await this.teardown(uid, t, undefined).catch((te) => console.error(`agent: teardown ${uid}: ${(te as Error).message}`));
+      s.provisioning = 'Failed';
+      s.state = 'Failed';
+      s.error = err;
+      addEvent(s.events, 'Failed', err.message, 'Warning');
+      this.emit(s);
+      return;
+    }
+    const before = JSON.stringify(s);
+    s.state = groupState(d, s);
+    if (s.provisioning === 'Creating') s.provisioning = 'Succeeded';
+    if (JSON.stringify(s) !== before) this.emit(s);
+  }
+
+  /** Idempotently brings a group of the current generation up, and applies restart policy to exited containers. */
+  private async ensureRunning(d: DesiredGroup, s: GroupStatus, t: Tracked) {
+    const gen = d.generation;
+    let images: Map<string, PulledImage> | undefined;
+    const statuses = new Map<string, ContainerStatus | undefined>();
+    for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+    const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
+    if (missing.length > 0) {
+      images = await this.pullAll(d, s, missing);
+    }
+    const sandbox = (await this.o.network.get(sandboxId(d.uid, gen))) ??
+      (await this.o.network.setup(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []));
+    if (s.ip !== sandbox.ip) {
+      s.ip = sandbox.ip;
+      this.emit(s);
+    }
+    if (missing.length > 0) await this.prepareVolumes(d);
+    // Start the missing ones together: a group's containers come up side by side.
+    await Promise.all(missing.map(async (c) => {
+      const st = await this.o.containers.start(this.containerSpec(d, c, images!.get(c.image)!, sandbox));
+      const v = s.containers[c.name];
+      addEvent(v.events, 'Created', `Created container ${c.name}`);
+      addEvent(v.events, 'Started', `Started container ${c.name}`);
+      v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+      statuses.set(c.name, st);
+    }));
+    for (const c of d.spec.containers) {
+      const st = statuses.get(c.name)!;
+      const v = s.containers[c.name];
+      if (st.state === 'running') {
+        if (v.currentState.state !== 'Running') v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+        continue;
+      }
+      if (st.state !== 'exited') continue;
+      if (v.currentState.state !== 'Terminated' || v.currentState.startTime !== st.startedAt) {
+        v.currentState = terminated(st);
+        if (st.oomKilled) addEvent(v.events, 'OOMKilled', `Container ${c.name} exceeded its memory limit and was killed`, 'Warning');
+        this.emit(s);
+      }
+      if (!shouldRestart(d.spec.restartPolicy, st.exitCode ?? 0)) continue;
+      const r = t.restart.get(c.name) ?? { notBefore: 0, streak: 0 };
+      const ranMs = st.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : 0;
+      if (r.notBefore === 0) {
+        if (ranMs >= this.o.backoffResetMs) r.streak = 0;
+        r.notBefore = Date.now() + Math.min(this.o.maxBackoffMs, this.o.backoffMs * 2 ** r.streak);
+        t.restart.set(c.name, r);
+        if (r.streak > 0) addEvent(v.events, 'BackOff', `Back-off restarting failed container ${c.name}`, 'Warning');
+      }
+      if (Date.now() < r.notBefore) continue;
+      // Restart in place: same bundle and writable layer, the log file continues.
+      const image = (await this.localImage(c.image)) ?? (await this.o.images.pull(c.image, { credentials: d.spec.imageRegistryCredentials }));
+      const again = await this.o.containers.start(this.containerSpec(d, c, image, sandbox));
+      r.streak++;
+      r.notBefore = 0;
+      v.previousState = v.currentState;
+      v.restartCount++;
+      v.currentState = { state: 'Running', startTime: again.startedAt ?? now(), detailStatus: '' };
+      addEvent(v.events, 'Started', `Started container ${c.name}`);
+      this.emit(s);
+    }
+  }
+
+  private containerSpec(d: DesiredGroup, c: ContainerDef, image: PulledImage, sandbox: Sandbox): ContainerSpec {
+    return {
+      id: containerId(d.uid, d.generation, c.name),
+      image,
+      command: c.command.length ? c.command : undefined,
+      env: Object.fromEntries(c.environmentVariables.map((e) => [e.name, e.secureValue ?? e.value ?? ''])),
+      cpuLimit: c.limits?.cpu ?? c.requests.cpu,
+      memoryLimitBytes: Math.round((c.limits?.memoryInGB ?? c.requests.memoryInGB) * GiB),
+      netnsPath: sandbox.netnsPath,
+      ip: sandbox.ip,
+      hostname: d.hostname,
+      mounts: c.volumeMounts.map((m) => ({ source: join(this.volumeDir(d), m.name), destination: m.mountPath, readOnly: m.readOnly })),
+    };
+  }
+
+  private async pullAll(d: DesiredGroup, s: GroupStatus, containers: ContainerDef[]) {
+    const images = new Map<string, PulledImage>();
+    await Promise.all([...new Set(containers.map((c) => c.image))].map(async (ref) => {
+      const views = containers.filter((c) => c.image === ref).map((c) => s.containers[c.name]);
+      let img = await this.localImage(ref);
+      if (!img) {
+        for (const v of views) addEvent(v.events, 'Pulling', `pulling image "${ref}"`);
+        this.emit(s);
+        let last = 0;
+        const t0 = Date.now();
+        img = await this.o.images.pull(ref, {
+          credentials: d.spec.imageRegistryCredentials,
+          onEvent: (e) => {
+            // Progress shows in the Pulling event's message, throttled.
+            if (e.type !== 'layer' || Date.now() - last < 250) return;
+            last = Date.now();
+            for (const v of views) {
+              const ev = v.events.find((x) => x.name === 'Pulling');
+              if (ev) ev.message = `pulling image "${ref}": layer ${e.digest.slice(7, 19)} ${fmtBytes(e.doneBytes)}/${fmtBytes(e.totalBytes)}`;
+            }
+            this.emit(s);
+          },
+        });
+        for (const v of views) {
+          const ev = v.events.find((x) => x.name === 'Pulling');
+          if (ev) ev.message = `pulling image "${ref}"`;
+          addEvent(v.events, 'Pulled', `Successfully pulled image "${ref}" in ${((Date.now() - t0) / 1000).toFixed(2)}s (${fmtBytes(img.size)})`);
+        }
+      }
+      images.set(ref, img);
+    }));
+    return images;
+  }
+
+  /**
+   * A local copy only of images anyone could pull: a private image is pulled again (blobs stay
+   * cached), so the registry re-checks this group's credentials.
+   */
+  private localImage(ref: string) {
+    return this.o.images.get(ref, { anonymousOnly: true });
+  }
+
+  private volumesRoot() {
+    return join(this.o.dataDir, 'volumes');
+  }
+
+  private volumeDir(d: DesiredGroup) {
+    return join(this.volumesRoot(), sandboxId(d.uid, d.generation));
+  }
+
+  private async prepareVolumes(d: DesiredGroup) {
+    const root = this.volumeDir(d);
+    for (const v of d.spec.volumes) {
+      const dir = join(root, v.name);
+      await mkdir(dir, { recursive: true, mode: 0o755 });
+      if (v.secret) {
+        for (const [file, b64] of Object.entries(v.secret)) await writeFile(join(dir, file), Buffer.from(b64, 'base64'), { mode: 0o444 });
+      } else {
+        // emptyDir is writable by any user of the group, as in Kubernetes.
+        await chmod(dir, 0o777);
+      }
+    }
+  }
+
+  /** Removes everything of the group on this host, except what belongs to generation `keep`. */
+  private async teardown(uid: string, t: Tracked, keep: number | undefined) {
+    const mine = (id: string) => {
+      const p = parseId(id);
+      return p?.uid === uid && p.gen !== keep;
+    };
+    const ids = (await this.o.containers.list()).filter(mine);
+    await Promise.all(ids.map(async (id) => {
+      const name = parseId(id)!.name!;
+      const st = await this.o.containers.status(id);
+      if (st?.state === 'running') {
+        const v = t.status?.containers[name];
+        if (v) addEvent(v.events, 'Killing', `Killing container ${name}`);
+        await this.o.containers.stop(id, this.o.stopGraceSeconds);
+      }
+      await this.o.containers.remove(id);
+    }));
+    for (const id of (await this.o.network.list()).filter(mine)) await this.o.network.teardown(id);
+    for (const dir of (await readdir(this.volumesRoot()).catch(() => [] as string[])).filter(mine))
+      await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
+  }
+}
+
+function shouldRestart(policy: string, exitCode: number) {
+  return policy === 'Always' || (policy === 'OnFailure' && exitCode !== 0);
+}
+
+function terminated(st: ContainerStatus): ContainerState {
+  const code = st.exitCode ?? -1;
+  return {
+    state: 'Terminated', exitCode: code, startTime: st.startedAt, finishTime: st.finishedAt ?? now(),
+    detailStatus: st.oomKilled ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error',
+  };
+}
+
+function groupState(d: DesiredGroup, s: GroupStatus): GroupState {
+  if (d.state === 'Stopped') return 'Stopped';
+  if (s.provisioning === 'Failed') return 'Failed';
+  const views = Object.values(s.containers);
+  if (views.some((v) => v.currentState.state === 'Waiting')) return s.provisioning === 'Creating' ? 'Pending' : 'Running';
+  if (views.some((v) => v.currentState.state === 'Running')) return 'Running';
+  // All terminated: running still if any will be restarted.
+  if (d.spec.restartPolicy === 'Always') return 'Running';
+  if (d.spec.restartPolicy === 'OnFailure' && views.some((v) => v.currentState.exitCode !== 0)) return 'Running';
+  return views.every((v) => v.currentState.exitCode === 0) ? 'Succeeded' : 'Failed';
+}
+
+function addEvent(events: Event[], name: string, message: string, type: Event['type'] = 'Normal') {
+  const ts = now();
+  const last = events[events.length - 1];
+  if (last && last.name === name && last.message === message) {
+    last.count++;
+    last.lastTimestamp = ts;
+    return;
+  }
+  const same = events.find((e) => e.name === name && e.message === message);
+  if (same) {
+    same.count++;
+    same.lastTimestamp = ts;
+    return;
+  }
+  events.push({ count: 1, firstTimestamp: ts, lastTimestamp: ts, name, message, type });
+  if (events.length > 50) events.splice(0, events.length - 50);
+}
+
+function fmtBytes(n: number) {
+  return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
+}

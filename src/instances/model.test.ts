@@ -1,0 +1,59 @@
+// Unit tests of request validation: what is accepted is normalised, what is not names its property.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { BerthError } from '../lib/errors.js';
+import { parseGroupSpec, redactSpec } from './model.js';
+
+const body = (props: Record<string, unknown> = {}, container: Record<string, unknown> = {}) => ({
+  location: 'local',
+  properties: {
+    containers: [{ name: 'web', properties: { image: 'nginx', resources: { requests: { cpu: 1, memoryInGB: 1.5 } }, ...container } }],
+    ...props,
+  },
+});
+
+const code = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof BerthError) return [e.code, e.target];
+    throw e;
+  }
+  return undefined;
+};
+
+test('a minimal group gets the defaults ACI applies', () => {
+  const { spec, location } = parseGroupSpec(body());
+  assert.equal(location, 'local');
+  assert.equal(spec.restartPolicy, 'Always');
+  assert.equal(spec.osType, 'Linux');
+  assert.deepEqual(spec.containers[0], {
+    name: 'web', image: 'nginx', command: [], ports: [], environmentVariables: [], requests: { cpu: 1, memoryInGB: 1.5 }, volumeMounts: [],
+  });
+});
+
+test('enums are case-insensitive on input and canonical after', () => {
+  const { spec } = parseGroupSpec(body({ restartPolicy: 'onfailure', osType: 'linux' }, { ports: [{ port: 80, protocol: 'tcp' }] }));
+  assert.equal(spec.restartPolicy, 'OnFailure');
+  assert.equal(spec.containers[0].ports[0].protocol, 'TCP');
+});
+
+test('errors carry the code and the JSON path of what is wrong', () => {
+  assert.deepEqual(code(() => parseGroupSpec(body({}, { resources: { requests: { cpu: 0, memoryInGB: 1 } } }))), ['InvalidCpuRequest', 'properties.containers[0].properties.resources.requests.cpu']);
+  assert.deepEqual(code(() => parseGroupSpec(body({}, { ports: [{ port: 70000 }] }))), ['InvalidPort', 'properties.containers[0].properties.ports[0].port']);
+  assert.deepEqual(code(() => parseGroupSpec(body({ restartPolicy: 'Sometimes' }))), ['InvalidRestartPolicy', 'properties.restartPolicy']);
+  assert.deepEqual(code(() => parseGroupSpec(body({}, { volumeMounts: [{ name: 'v', mountPath: '/x' }] }))), ['InvalidVolumeMount', 'properties.containers[0].properties.volumeMounts[0].name']);
+});
+
+test('secrets are kept for the agent but never rendered back', () => {
+  const { spec } = parseGroupSpec(body(
+    { volumes: [{ name: 'creds', secret: { token: Buffer.from('hunter2').toString('base64') } }], imageRegistryCredentials: [{ server: 'r.example', username: 'u', password: 'pw-123' }] },
+    { environmentVariables: [{ name: 'A', value: '1' }, { name: 'S', secureValue: 'sv-456' }], volumeMounts: [{ name: 'creds', mountPath: '/creds', readOnly: true }] },
+  ));
+  assert.equal(spec.containers[0].environmentVariables[1].secureValue, 'sv-456');
+  assert.equal(spec.volumes[0].secret?.token, Buffer.from('hunter2').toString('base64'));
+  const shown = JSON.stringify(redactSpec(spec));
+  assert.doesNotMatch(shown, /sv-456|pw-123|aHVudGVyMg/);
+  assert.match(shown, /"name":"S"/);
+  assert.match(shown, /"username":"u"/);
+});

@@ -1,0 +1,297 @@
+// The container group model: ARM request bodies validated into a typed spec, and specs rendered back.
+import { BerthError, Codes } from '../lib/errors.js';
+
+import type { ContainerDef, GroupSpec, Protocol, VolumeDef } from '../agent/types.js';
+export type { ContainerDef, GroupSpec } from '../agent/types.js';
+
+export interface Limits {
+  maxCpuPerContainer: number;
+  maxMemoryGBPerContainer: number;
+  maxContainersPerGroup: number;
+}
+
+export const defaultLimits: Limits = { maxCpuPerContainer: 4, maxMemoryGBPerContainer: 16, maxContainersPerGroup: 60 };
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function checkGroupName(name: string): void {
+  if (name.length < 1 || name.length > 63 || !dnsLabel.test(name) || name.includes('--'))
+    throw new BerthError(
+      Codes.InvalidResourceName,
+      `The container group name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`,
+      400,
+      'containerGroupName',
+    );
+}
+
+export function checkResourceGroupName(name: string): void {
+  if (name.length < 1 || name.length > 90 || !/^[-\w.()]+$/u.test(name) || name.endsWith('.'))
+    throw new BerthError(
+      Codes.InvalidResourceName,
+      `The resource group name '${name}' is invalid. It may have 1 to 90 letters, digits, underscores, hyphens, periods and parentheses, and must not end in a period.`,
+      400,
+      'resourceGroupName',
+    );
+}
+
+export function checkSubscriptionId(id: string): void {
+  if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/.test(id))
+    throw new BerthError(Codes.InvalidResourceName, `The subscription id '${id}' is invalid.`, 400, 'subscriptionId');
+}
+
+// --- small typed readers that say exactly which property is wrong ---
+
+type Json = unknown;
+const isObj = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function bad(code: string, target: string, message: string): never {
+  throw new BerthError(code, message, 400, target);
+}
+
+function obj(v: Json, target: string, required = true): Record<string, Json> | undefined {
+  if (v === undefined || v === null) {
+    if (required) bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
+    return undefined;
+  }
+  if (!isObj(v)) bad(Codes.InvalidRequestContent, target, `The property '${target}' must be an object.`);
+  return v;
+}
+
+function arr(v: Json, target: string): Json[] {
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) bad(Codes.InvalidRequestContent, target, `The property '${target}' must be an array.`);
+  return v;
+}
+
+function str(v: Json, target: string, required: true): string;
+function str(v: Json, target: string, required?: false): string | undefined;
+function str(v: Json, target: string, required = false): string | undefined {
+  if (v === undefined || v === null) {
+    if (required) bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
+    return undefined;
+  }
+  if (typeof v !== 'string') bad(Codes.InvalidRequestContent, target, `The property '${target}' must be a string.`);
+  return v;
+}
+
+function num(v: Json, target: string, code: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v))
+    bad(code, target, `The property '${target}' must be a number.`);
+  return v;
+}
+
+function enumOf<T extends string>(v: Json, target: string, allowed: readonly T[], code: string, dflt?: T): T {
+  if (v === undefined || v === null) {
+    if (dflt !== undefined) return dflt;
+    bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
+  }
+  // ARM enums are case-insensitive on input; store the canonical spelling.
+  const hit = typeof v === 'string' ? allowed.find((a) => a.toLowerCase() === v.toLowerCase()) : undefined;
+  if (!hit) bad(code, target, `The value '${String(v)}' of '${target}' is invalid. Allowed values: ${allowed.join(', ')}.`);
+  return hit;
+}
+
+function ports(v: Json, target: string): { port: number; protocol: Protocol }[] {
+  return arr(v, target).map((p, i) => {
+    const t = `${target}[${i}]`;
+    const o = obj(p, t)!;
+    const port = o.port;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+      bad(Codes.InvalidPort, `${t}.port`, `The port '${String(port)}' in '${t}' is invalid. Ports must be integers from 1 to 65535.`);
+    return { port, protocol: enumOf(o.protocol, `${t}.protocol`, ['TCP', 'UDP'] as const, Codes.InvalidPort, 'TCP') };
+  });
+}
+
+const unsupported = (target: string, what: string): never =>
+  bad(Codes.UnsupportedFeature, target, `${what} is not supported by berth yet.`);
+
+/** Validates the `properties` of a PUT body into a GroupSpec; throws BerthError naming the offending property. */
+export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { spec: GroupSpec; location?: string; tags: Record<string, string> } {
+  const root = obj(body, 'body');
+  if (!root) throw new BerthError(Codes.InvalidRequestContent, 'The request body must be a JSON object.');
+  const location = str(root.location, 'location');
+  const tags: Record<string, string> = {};
+  for (const [k, v] of Object.entries(obj(root.tags, 'tags', false) ?? {})) tags[k] = str(v, `tags.${k}`, true);
+  const p = obj(root.properties, 'properties')!;
+
+  const osType = enumOf(p.osType, 'properties.osType', ['Linux', 'Windows'] as const, Codes.InvalidOsType, 'Linux');
+  if (osType !== 'Linux') unsupported('properties.osType', 'Windows containers are');
+  for (const k of ['subnetIds', 'diagnostics', 'encryptionProperties', 'confidentialComputeProperties', 'initContainers', 'extensions'])
+    if (p[k] !== undefined && p[k] !== null && !(Array.isArray(p[k]) && (p[k] as Json[]).length === 0))
+      unsupported(`properties.${k}`, `'properties.${k}'`);
+  if (root.identity !== undefined && root.identity !== null) unsupported('identity', 'Managed identity');
+  if (p.sku !== undefined && p.sku !== null) enumOf(p.sku, 'properties.sku', ['Standard'] as const, Codes.InvalidRequestContent);
+
+  const restartPolicy = enumOf(p.restartPolicy, 'properties.restartPolicy', ['Always', 'OnFailure', 'Never'] as const, Codes.InvalidRestartPolicy, 'Always');
+
+  const volumes: VolumeDef[] = arr(p.volumes, 'properties.volumes').map((v, i) => {
+    const t = `properties.volumes[${i}]`;
+    const o = obj(v, t)!;
+    const name = str(o.name, `${t}.name`, true);
+    if (!dnsLabel.test(name) || name.length > 63)
+      bad(Codes.InvalidVolume, `${t}.name`, `The volume name '${name}' is invalid: use 1 to 63 lowercase letters, numbers and dashes.`);
+    const kinds = ['emptyDir', 'secret', 'azureFile', 'gitRepo'].filter((k) => o[k] !== undefined && o[k] !== null);
+    if (kinds.length !== 1) bad(Codes.InvalidVolume, t, `The volume '${name}' must have exactly one of emptyDir, secret, azureFile or gitRepo.`);
+    if (kinds[0] === 'azureFile') unsupported(`${t}.azureFile`, 'Azure File volumes are');
+    if (kinds[0] === 'gitRepo') unsupported(`${t}.gitRepo`, 'gitRepo volumes are');
+    if (kinds[0] === 'emptyDir') {
+      obj(o.emptyDir, `${t}.emptyDir`);
+      return { name, emptyDir: {} };
+    }
+    const secret: Record<string, string> = {};
+    for (const [file, content] of Object.entries(obj(o.secret, `${t}.secret`)!)) {
+      if (!/^[A-Za-z0-9._-]+$/.test(file) || file === '.' || file === '..')
+        bad(Codes.InvalidVolume, `${t}.secret`, `The secret file name '${file}' in volume '${name}' is invalid.`);
+      const b64 = str(content, `${t}.secret.${file}`, true);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(b64))
+        bad(Codes.InvalidVolume, `${t}.secret.${file}`, `The secret '${file}' in volume '${name}' must be base64-encoded.`);
+      secret[file] = b64;
+    }
+    return { name, secret };
+  });
+  const volumeNames = new Set<string>();
+  for (const v of volumes) {
+    if (volumeNames.has(v.name)) bad(Codes.InvalidVolume, 'properties.volumes', `The volume name '${v.name}' is used more than once.`);
+    volumeNames.add(v.name);
+  }
+
+  const rawContainers = arr(p.containers, 'properties.containers');
+  if (rawContainers.length === 0)
+    bad(Codes.MissingRequiredProperty, 'properties.containers', 'A container group needs at least one container.');
+  if (rawContainers.length > limits.maxContainersPerGroup)
+    bad(Codes.InvalidRequestContent, 'properties.containers', `A container group may have at most ${limits.maxContainersPerGroup} containers.`);
+  const names = new Set<string>();
+  const groupPorts = new Map<string, string>();
+  const containers: ContainerDef[] = rawContainers.map((c, i) => {
+    const t = `properties.containers[${i}]`;
+    const o = obj(c, t)!;
+    const name = str(o.name, `${t}.name`, true);
+    if (name.length > 63 || !dnsLabel.test(name) || name.includes('--'))
+      bad(Codes.InvalidContainerName, `${t}.name`, `The container name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`);
+    if (names.has(name)) bad(Codes.DuplicateContainerName, `${t}.name`, `The container name '${name}' is used more than once in the container group.`);
+    names.add(name);
+    const cp = obj(o.properties, `${t}.properties`)!;
+    const image = str(cp.image, `${t}.properties.image`, true).trim();
+    if (!image) bad(Codes.InvalidImage, `${t}.properties.image`, `The image of container '${name}' must not be empty.`);
+    if (/\s/.test(image) || image.length > 512)
+      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of container '${name}' is not a valid image reference.`);
+    const command = arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true));
+    const cports = ports(cp.ports, `${t}.properties.ports`);
+    for (const pt of cports) {
+      const key = `${pt.port}/${pt.protocol}`;
+      if (groupPorts.has(key))
+        bad(Codes.DuplicatePorts, `${t}.properties.ports`, `The port ${key} of container '${name}' is already used by container '${groupPorts.get(key)}': containers of a group share one network.`);
+      groupPorts.set(key, name);
+    }
+    const envNames = new Set<string>();
+    const environmentVariables = arr(cp.environmentVariables, `${t}.properties.environmentVariables`).map((e, j) => {
+      const et = `${t}.properties.environmentVariables[${j}]`;
+      const eo = obj(e, et)!;
+      const ename = str(eo.name, `${et}.name`, true);
+      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(ename))
+        bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable name '${ename}' is invalid.`);
+      if (envNames.has(ename)) bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable '${ename}' is set more than once.`);
+      envNames.add(ename);
+      const value = str(eo.value, `${et}.value`);
+      const secureValue = str(eo.secureValue, `${et}.secureValue`);
+      if (value !== undefined && secureValue !== undefined)
+        bad(Codes.InvalidEnvironmentVariable, et, `The environment variable '${ename}' must have either 'value' or 'secureValue', not both.`);
+      return secureValue !== undefined ? { name: ename, secureValue } : { name: ename, value: value ?? '' };
+    });
+    const res = obj(cp.resources, `${t}.properties.resources`)!;
+    const req = obj(res.requests, `${t}.properties.resources.requests`)!;
+    const cpu = num(req.cpu, `${t}.properties.resources.requests.cpu`, Codes.InvalidCpuRequest);
+    const mem = num(req.memoryInGB, `${t}.properties.resources.requests.memoryInGB`, Codes.InvalidMemoryRequest);
+    if (cpu === undefined || cpu <= 0 || cpu > limits.maxCpuPerContainer)
+      bad(Codes.InvalidCpuRequest, `${t}.properties.resources.requests.cpu`, `The CPU request '${String(req.cpu)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxCpuPerContainer}.`);
+    if (mem === undefined || mem <= 0 || mem > limits.maxMemoryGBPerContainer)
+      bad(Codes.InvalidMemoryRequest, `${t}.properties.resources.requests.memoryInGB`, `The memory request '${String(req.memoryInGB)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxMemoryGBPerContainer} GB.`);
+    if (req.gpu !== undefined && req.gpu !== null) unsupported(`${t}.properties.resources.requests.gpu`, 'GPU resources are');
+    let lim: ContainerDef['limits'];
+    const rl = obj(res.limits, `${t}.properties.resources.limits`, false);
+    if (rl) {
+      const lc = num(rl.cpu, `${t}.properties.resources.limits.cpu`, Codes.InvalidCpuLimit);
+      const lm = num(rl.memoryInGB, `${t}.properties.resources.limits.memoryInGB`, Codes.InvalidMemoryLimit);
+      if (lc !== undefined && (lc < cpu || lc > limits.maxCpuPerContainer))
+        bad(Codes.InvalidCpuLimit, `${t}.properties.resources.limits.cpu`, `The CPU limit ${lc} of container '${name}' must be at least its request (${cpu}) and at most ${limits.maxCpuPerContainer}.`);
+      if (lm !== undefined && (lm < mem || lm > limits.maxMemoryGBPerContainer))
+        bad(Codes.InvalidMemoryLimit, `${t}.properties.resources.limits.memoryInGB`, `The memory limit ${lm} GB of container '${name}' must be at least its request (${mem} GB) and at most ${limits.maxMemoryGBPerContainer} GB.`);
+      if (rl.gpu !== undefined && rl.gpu !== null) unsupported(`${t}.properties.resources.limits.gpu`, 'GPU resources are');
+      lim = { ...(lc !== undefined && { cpu: lc }), ...(lm !== undefined && { memoryInGB: lm }) };
+    }
+    const mountPaths = new Set<string>();
+    const volumeMounts = arr(cp.volumeMounts, `${t}.properties.volumeMounts`).map((m, j) => {
+      const mt = `${t}.properties.volumeMounts[${j}]`;
+      const mo = obj(m, mt)!;
+      const vname = str(mo.name, `${mt}.name`, true);
+      const mountPath = str(mo.mountPath, `${mt}.mountPath`, true);
+      if (!volumeNames.has(vname)) bad(Codes.InvalidVolumeMount, `${mt}.name`, `The volume '${vname}' mounted by container '${name}' is not defined in 'properties.volumes'.`);
+      if (!mountPath.startsWith('/') || mountPath.includes(':') || mountPath.split('/').includes('..') || mountPath === '/')
+        bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' of container '${name}' must be an absolute path other than '/', without ':' or '..'.`);
+      if (mountPaths.has(mountPath)) bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' is used twice in container '${name}'.`);
+      mountPaths.add(mountPath);
+      const readOnly = mo.readOnly ?? false;
+      if (typeof readOnly !== 'boolean') bad(Codes.InvalidVolumeMount, `${mt}.readOnly`, `'${mt}.readOnly' must be a boolean.`);
+      return { name: vname, mountPath, readOnly };
+    });
+    for (const k of ['livenessProbe', 'readinessProbe', 'securityContext'])
+      if (cp[k] !== undefined && cp[k] !== null) unsupported(`${t}.properties.${k}`, `'${k}'`);
+    return { name, image, command, ports: cports, environmentVariables, requests: { cpu, memoryInGB: mem }, ...(lim && { limits: lim }), volumeMounts };
+  });
+
+  let ipAddress: GroupSpec['ipAddress'];
+  const ip = obj(p.ipAddress, 'properties.ipAddress', false);
+  if (ip) {
+    const type = enumOf(ip.type, 'properties.ipAddress.type', ['Public', 'Private'] as const, Codes.InvalidRequestContent);
+    const gports = ports(ip.ports, 'properties.ipAddress.ports');
+    if (gports.length === 0) bad(Codes.InvalidIpAddressPort, 'properties.ipAddress.ports', 'The IP address of a container group must expose at least one port.');
+    const seen = new Set<string>();
+    for (const gp of gports) {
+      const key = `${gp.port}/${gp.protocol}`;
+      if (seen.has(key)) bad(Codes.DuplicatePorts, 'properties.ipAddress.ports', `The port ${key} is listed twice in 'properties.ipAddress.ports'.`);
+      seen.add(key);
+      if (!groupPorts.has(key))
+        bad(Codes.InvalidIpAddressPort, 'properties.ipAddress.ports', `The port ${key} of the IP address is not exposed by any container of the group.`);
+    }
+    const dnsNameLabel = str(ip.dnsNameLabel, 'properties.ipAddress.dnsNameLabel');
+    if (dnsNameLabel !== undefined && (!dnsLabel.test(dnsNameLabel) || dnsNameLabel.length > 63))
+      bad(Codes.InvalidRequestContent, 'properties.ipAddress.dnsNameLabel', `The DNS name label '${dnsNameLabel}' is invalid.`);
+    ipAddress = { type, ports: gports, ...(dnsNameLabel && { dnsNameLabel }) };
+  }
+
+  const imageRegistryCredentials = arr(p.imageRegistryCredentials, 'properties.imageRegistryCredentials').map((c, i) => {
+    const t = `properties.imageRegistryCredentials[${i}]`;
+    const o = obj(c, t)!;
+    if (o.identity !== undefined && o.identity !== null) unsupported(`${t}.identity`, 'Registry credentials by managed identity are');
+    return { server: str(o.server, `${t}.server`, true), username: str(o.username, `${t}.username`, true), password: str(o.password, `${t}.password`, true) };
+  });
+
+  return { spec: { containers, restartPolicy, osType: 'Linux', ...(ipAddress && { ipAddress }), volumes, imageRegistryCredentials, sku: 'Standard' }, location, tags };
+}
+
+/** The spec as a client may see it: secrets dropped. */
+export function redactSpec(spec: GroupSpec): Json {
+  return {
+    containers: spec.containers.map((c) => ({
+      name: c.name,
+      properties: {
+        image: c.image,
+        command: c.command,
+        ports: c.ports,
+        environmentVariables: c.environmentVariables.map((e) => (e.secureValue !== undefined ? { name: e.name } : { name: e.name, value: e.value })),
+        resources: { requests: c.requests, ...(c.limits && { limits: c.limits }) },
+        ...(c.volumeMounts.length > 0 && { volumeMounts: c.volumeMounts }),
+      },
+    })),
+    restartPolicy: spec.restartPolicy,
+    osType: spec.osType,
+    sku: spec.sku,
+    ...(spec.volumes.length > 0 && {
+      volumes: spec.volumes.map((v) => (v.secret ? { name: v.name, secret: {} } : { name: v.name, emptyDir: {} })),
+    }),
+    ...(spec.imageRegistryCredentials.length > 0 && {
+      imageRegistryCredentials: spec.imageRegistryCredentials.map((c) => ({ server: c.server, username: c.username })),
+    }),
+  };
+}

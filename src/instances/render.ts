@@ -1,0 +1,45 @@
+// Renders groups and operations as ARM resources, in the shapes of the ACI 2023-05-01 spec.
+import type { GroupStatus } from '../agent/types.js';
+import { redactSpec } from './model.js';
+import { GROUP_TYPE, PROVIDER, type GroupView } from './service.js';
+
+export const groupId = (sub: string, rg: string, name: string) =>
+  `/subscriptions/${sub}/resourceGroups/${rg}/providers/${GROUP_TYPE}/${name}`;
+
+export const operationPath = (sub: string, location: string, id: string) =>
+  `/subscriptions/${sub}/providers/${PROVIDER}/locations/${encodeURIComponent(location)}/operations/${id}`;
+
+export interface RenderContext {
+  /** Address a client reaches published ports on. */
+  advertiseAddress: string;
+}
+
+export function renderGroup(v: GroupView, ctx: RenderContext) {
+  const r = v.record;
+  const props = redactSpec(r.spec) as { containers: { name: string; properties: Record<string, unknown> }[] } & Record<string, unknown>;
+  const st: GroupStatus | undefined = v.status;
+  for (const c of props.containers) {
+    const cv = st?.containers[c.name];
+    if (cv) c.properties.instanceView = { restartCount: cv.restartCount, currentState: cv.currentState, ...(cv.previousState && { previousState: cv.previousState }), events: cv.events };
+  }
+  if (r.spec.ipAddress) {
+    const ip = r.spec.ipAddress.type === 'Public' ? ctx.advertiseAddress : st?.ip;
+    props.ipAddress = { type: r.spec.ipAddress.type, ports: r.spec.ipAddress.ports, ...(ip && { ip }), ...(r.spec.ipAddress.dnsNameLabel && { dnsNameLabel: r.spec.ipAddress.dnsNameLabel }) };
+  }
+  props.provisioningState = v.provisioningState;
+  props.instanceView = { state: groupState(v), events: st?.events ?? [] };
+  return {
+    id: groupId(r.subscriptionId, r.resourceGroup, r.name),
+    name: r.name,
+    type: GROUP_TYPE,
+    location: r.location,
+    ...(Object.keys(r.tags).length > 0 && { tags: r.tags }),
+    properties: props,
+  };
+}
+
+function groupState(v: GroupView): string {
+  // While a change is applied the last reported state stands: a group being stopped still runs.
+  if (v.status) return v.status.state;
+  return v.record.state === 'Stopped' ? 'Stopped' : 'Pending';
+}

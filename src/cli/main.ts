@@ -1,0 +1,293 @@
+#!/usr/bin/env node
+// The `berth` command: the server, `up` for a one-command start, and `container` with az container's flags.
+import { spawn, spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Command, Option } from 'commander';
+import WebSocket from 'ws';
+import { ArmClient, CliError, loadCliConfig, saveCliConfig } from './client.js';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const print = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+
+/** Splits a command line as a POSIX shell would for words and quotes (no expansion). */
+export function splitCommandLine(s: string): string[] {
+  const out: string[] = [];
+  let cur: string | undefined;
+  let q: '"' | "'" | undefined;
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i];
+    if (q) {
+      if (ch === q) q = undefined;
+      else if (ch === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
+      else cur += ch;
+    } else if (ch === '"' || ch === "'") {
+      q = ch;
+      cur ??= '';
+    } else if (/\s/.test(ch)) {
+      if (cur !== undefined) out.push(cur);
+      cur = undefined;
+    } else if (ch === '\\' && i + 1 < s.length) cur = (cur ?? '') + s[++i];
+    else cur = (cur ?? '') + ch;
+  }
+  if (q) throw new CliError('Unbalanced quotes in --command-line.');
+  if (cur !== undefined) out.push(cur);
+  return out;
+}
+
+const envPairs = (list: string[] | undefined, secure: boolean) =>
+  (list ?? []).map((kv) => {
+    const i = kv.indexOf('=');
+    if (i <= 0) throw new CliError(`Environment variables are KEY=VALUE; got '${kv}'.`);
+    return secure ? { name: kv.slice(0, i), secureValue: kv.slice(i + 1) } : { name: kv.slice(0, i), value: kv.slice(i + 1) };
+  });
+
+const program = new Command('berth').description('Self-hosted container instances, wire-compatible with Azure Container Instances');
+
+program
+  .command('server')
+  .description('Run the berth server in the foreground (SQLite, this host as the only agent)')
+  .option('--listen <host:port>', 'address to serve the API on', undefined)
+  .option('--data-dir <dir>', 'where state, images and containers live', '/var/lib/berth')
+  .option('--token <token>', 'an API token clients may use (repeatable)', collect, [])
+  .option('--bridge <name>', 'bridge for container groups')
+  .option('--subnet <cidr>', 'subnet for container groups')
+  .option('--advertise-address <ip>', 'address clients reach published ports on')
+  .option('--runc-root <dir>', 'runc state directory')
+  .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (loopback ones always are)', collect, [])
+  .option('--stop-grace <seconds>', 'SIGTERM-to-SIGKILL grace when stopping containers', Number)
+  .action(async (o) => {
+    const { loadConfig, startServer } = await import('../server.js');
+    const cfg = loadConfig(resolve(o.dataDir), {
+      listen: o.listen, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
+      runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace,
+    });
+    const srv = await startServer(cfg);
+    console.error(`berth: serving the ACI API on ${srv.url} (data in ${cfg.dataDir})`);
+    let stopping = false;
+    const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      await srv.close();
+      process.exit(0);
+    };
+    process.on('SIGTERM', stop);
+    process.on('SIGINT', stop);
+  });
+
+program
+  .command('up')
+  .description('Install what is missing, start berth in the background, and configure this CLI')
+  .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:8780')
+  .option('--data-dir <dir>', 'where state, images and containers live', '/var/lib/berth')
+  .option('--skip-install', 'do not install missing packages')
+  .action(async (o) => {
+    const dataDir = resolve(o.dataDir);
+    if (!o.skipInstall) {
+      const r = spawnSync('bash', [join(repoRoot, 'scripts/install-deps.sh'), '--runtime-only'], { stdio: 'inherit' });
+      if (r.status !== 0) throw new CliError('Installing dependencies failed (see above).');
+    }
+    const { ensureConfig } = await import('../server.js');
+    const { token } = ensureConfig(dataDir);
+    const endpoint = `http://${o.listen}`;
+    const pidFile = join(dataDir, 'server.pid');
+    const running = existsSync(pidFile) && isAlive(Number(readFileSync(pidFile, 'utf8')));
+    if (!running) {
+      const log = openSync(join(dataDir, 'server.log'), 'a');
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'server', '--listen', o.listen, '--data-dir', dataDir], {
+        detached: true, stdio: ['ignore', log, log],
+      });
+      closeSync(log);
+      writeFileSync(pidFile, String(child.pid));
+      child.unref();
+    }
+    for (let i = 0; ; i++) {
+      const ok = await fetch(`${endpoint}/healthz`).then((r) => r.ok, () => false);
+      if (ok) break;
+      if (i > 100) throw new CliError(`berth did not come up; see ${join(dataDir, 'server.log')}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    saveCliConfig({ endpoint, token, subscription: 'default' });
+    process.stdout.write(`berth is ${running ? 'already ' : ''}running: ${endpoint} (pid ${readFileSync(pidFile, 'utf8')}, log ${join(dataDir, 'server.log')})
+API token: in ${join(dataDir, 'config.json')}; this CLI is configured to use it.
+
+  berth container create -g demo -n hello --image <registry>/<image> --ports 80 --ip-address Public
+  berth container show -g demo -n hello
+  curl -H "Authorization: Bearer $(jq -r '.tokens[0]' ${join(dataDir, 'config.json')})" \\
+    '${endpoint}/subscriptions/default/providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01'
+`);
+  });
+
+program
+  .command('down')
+  .description('Stop the background berth started by `berth up` (containers keep running)')
+  .option('--data-dir <dir>', 'data directory given to `berth up`', '/var/lib/berth')
+  .action(async (o) => {
+    const pidFile = join(resolve(o.dataDir), 'server.pid');
+    const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : 0;
+    if (!pid || !isAlive(pid)) return void console.error('berth is not running');
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+    console.error(`berth (pid ${pid}) stopped`);
+  });
+
+function isAlive(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const container = program.command('container').description('Manage container groups (the flags of `az container`)');
+const withGroup = (c: Command) =>
+  c.requiredOption('-g, --resource-group <name>', 'resource group').requiredOption('-n, --name <name>', 'container group name');
+
+withGroup(container.command('create').description('Create a container group with one container'))
+  .requiredOption('--image <image>', 'container image')
+  .option('--cpu <cores>', 'CPU cores', Number, 1)
+  .option('--memory <GB>', 'memory in GB', Number, 1.5)
+  .option('--ports <ports...>', 'ports to open', [])
+  .addOption(new Option('--protocol <protocol>', 'protocol of the ports').choices(['TCP', 'UDP']).default('TCP'))
+  .addOption(new Option('--ip-address <type>', 'publish the ports').choices(['Public', 'Private']))
+  .option('--environment-variables <kv...>', 'KEY=VALUE pairs')
+  .option('--secure-environment-variables <kv...>', 'KEY=VALUE pairs, never shown back')
+  .option('--command-line <line>', 'command to run instead of the image default')
+  .addOption(new Option('--restart-policy <policy>').choices(['Always', 'OnFailure', 'Never']).default('Always'))
+  .option('-l, --location <location>', 'location')
+  .option('--registry-login-server <server>', 'private registry')
+  .option('--registry-username <user>')
+  .option('--registry-password <password>')
+  .option('--no-wait', 'do not wait for the group to be created')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const ports = (o.ports as string[]).flatMap((p) => p.split(/[ ,]+/)).filter(Boolean).map((p) => ({ port: Number(p), protocol: o.protocol }));
+    const body = {
+      location: o.location,
+      properties: {
+        osType: 'Linux',
+        restartPolicy: o.restartPolicy,
+        containers: [{
+          name: o.name,
+          properties: {
+            image: o.image,
+            ...(o.commandLine && { command: splitCommandLine(o.commandLine) }),
+            ports,
+            environmentVariables: [...envPairs(o.environmentVariables, false), ...envPairs(o.secureEnvironmentVariables, true)],
+            resources: { requests: { cpu: o.cpu, memoryInGB: o.memory } },
+          },
+        }],
+        ...(o.ipAddress && { ipAddress: { type: o.ipAddress, ports } }),
+        ...(o.registryLoginServer && {
+          imageRegistryCredentials: [{ server: o.registryLoginServer, username: o.registryUsername, password: o.registryPassword }],
+        }),
+      },
+    };
+    const path = arm.groupPath(o.resourceGroup, o.name);
+    const r = await arm.call('PUT', path, body);
+    if (o.wait) {
+      const seen = new Map<string, string>();
+      await arm.wait(r.headers.get('azure-asyncoperation')!, async () => {
+        // Show pull progress and other events as they happen.
+        const g = await arm.call('GET', path);
+        for (const c of g.body.properties.containers ?? [])
+          for (const e of c.properties.instanceView?.events ?? []) {
+            const k = `${c.name}/${e.name}/${e.firstTimestamp}`;
+            if (seen.get(k) !== e.message) process.stderr.write(`${c.name}: ${e.name}: ${e.message}\n`);
+            seen.set(k, e.message);
+          }
+      });
+    }
+    print((await arm.call('GET', path)).body);
+  });
+
+withGroup(container.command('show').description('Show a container group')).action(async (o) => {
+  const arm = new ArmClient(loadCliConfig());
+  print((await arm.call('GET', arm.groupPath(o.resourceGroup, o.name))).body);
+});
+
+container
+  .command('list')
+  .description('List container groups')
+  .option('-g, --resource-group <name>', 'only this resource group')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const all = [];
+    let next: string | undefined = o.resourceGroup ? arm.groupPath(o.resourceGroup) : arm.listPath();
+    while (next) {
+      const r: { body: { value: unknown[]; nextLink?: string } } = await arm.call('GET', next);
+      all.push(...r.body.value);
+      next = r.body.nextLink;
+    }
+    print(all);
+  });
+
+withGroup(container.command('logs').description('Show the log of a container'))
+  .option('--container-name <name>', 'container (default: the group name)')
+  .option('--tail <n>', 'last n lines', Number)
+  .option('--timestamps', 'prefix lines with timestamps')
+  .option('--follow', 'keep streaming the log')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const path = `${arm.groupPath(o.resourceGroup, o.name)}/containers/${encodeURIComponent(o.containerName ?? o.name)}/logs`;
+    const q = { tail: o.tail, timestamps: o.timestamps ? true : undefined };
+    if (!o.follow) return void process.stdout.write((await arm.call<{ content: string }>('GET', path, undefined, q)).body.content);
+    const res = await arm.raw('GET', path, undefined, { ...q, follow: true });
+    if (!res.ok || !res.body) throw new CliError(`HTTP ${res.status}: ${await res.text()}`);
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+  });
+
+withGroup(container.command('exec').description('Run a command in a running container'))
+  .requiredOption('--exec-command <command>', 'command to run')
+  .option('--container-name <name>', 'container (default: the group name)')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const path = `${arm.groupPath(o.resourceGroup, o.name)}/containers/${encodeURIComponent(o.containerName ?? o.name)}/exec`;
+    const r = await arm.call<{ webSocketUri: string; password: string }>('POST', path, { command: o.execCommand, terminalSize: { rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } });
+    await new Promise<void>((done, fail) => {
+      const ws = new WebSocket(r.body.webSocketUri);
+      ws.on('open', () => {
+        ws.send(r.body.password);
+        if (!process.stdin.isTTY) process.stdin.on('data', (d) => ws.send(d));
+        process.stdin.on('end', () => ws.send(Buffer.alloc(0)));
+      });
+      ws.on('message', (d) => process.stdout.write(d as Buffer));
+      ws.on('close', (code, reason) => {
+        process.stdin.pause();
+        if (code === 1000 || code === 1005) done();
+        else fail(new CliError(`exec ended: ${reason.toString() || code}`));
+      });
+      ws.on('error', fail);
+    });
+  });
+
+withGroup(container.command('delete').description('Delete a container group'))
+  .option('-y, --yes', 'do not ask (berth never asks)')
+  .option('--no-wait', 'do not wait for the deletion to finish')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const path = arm.groupPath(o.resourceGroup, o.name);
+    const r = await arm.call('DELETE', path);
+    if (r.status === 204) throw new CliError(`The container group '${o.name}' was not found.`);
+    if (o.wait) await arm.wait(r.headers.get('azure-asyncoperation')!);
+    print(r.body);
+  });
+
+for (const action of ['start', 'stop', 'restart'] as const) {
+  withGroup(container.command(action).description(`${action[0].toUpperCase()}${action.slice(1)} a container group`))
+    .option('--no-wait', 'do not wait for the operation to finish')
+    .action(async (o) => {
+      const arm = new ArmClient(loadCliConfig());
+      const r = await arm.call('POST', `${arm.groupPath(o.resourceGroup, o.name)}/${action}`);
+      const op = r.headers.get('azure-asyncoperation');
+      if (op && o.wait) await arm.wait(op);
+    });
+}
+
+program.parseAsync().catch((e) => {
+  process.stderr.write(`berth: ${e instanceof CliError ? e.message : (e as Error).stack}\n`);
+  process.exit(1);
+});

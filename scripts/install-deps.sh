@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what berth needs and is missing: Debian packages, npm packages, and the TypeScript build.
+# Usage: install-deps.sh [--runtime-only]   (--runtime-only: what `berth server` needs, not the test tools)
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+runtime_pkgs=(runc conmon containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates)
+# Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth.
+test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils jq curl)
+
+pkgs=("${runtime_pkgs[@]}")
+[ "${1:-}" = "--runtime-only" ] || pkgs+=("${test_pkgs[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >&2
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+fi
+
+cd "$root"
+# better-sqlite3 builds from source against the local Node headers (no prebuilt download is possible).
+export npm_config_nodedir=/usr
+if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+   || ! node -e "require('better-sqlite3')" 2>/dev/null; then
+  echo "install-deps: npm ci" >&2
+  npm ci --no-audit --no-fund >&2
+fi
+echo "install-deps: building" >&2
+npx --no-install tsc -p . >&2

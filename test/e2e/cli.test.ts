@@ -1,0 +1,71 @@
+// The berth CLI against a real server: az container's verbs and flags give the API's results.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import { buildImage } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+
+const run = promisify(execFile);
+const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'bin/berth');
+const BRIDGE = 'btcli0';
+let registry: TestRegistry;
+let berth: BerthProcess;
+let image: string;
+let env: NodeJS.ProcessEnv;
+
+before(async () => {
+  registry = await startRegistry();
+  image = (await buildImage(registry.host, 'web', '1')).reference;
+  berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.67.0/24' });
+  env = { ...process.env, BERTH_ENDPOINT: berth.url, BERTH_TOKEN: berth.token, BERTH_SUBSCRIPTION: 'cli-sub', BERTH_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'berth-cli-')) };
+});
+after(async () => {
+  try {
+    await berth?.destroy(['cli-sub']);
+  } finally {
+    await registry?.stop();
+    if (env?.BERTH_CONFIG_DIR) rmSync(env.BERTH_CONFIG_DIR, { recursive: true, force: true });
+    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
+  }
+});
+
+const berthCli = async (...args: string[]) => (await run(cli, args, { env, timeout: 60_000 })).stdout;
+
+test('create, show, list, logs, exec, restart, stop, start and delete through the CLI', async () => {
+  const before = hostFootprint(berth.runcRoot);
+  const created = JSON.parse(await berthCli('container', 'create', '-g', 'cli', '-n', 'hello', '--image', image, '--cpu', '0.25', '--memory', '0.25',
+    '--ports', '8088', '--ip-address', 'Public', '--environment-variables', 'GREETING=hi there', '--secure-environment-variables', 'PASSWORD=topsecret',
+    '--command-line', 'sh -c "echo $GREETING; exec httpd -f -p 8088 -h /www"', '--restart-policy', 'OnFailure'));
+  assert.equal(created.properties.provisioningState, 'Succeeded');
+  assert.equal(created.properties.instanceView.state, 'Running');
+  assert.doesNotMatch(JSON.stringify(created), /topsecret/);
+  assert.equal((await fetch('http://127.0.0.1:8088/')).status, 200);
+
+  const shown = JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello'));
+  assert.equal(shown.name, 'hello');
+  assert.deepEqual(shown.properties.ipAddress.ports, [{ port: 8088, protocol: 'TCP' }]);
+  const listed = JSON.parse(await berthCli('container', 'list', '-g', 'cli'));
+  assert.deepEqual(listed.map((g: { name: string }) => g.name), ['hello']);
+
+  assert.equal(await berthCli('container', 'logs', '-g', 'cli', '-n', 'hello'), 'hi there\n');
+  assert.equal(await berthCli('container', 'exec', '-g', 'cli', '-n', 'hello', '--exec-command', 'cat /www/index.html'), await (await fetch('http://127.0.0.1:8088/')).text());
+  const secret = await berthCli('container', 'exec', '-g', 'cli', '-n', 'hello', '--exec-command', 'env');
+  assert.match(secret, /^PASSWORD=topsecret$/m);
+  assert.match(secret, /^GREETING=hi there$/m);
+
+  await berthCli('container', 'restart', '-g', 'cli', '-n', 'hello');
+  await berthCli('container', 'stop', '-g', 'cli', '-n', 'hello');
+  await berthCli('container', 'start', '-g', 'cli', '-n', 'hello');
+  assert.equal(JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello')).properties.instanceView.state, 'Running');
+
+  await berthCli('container', 'delete', '-g', 'cli', '-n', 'hello', '--yes');
+  assert.deepEqual(JSON.parse(await berthCli('container', 'list')), []);
+  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  await assert.rejects(berthCli('container', 'show', '-g', 'cli', '-n', 'hello'), /ResourceNotFound/);
+});

@@ -1,0 +1,119 @@
+// Bad input through the ARM API: each malformed or out-of-limit request gets its 4xx ARM error and nothing is created.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { Api, group, startBerth, type BerthProcess } from '../helpers/berth.js';
+
+let berth: BerthProcess;
+let api: Api;
+const IMG = '127.0.0.1:5999/never-pulled:1';
+const P = (name = 'ok') => `/subscriptions/val-sub/resourceGroups/rg1/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
+
+before(async () => {
+  berth = await startBerth({ bridge: 'btval0', subnet: '10.213.65.0/24' });
+  api = new Api(berth, 'val-sub');
+});
+after(async () => {
+  try {
+    await berth?.destroy(['val-sub']);
+  } finally {
+    execFileSync('bash', ['-c', 'ip link del btval0 2>/dev/null || true']);
+  }
+});
+
+type Case = { name: string; status: number; code: string; target?: RegExp; method?: string; path?: string; body?: unknown; raw?: string; token?: string | null; apiVersion?: string | null; contentType?: string };
+
+const withContainer = (patch: Record<string, unknown>, resources?: unknown) => {
+  const b = group(IMG);
+  Object.assign(b.properties.containers[0] as { properties: Record<string, unknown> }, {});
+  const c = (b.properties.containers[0] as { properties: Record<string, unknown> }).properties;
+  Object.assign(c, patch);
+  if (resources !== undefined) c.resources = resources;
+  return b;
+};
+const withProps = (patch: Record<string, unknown>) => {
+  const b = group(IMG);
+  Object.assign(b.properties, patch);
+  return b;
+};
+const ctr = (name: string, extra: Record<string, unknown> = {}) => ({ name, properties: { image: IMG, resources: { requests: { cpu: 1, memoryInGB: 1 } }, ...extra } });
+
+const cases: Case[] = [
+  // names
+  { name: 'uppercase group name', status: 400, code: 'InvalidResourceName', path: P('BadName'), body: group(IMG) },
+  { name: 'group name with underscore', status: 400, code: 'InvalidResourceName', path: P('bad_name'), body: group(IMG) },
+  { name: 'group name starting with dash', status: 400, code: 'InvalidResourceName', path: P('-bad'), body: group(IMG) },
+  { name: 'group name ending with dash', status: 400, code: 'InvalidResourceName', path: P('bad-'), body: group(IMG) },
+  { name: 'group name with double dash', status: 400, code: 'InvalidResourceName', path: P('a--b'), body: group(IMG) },
+  { name: 'group name of 64 characters', status: 400, code: 'InvalidResourceName', path: P('a'.repeat(64)), body: group(IMG) },
+  { name: 'resource group ending in a period', status: 400, code: 'InvalidResourceName', path: P().replace('rg1', 'rg.'), body: group(IMG) },
+  { name: 'resource group with a star', status: 400, code: 'InvalidResourceName', path: P().replace('rg1', 'r*g'), body: group(IMG) },
+  { name: 'invalid container name', status: 400, code: 'InvalidContainerName', target: /containers\[0\]\.name/, body: withProps({ containers: [ctr('Main')] }) },
+  { name: 'duplicate container names', status: 400, code: 'DuplicateContainerName', body: withProps({ containers: [ctr('a'), ctr('a')] }) },
+  { name: 'missing container name', status: 400, code: 'MissingRequiredProperty', body: withProps({ containers: [{ properties: ctr('x').properties }] }) },
+  // image
+  { name: 'missing image', status: 400, code: 'MissingRequiredProperty', target: /image/, body: withContainer({ image: undefined }) },
+  { name: 'empty image', status: 400, code: 'InvalidImage', body: withContainer({ image: '' }) },
+  { name: 'image with spaces', status: 400, code: 'InvalidImage', body: withContainer({ image: 'busy box' }) },
+  { name: 'image not a string', status: 400, code: 'InvalidRequestContent', body: withContainer({ image: 42 }) },
+  // resources
+  { name: 'cpu 0', status: 400, code: 'InvalidCpuRequest', body: withContainer({}, { requests: { cpu: 0, memoryInGB: 1 } }) },
+  { name: 'cpu 100', status: 400, code: 'InvalidCpuRequest', body: withContainer({}, { requests: { cpu: 100, memoryInGB: 1 } }) },
+  { name: 'negative cpu', status: 400, code: 'InvalidCpuRequest', body: withContainer({}, { requests: { cpu: -1, memoryInGB: 1 } }) },
+  { name: 'cpu as a string', status: 400, code: 'InvalidCpuRequest', body: withContainer({}, { requests: { cpu: 'lots', memoryInGB: 1 } }) },
+  { name: 'missing cpu', status: 400, code: 'InvalidCpuRequest', body: withContainer({}, { requests: { memoryInGB: 1 } }) },
+  { name: 'memory 0', status: 400, code: 'InvalidMemoryRequest', body: withContainer({}, { requests: { cpu: 1, memoryInGB: 0 } }) },
+  { name: 'memory 1000 GB', status: 400, code: 'InvalidMemoryRequest', body: withContainer({}, { requests: { cpu: 1, memoryInGB: 1000 } }) },
+  { name: 'missing resources', status: 400, code: 'MissingRequiredProperty', body: withContainer({}, null) },
+  { name: 'missing requests', status: 400, code: 'MissingRequiredProperty', body: withContainer({}, { limits: { cpu: 1 } }) },
+  { name: 'cpu limit below request', status: 400, code: 'InvalidCpuLimit', body: withContainer({}, { requests: { cpu: 2, memoryInGB: 1 }, limits: { cpu: 1 } }) },
+  { name: 'memory limit above maximum', status: 400, code: 'InvalidMemoryLimit', body: withContainer({}, { requests: { cpu: 1, memoryInGB: 1 }, limits: { memoryInGB: 99 } }) },
+  { name: 'GPU request', status: 400, code: 'UnsupportedFeature', body: withContainer({}, { requests: { cpu: 1, memoryInGB: 1, gpu: { count: 1, sku: 'K80' } } }) },
+  // ports
+  { name: 'port 70000', status: 400, code: 'InvalidPort', body: withContainer({ ports: [{ port: 70000 }] }) },
+  { name: 'port 0', status: 400, code: 'InvalidPort', body: withContainer({ ports: [{ port: 0 }] }) },
+  { name: 'port 80.5', status: 400, code: 'InvalidPort', body: withContainer({ ports: [{ port: 80.5 }] }) },
+  { name: 'bad port protocol', status: 400, code: 'InvalidPort', body: withContainer({ ports: [{ port: 80, protocol: 'SCTP' }] }) },
+  { name: 'same port in two containers', status: 400, code: 'DuplicatePorts', body: withProps({ containers: [ctr('a', { ports: [{ port: 80 }] }), ctr('b', { ports: [{ port: 80 }] })] }) },
+  { name: 'IP port no container exposes', status: 400, code: 'InvalidIpAddressPort', body: withProps({ ipAddress: { type: 'Public', ports: [{ port: 81 }] } }) },
+  { name: 'IP address without ports', status: 400, code: 'InvalidIpAddressPort', body: withProps({ ipAddress: { type: 'Public', ports: [] } }) },
+  { name: 'bad IP address type', status: 400, code: 'InvalidRequestContent', body: withProps({ ipAddress: { type: 'Elastic', ports: [{ port: 80 }] } }) },
+  // group properties
+  { name: 'no containers', status: 400, code: 'MissingRequiredProperty', body: withProps({ containers: [] }) },
+  { name: 'no properties', status: 400, code: 'MissingRequiredProperty', body: { location: 'local' } },
+  { name: 'bad restart policy', status: 400, code: 'InvalidRestartPolicy', body: withProps({ restartPolicy: 'Sometimes' }) },
+  { name: 'Windows osType', status: 400, code: 'UnsupportedFeature', body: withProps({ osType: 'Windows' }) },
+  { name: 'bad env var name', status: 400, code: 'InvalidEnvironmentVariable', body: withContainer({ environmentVariables: [{ name: '1X', value: 'a' }] }) },
+  { name: 'env var with value and secureValue', status: 400, code: 'InvalidEnvironmentVariable', body: withContainer({ environmentVariables: [{ name: 'X', value: 'a', secureValue: 'b' }] }) },
+  { name: 'mount of an undefined volume', status: 400, code: 'InvalidVolumeMount', body: withContainer({ volumeMounts: [{ name: 'nope', mountPath: '/data' }] }) },
+  { name: 'secret not base64', status: 400, code: 'InvalidVolume', body: withProps({ volumes: [{ name: 'v', secret: { f: 'not base64!' } }] }) },
+  { name: 'azureFile volume', status: 400, code: 'UnsupportedFeature', body: withProps({ volumes: [{ name: 'v', azureFile: { shareName: 's', storageAccountName: 'a' } }] }) },
+  // transport
+  { name: 'bad JSON', status: 400, code: 'InvalidRequestContent', raw: '{"properties": ' },
+  { name: 'JSON array body', status: 400, code: 'InvalidRequestContent', raw: '[1,2]' },
+  { name: 'text/plain body', status: 415, code: 'UnsupportedMediaType', raw: 'hello', contentType: 'text/plain' },
+  { name: 'unknown api-version', status: 400, code: 'InvalidApiVersionParameter', body: group(IMG), apiVersion: '2099-01-01' },
+  { name: 'missing api-version', status: 400, code: 'MissingApiVersionParameter', body: group(IMG), apiVersion: null },
+  { name: 'no token', status: 401, code: 'AuthenticationFailed', body: group(IMG), token: null },
+  { name: 'wrong token', status: 401, code: 'InvalidAuthenticationToken', body: group(IMG), token: 'not-the-token' },
+  { name: 'GET of a missing group', status: 404, code: 'ResourceNotFound', method: 'GET', path: P('missing') },
+  { name: 'logs of a missing container', status: 404, code: 'ResourceNotFound', method: 'GET', path: `${P('missing')}/containers/x/logs` },
+  { name: 'unknown route', status: 404, code: 'NotFound', method: 'GET', path: '/subscriptions/val-sub/nope' },
+];
+
+test(`${cases.length} malformed or out-of-limit requests each get their ARM error, and nothing is created`, async () => {
+  assert.ok(cases.length >= 50);
+  for (const c of cases) {
+    const r = await api.req(c.method ?? 'PUT', c.path ?? P(), c.body, { rawBody: c.raw, token: c.token, apiVersion: c.apiVersion, contentType: c.contentType });
+    assert.equal(r.status, c.status, `${c.name}: status ${r.status} ${r.text}`);
+    assert.equal(r.body?.error?.code, c.code, `${c.name}: ${r.text}`);
+    assert.equal(typeof r.body.error.message, 'string', c.name);
+    assert.ok(r.body.error.message.length > 10, c.name);
+    if (c.target) assert.match(r.body.error.target ?? '', c.target, c.name);
+  }
+  const list = await api.req('GET', '/subscriptions/val-sub/providers/Microsoft.ContainerInstance/containerGroups');
+  assert.equal(list.status, 200);
+  assert.deepEqual(list.body.value, []);
+  assert.equal(berth.child.exitCode, null, 'the server is still up');
+  assert.equal((await fetch(`${berth.url}/healthz`)).status, 200);
+});

@@ -1,0 +1,192 @@
+// Test fixture: a real `berth server` process on a private data dir, bridge and subnet, plus host-state probes.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const API = '2023-05-01';
+
+export interface BerthProcess {
+  url: string;
+  token: string;
+  dataDir: string;
+  runcRoot: string;
+  child: ChildProcess;
+  log: () => string;
+  /** Ends the server by PID (SIGTERM, or SIGKILL to simulate a crash). */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Deletes every group the tests left in these subscriptions, stops the server, removes its data. */
+  destroy(subscriptions: string[]): Promise<void>;
+}
+
+export interface BerthOptions {
+  dataDir?: string;
+  bridge: string;
+  subnet: string;
+  listen?: string;
+  runcRoot?: string;
+}
+
+export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
+  const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-e2e-'));
+  const runcRoot = o.runcRoot ?? join('/run', `berth-test-${process.pid}`, 'runc');
+  const token = 'test-token-' + process.pid;
+  let out = '';
+  const child = spawn(process.execPath, [
+    join(repo, 'dist/src/cli/main.js'), 'server', '--listen', o.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--token', token,
+    '--bridge', o.bridge, '--subnet', o.subnet, '--runc-root', runcRoot, '--advertise-address', '127.0.0.1', '--stop-grace', '1',
+  ], { stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d) => (out += d));
+  child.stderr!.on('data', (d) => (out += d));
+  const url = await new Promise<string>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`berth did not start:\n${out}`)), 30_000);
+    const check = () => {
+      const m = /serving the ACI API on (http:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(t);
+        res(m[1]);
+      }
+    };
+    child.stderr!.on('data', check);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      rej(new Error(`berth exited with ${code}:\n${out}`));
+    });
+  });
+  const b: BerthProcess = {
+    url, token, dataDir, runcRoot, child, log: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      process.kill(child.pid!, signal);
+      await exited;
+    },
+    async destroy(subscriptions: string[]) {
+      if (child.exitCode === null && child.signalCode === null) {
+        for (const sub of subscriptions) {
+          const api = new Api(b, sub);
+          const all = await api.req('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/containerGroups`).catch(() => undefined);
+          await Promise.all((all?.body?.value ?? []).map((g: { id: string; name: string }) =>
+            api.deleteAndWait(g.id.split('/')[4], g.name).catch((e: Error) => console.error(`cleanup of ${g.name}: ${e.message}`))));
+        }
+      }
+      await b.stop();
+      cleanupDir(dataDir);
+    },
+  };
+  return b;
+}
+
+export class Api {
+  constructor(private b: { url: string; token: string }, readonly sub = 'e2e-sub') {}
+
+  groupPath(rg: string, name: string) {
+    return `/subscriptions/${this.sub}/resourceGroups/${rg}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
+  }
+
+  async req(method: string, path: string, body?: unknown, opts: { token?: string | null; apiVersion?: string | null; rawBody?: string; contentType?: string } = {}) {
+    const u = new URL(path.startsWith('http') ? path : this.b.url + path);
+    if (opts.apiVersion !== null && !u.searchParams.has('api-version')) u.searchParams.set('api-version', opts.apiVersion ?? API);
+    const headers: Record<string, string> = {};
+    const token = opts.token === undefined ? this.b.token : opts.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    const payload = opts.rawBody ?? (body === undefined ? undefined : JSON.stringify(body));
+    if (payload !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';
+    const res = await fetch(u, { method, headers, body: payload });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, body: json, text, headers: res.headers };
+  }
+
+  /** Follows an Azure-AsyncOperation URL to its end. */
+  async waitOp(url: string, timeoutMs = 60_000) {
+    const t0 = Date.now();
+    for (;;) {
+      const r = await this.req('GET', url);
+      if (r.status !== 200) throw new Error(`operation poll: ${r.status} ${r.text}`);
+      if (r.body.status !== 'InProgress') return r.body as { status: string; error?: { code: string; message: string } };
+      if (Date.now() - t0 > timeoutMs) throw new Error(`operation still in progress after ${timeoutMs} ms`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  async waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+    const t0 = Date.now();
+    for (;;) {
+      const v = await fn();
+      if (v) return v;
+      if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  async create(rg: string, name: string, body: unknown) {
+    const r = await this.req('PUT', this.groupPath(rg, name), body);
+    if (r.status !== 201 && r.status !== 200) throw new Error(`create ${name}: ${r.status} ${r.text}`);
+    return r;
+  }
+
+  async createAndWait(rg: string, name: string, body: unknown) {
+    const r = await this.create(rg, name, body);
+    const op = await this.waitOp(r.headers.get('azure-asyncoperation')!);
+    if (op.status !== 'Succeeded') throw new Error(`create ${name}: ${JSON.stringify(op)}`);
+    return (await this.req('GET', this.groupPath(rg, name))).body;
+  }
+
+  async deleteAndWait(rg: string, name: string) {
+    const r = await this.req('DELETE', this.groupPath(rg, name));
+    if (r.status === 204) return;
+    if (r.status !== 202) throw new Error(`delete ${name}: ${r.status} ${r.text}`);
+    const op = await this.waitOp(r.headers.get('azure-asyncoperation')!);
+    if (op.status !== 'Succeeded') throw new Error(`delete ${name}: ${JSON.stringify(op)}`);
+  }
+}
+
+export const group = (image: string, o: { command?: string[]; ports?: number[]; publish?: boolean; restartPolicy?: string; memoryInGB?: number; cpu?: number; env?: unknown[]; containers?: unknown[] } = {}) => ({
+  location: 'local',
+  properties: {
+    osType: 'Linux',
+    restartPolicy: o.restartPolicy ?? 'Always',
+    containers: o.containers ?? [{
+      name: 'main',
+      properties: {
+        image,
+        ...(o.command && { command: o.command }),
+        ports: (o.ports ?? []).map((port) => ({ port })),
+        environmentVariables: o.env ?? [],
+        resources: { requests: { cpu: o.cpu ?? 0.5, memoryInGB: o.memoryInGB ?? 0.25 } },
+      },
+    }],
+    ...(o.publish && o.ports && { ipAddress: { type: 'Public', ports: o.ports.map((port) => ({ port, protocol: 'TCP' })) } }),
+  },
+});
+
+/** What a leak would leave on the host: counted before and after a test. */
+export function hostFootprint(runcRoot: string) {
+  const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { encoding: 'utf8' });
+  return {
+    netns: Number(sh('ip netns list | wc -l')),
+    veth: Number(sh('ip -o link show type veth | wc -l')),
+    iptablesRules: Number(sh("iptables-save | grep -c '^-A' || true")),
+    overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
+    runcContainers: Number(sh(`runc --root ${runcRoot} list -q 2>/dev/null | grep -c . || true`)),
+    // Exited conmons can linger as zombies until init reaps them: count only live ones.
+    conmon: Number(sh("ps -C conmon -o stat= | grep -vc '^Z' || true")),
+  };
+}
+
+/** Removes a data dir, but never one with a mount inside: rm would reach into a container's rootfs. */
+export function cleanupDir(dir: string) {
+  const mounted = readFileSync('/proc/mounts', 'utf8').split('\n').map((l) => l.split(' ')[1]).filter((m) => m?.startsWith(dir + '/'));
+  if (mounted.length > 0) throw new Error(`not removing ${dir}: still mounted there: ${mounted.join(', ')}`);
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export const readText = (p: string) => readFileSync(p, 'utf8');

@@ -29,6 +29,9 @@ export interface LogOptions {
 interface ContainerMeta {
   id: string;
   startedAt?: string;
+  /** The container's init PID and its start time in clock ticks (guards against PID reuse). */
+  pid?: number;
+  pidStartTicks?: string;
   lowerdir?: string;
   restarts: number;
 }
@@ -222,6 +225,10 @@ export class ContainerRuntime {
   async status(id: string): Promise<ContainerStatus | undefined> {
     this.checkId(id);
     const meta = await this.readMeta(id);
+    // Fast path, taken by every poll of a running container: no exit recorded and the very process
+    // we started still alive means running, without spawning `runc state`.
+    if (meta?.startedAt && meta.pid && meta.pidStartTicks && !this.readExit(id) && processStartTicks(meta.pid) === meta.pidStartTicks)
+      return { id, state: 'running', pid: meta.pid, startedAt: meta.startedAt };
     let state = await this.runcState(id);
     if (!meta && !state) return undefined;
     const base: ContainerStatus = { id, state: 'unknown', ...(meta?.startedAt ? { startedAt: meta.startedAt } : {}) };
@@ -273,7 +280,7 @@ export class ContainerRuntime {
     if (current?.state === 'created') {
       const startedAt = new Date().toISOString();
       await this.runcStart(id);
-      await this.markStarted(id, startedAt);
+      await this.markStarted(id, startedAt, current.pid ?? 0);
       return (await this.status(id)) ?? { id, state: 'unknown' };
     }
 
@@ -343,14 +350,18 @@ export class ContainerRuntime {
     const pid = await this.spawnConmon(id, bundle);
     const startedAt = new Date().toISOString();
     await this.runcStart(id);
-    await this.markStarted(id, startedAt);
+    await this.markStarted(id, startedAt, pid);
     // a fresh start is known to be running; asking runc again would add a process spawn
     return { id, state: 'running', pid, startedAt };
   }
 
-  private async markStarted(id: string, startedAt: string): Promise<void> {
+  private async markStarted(id: string, startedAt: string, pid: number): Promise<void> {
     const meta = (await this.readMeta(id)) ?? { id, restarts: 0 };
     meta.startedAt = startedAt;
+    if (pid > 0) {
+      meta.pid = pid;
+      meta.pidStartTicks = processStartTicks(pid);
+    }
     await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
   }
 
@@ -664,5 +675,17 @@ export class ContainerRuntime {
     if (opts.cwd) args.push('--cwd', opts.cwd);
     args.push(id, ...argv);
     return spawn(this.runc, this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
+  }
+}
+
+/** Start time of a process (field 22 of /proc/PID/stat), or undefined when it is gone or a zombie. */
+function processStartTicks(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name may contain spaces and parentheses: fields are counted after its last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[0] === 'Z' || fields[0] === 'X' ? undefined : fields[19];
+  } catch {
+    return undefined;
   }
 }

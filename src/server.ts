@@ -43,15 +43,14 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
   };
 }
 
-/** Writes a config with a fresh token unless one exists; returns the token to use. */
-export function ensureConfig(dataDir: string): { token: string; config: Partial<ServerConfig> } {
+/** Writes `settings` and, unless there is one, a fresh token into the config; returns the token to use. */
+export function ensureConfig(dataDir: string, settings: Partial<ServerConfig> = {}): { token: string; config: Partial<ServerConfig> } {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'config.json');
-  const cfg = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<ServerConfig>) : {};
-  if (!cfg.tokens?.length) {
-    cfg.tokens = [randomBytes(24).toString('base64url')];
-    writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-  }
+  const cfg: Partial<ServerConfig> = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : {};
+  for (const [k, v] of Object.entries(settings)) if (v !== undefined) (cfg as Record<string, unknown>)[k] = v;
+  if (!cfg.tokens?.length) cfg.tokens = [randomBytes(24).toString('base64url')];
+  writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
   return { token: cfg.tokens[0], config: cfg };
 }
 

@@ -83,6 +83,9 @@ program
   .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:8780')
   .option('--data-dir <dir>', 'where state, images and containers live', '/var/lib/berth')
   .option('--skip-install', 'do not install missing packages')
+  .option('--bridge <name>', 'bridge for container groups (kept in the config)')
+  .option('--subnet <cidr>', 'subnet for container groups (kept in the config)')
+  .option('--advertise-address <ip>', 'address clients reach published ports on (kept in the config)')
   .action(async (o) => {
     const dataDir = resolve(o.dataDir);
     if (!o.skipInstall) {
@@ -90,7 +93,7 @@ program
       if (r.status !== 0) throw new CliError('Installing dependencies failed (see above).');
     }
     const { ensureConfig } = await import('../server.js');
-    const { token } = ensureConfig(dataDir);
+    const { token } = ensureConfig(dataDir, { bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress });
     const endpoint = `http://${o.listen}`;
     const pidFile = join(dataDir, 'server.pid');
     const running = existsSync(pidFile) && isAlive(Number(readFileSync(pidFile, 'utf8')));

@@ -1,6 +1,6 @@
 // The berth CLI against a real server: az container's verbs and flags give the API's results.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -68,4 +68,21 @@ test('create, show, list, logs, exec, restart, stop, start and delete through th
   assert.deepEqual(JSON.parse(await berthCli('container', 'list')), []);
   assert.deepEqual(hostFootprint(berth.runcRoot), before);
   await assert.rejects(berthCli('container', 'show', '-g', 'cli', '-n', 'hello'), /ResourceNotFound/);
+});
+
+test('logs --follow streams lines as the container writes them, and create shows image pull progress', async () => {
+  const fresh = (await buildImage(registry.host, 'ticker', '1')).reference;
+  const created = await run(cli, ['container', 'create', '-g', 'cli', '-n', 'ticker', '--image', fresh, '--cpu', '0.1', '--memory', '0.1',
+    '--command-line', 'sh -c "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.1; done"'], { env, timeout: 60_000 });
+  assert.match(created.stderr, /ticker: Pulling: pulling image/);
+  assert.match(created.stderr, /ticker: Pulled: Successfully pulled image/);
+  const follow = spawn(cli, ['container', 'logs', '-g', 'cli', '-n', 'ticker', '--follow'], { env });
+  let out = '';
+  follow.stdout.on('data', (d) => (out += d));
+  const t0 = Date.now();
+  while (!/tick 15\n/.test(out) && Date.now() - t0 < 15_000) await new Promise((r) => setTimeout(r, 100));
+  process.kill(follow.pid!, 'SIGTERM');
+  assert.match(out, /^tick 1\ntick 2\n/);
+  assert.match(out, /tick 15\n/, 'lines written after the follow began arrived');
+  await berthCli('container', 'delete', '-g', 'cli', '-n', 'ticker');
 });

@@ -331,11 +331,7 @@ export class Agent implements AgentHandle {
             this.emit(s);
           },
         });
-        for (const v of views) {
-          const ev = v.events.find((x) => x.name === 'Pulling');
-          if (ev) ev.message = `pulling image "${ref}"`;
-          addEvent(v.events, 'Pulled', `Successfully pulled image "${ref}" in ${((Date.now() - t0) / 1000).toFixed(2)}s (${fmtBytes(img.size)})`);
-        }
+        for (const v of views) addEvent(v.events, 'Pulled', `Successfully pulled image "${ref}" in ${((Date.now() - t0) / 1000).toFixed(2)}s (${fmtBytes(img.size)})`);
       }
       images.set(ref, img);
     }));

@@ -1,10 +1,13 @@
 // Composition root of the embedded default: SQLite store, the local host as the only agent, the ARM API.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { hostname, networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from './agent/agent.js';
+import { Authenticator, type ServicePrincipal, type TokenGrant } from './instances/auth.js';
 import { buildServer } from './instances/http.js';
+import { ensureServerCert } from './instances/tls.js';
 import { InstancesService } from './instances/service.js';
 import { ContainerRuntime } from './runtime/container/runtime.js';
 import { ImageStore } from './runtime/image/store.js';
@@ -12,9 +15,18 @@ import { NetworkManager } from './runtime/network/network.js';
 import { SqliteStore } from './store/sqlite.js';
 
 export interface ServerConfig {
+  /** Plain HTTP; loopback only unless allowInsecureHttp. */
   listen: string; // HOST:PORT
+  /** HTTPS with the certificate berth's CA signs; '' turns it off. */
+  listenHttps: string;
+  allowInsecureHttp: boolean;
+  tlsDir: string;
   dataDir: string;
-  tokens: string[];
+  /** A string may use every subscription; an object only those it lists. */
+  tokens: (string | TokenGrant)[];
+  servicePrincipals: ServicePrincipal[];
+  /** What GET /subscriptions lists to a caller that may use any. */
+  subscriptions: string[];
   /** runc state dir; on tmpfs so a reboot forgets containers that a reboot killed. */
   runcRoot: string;
   bridge: string;
@@ -32,8 +44,13 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     (flags[k] !== undefined && !(Array.isArray(flags[k]) && (flags[k] as unknown[]).length === 0) ? flags[k] : fromFile[k] ?? d) as ServerConfig[K];
   return {
     listen: pick('listen', '127.0.0.1:8780'),
+    listenHttps: pick('listenHttps', '127.0.0.1:8743'),
+    allowInsecureHttp: pick('allowInsecureHttp', false),
+    tlsDir: pick('tlsDir', join(dataDir, 'tls')),
     dataDir,
     tokens: [...(fromFile.tokens ?? []), ...(flags.tokens ?? [])],
+    servicePrincipals: [...(fromFile.servicePrincipals ?? []), ...(flags.servicePrincipals ?? [])],
+    subscriptions: pick('subscriptions', ['default']),
     runcRoot: pick('runcRoot', '/run/berth/runc'),
     bridge: pick('bridge', 'berth0'),
     subnet: pick('subnet', '10.89.0.0/16'),
@@ -51,7 +68,8 @@ export function ensureConfig(dataDir: string, settings: Partial<ServerConfig> = 
   for (const [k, v] of Object.entries(settings)) if (v !== undefined) (cfg as Record<string, unknown>)[k] = v;
   if (!cfg.tokens?.length) cfg.tokens = [randomBytes(24).toString('base64url')];
   writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-  return { token: cfg.tokens[0], config: cfg };
+  const first = cfg.tokens[0];
+  return { token: typeof first === 'string' ? first : first.token, config: cfg };
 }
 
 function defaultAdvertiseAddress(): string {
@@ -60,9 +78,23 @@ function defaultAdvertiseAddress(): string {
   return '127.0.0.1';
 }
 
+const splitHostPort = (hp: string) => {
+  const i = hp.lastIndexOf(':');
+  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
+};
+const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
+
 export async function startServer(cfg: ServerConfig) {
-  if (cfg.tokens.length === 0) throw new Error(`no API token: pass --token, or put "tokens" in ${join(cfg.dataDir, 'config.json')} (berth up does this)`);
+  if (cfg.tokens.length === 0 && cfg.servicePrincipals.length === 0)
+    throw new Error(`no API token: pass --token, or put "tokens" in ${join(cfg.dataDir, 'config.json')} (berth up does this)`);
+  const plain = splitHostPort(cfg.listen);
+  if (!isLoopback(plain.host) && !cfg.allowInsecureHttp)
+    throw new Error(`refusing plain HTTP on ${cfg.listen}: tokens would cross the network in clear. Serve HTTPS with --listen-https, or pass --allow-insecure-http`);
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  // Tokens issued to service principals are signed with a key that outlives restarts.
+  const keyFile = join(cfg.dataDir, 'token-signing.key');
+  if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
+  const auth = new Authenticator(cfg.tokens, cfg.servicePrincipals, readFileSync(keyFile));
   const store = new SqliteStore(join(cfg.dataDir, 'berth.db'));
   const agent = new Agent({
     dataDir: cfg.dataDir,
@@ -73,18 +105,31 @@ export async function startServer(cfg: ServerConfig) {
   });
   const service = new InstancesService(store, agent);
   await service.start();
-  const app = buildServer({ service, tokens: cfg.tokens, advertiseAddress: cfg.advertiseAddress });
-  const i = cfg.listen.lastIndexOf(':');
-  const host = cfg.listen.slice(0, i).replace(/^\[|\]$/g, '');
-  const port = Number(cfg.listen.slice(i + 1));
-  await app.listen({ host, port });
-  const addr = app.server.address();
-  const url = typeof addr === 'object' && addr ? `http://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : cfg.listen;
+  const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
+  const apps = [buildServer(common)];
+  let tls: Awaited<ReturnType<typeof ensureServerCert>> | undefined;
+  if (cfg.listenHttps) {
+    const h = splitHostPort(cfg.listenHttps).host;
+    const names = ['127.0.0.1', '::1', 'localhost', hostname(), cfg.advertiseAddress, ...(h && h !== '0.0.0.0' && h !== '::' ? [h] : [])];
+    tls = await ensureServerCert(cfg.tlsDir, names.filter((n) => n && (isIP(n) || /^[a-z0-9.-]+$/i.test(n))));
+    apps.push(buildServer({ ...common, https: { key: readFileSync(tls.key), cert: readFileSync(tls.cert) } }));
+  }
+  const urls: string[] = [];
+  const listens = [cfg.listen, cfg.listenHttps].filter(Boolean);
+  for (const [i, app] of apps.entries()) {
+    const { host, port } = splitHostPort(listens[i]);
+    await app.listen({ host, port });
+    const addr = app.server.address();
+    const scheme = i === 0 ? 'http' : 'https';
+    urls.push(typeof addr === 'object' && addr ? `${scheme}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : listens[i]);
+  }
   return {
-    url,
+    url: urls[0],
+    httpsUrl: urls[1],
+    caCert: tls?.caCert,
     /** Stops serving; containers keep running (they belong to conmon, not to this process). */
     async close() {
-      await app.close();
+      for (const app of apps) await app.close();
       await agent.close();
       await service.stop();
       await store.close();

@@ -131,6 +131,10 @@ export class Agent implements AgentHandle {
     return this.o.containers.exec(id, argv);
   }
 
+  async cachedImages(): Promise<string[]> {
+    return (await this.o.images.list()).map((i) => i.reference);
+  }
+
   // --- reconcile machinery ---
 
   private track(uid: string): Tracked {

@@ -111,5 +111,7 @@ export interface AgentHandle {
   logs(uid: string, container: string, opts: LogOptions): Promise<string>;
   followLogs(uid: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal): Promise<void>;
   exec(uid: string, container: string, argv: string[]): import('node:child_process').ChildProcess;
+  /** References of the images this host has locally. */
+  cachedImages(): Promise<string[]>;
   close(): Promise<void>;
 }

@@ -49,7 +49,10 @@ const program = new Command('berth').description('Self-hosted container instance
 program
   .command('server')
   .description('Run the berth server in the foreground (SQLite, this host as the only agent)')
-  .option('--listen <host:port>', 'address to serve the API on', undefined)
+  .option('--listen <host:port>', 'plain HTTP address (loopback only unless --allow-insecure-http)')
+  .option('--listen-https <host:port>', "HTTPS address, with a certificate from berth's own CA ('' for none)")
+  .option('--allow-insecure-http', 'allow plain HTTP on a non-loopback address')
+  .option('--tls-dir <dir>', "where berth's CA and server certificate live (default: DATA_DIR/tls)")
   .option('--data-dir <dir>', 'where state, images and containers live', '/var/lib/berth')
   .option('--token <token>', 'an API token clients may use (repeatable)', collect, [])
   .option('--bridge <name>', 'bridge for container groups')
@@ -61,11 +64,11 @@ program
   .action(async (o) => {
     const { loadConfig, startServer } = await import('../server.js');
     const cfg = loadConfig(resolve(o.dataDir), {
-      listen: o.listen, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
+      listen: o.listen, listenHttps: o.listenHttps, allowInsecureHttp: o.allowInsecureHttp, tlsDir: o.tlsDir, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
       runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace,
     });
     const srv = await startServer(cfg);
-    console.error(`berth: serving the ACI API on ${srv.url} (data in ${cfg.dataDir})`);
+    console.error(`berth: serving the ACI API on ${srv.url}${srv.httpsUrl ? ` and ${srv.httpsUrl} (CA certificate: ${srv.caCert})` : ''} (data in ${cfg.dataDir})`);
     let stopping = false;
     const stop = async () => {
       if (stopping) return;
@@ -80,7 +83,8 @@ program
 program
   .command('up')
   .description('Install what is missing, start berth in the background, and configure this CLI')
-  .option('--listen <host:port>', 'address to serve the API on', '127.0.0.1:8780')
+  .option('--listen <host:port>', 'plain HTTP address (loopback)', '127.0.0.1:8780')
+  .option('--listen-https <host:port>', 'HTTPS address', '127.0.0.1:8743')
   .option('--data-dir <dir>', 'where state, images and containers live', '/var/lib/berth')
   .option('--skip-install', 'do not install missing packages')
   .option('--bridge <name>', 'bridge for container groups (kept in the config)')
@@ -99,7 +103,7 @@ program
     const running = existsSync(pidFile) && isAlive(Number(readFileSync(pidFile, 'utf8')));
     if (!running) {
       const log = openSync(join(dataDir, 'server.log'), 'a');
-      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'server', '--listen', o.listen, '--data-dir', dataDir], {
+      const child = spawn(process.execPath, [fileURLToPath(import.meta.url), 'server', '--listen', o.listen, '--listen-https', o.listenHttps, '--data-dir', dataDir], {
         detached: true, stdio: ['ignore', log, log],
       });
       closeSync(log);
@@ -113,7 +117,10 @@ program
       await new Promise((r) => setTimeout(r, 100));
     }
     saveCliConfig({ endpoint, token, subscription: 'default' });
+    const ca = join(dataDir, 'tls', 'ca.crt');
     process.stdout.write(`berth is ${running ? 'already ' : ''}running: ${endpoint} (pid ${readFileSync(pidFile, 'utf8')}, log ${join(dataDir, 'server.log')})
+HTTPS: https://${o.listenHttps} with berth's CA certificate ${ca}
+  (Azure SDK: NODE_EXTRA_CA_CERTS=${ca}; az CLI: REQUESTS_CA_BUNDLE=${ca})
 API token: in ${join(dataDir, 'config.json')}; this CLI is configured to use it.
 
   berth container create -g demo -n hello --image <registry>/<image> --ports 80 --ip-address Public
@@ -289,6 +296,7 @@ for (const action of ['start', 'stop', 'restart'] as const) {
       if (op && o.wait) await arm.wait(op);
     });
 }
+
 
 program.parseAsync().catch((e) => {
   process.stderr.write(`berth: ${e instanceof CliError ? e.message : (e as Error).stack}\n`);

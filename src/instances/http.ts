@@ -1,23 +1,31 @@
 // The ARM HTTP front: parses requests into service actions and renders results and errors as ARM does.
-import { createHash, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type { ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
+import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import { registerArmRoutes } from './arm.js';
+import type { Authenticator, Identity } from './auth.js';
 import { operationPath, renderGroup } from './render.js';
-import { GROUP_TYPE, type InstancesService } from './service.js';
+import { GROUP_TYPE, PROVIDER, type InstancesService } from './service.js';
 
-export const SUPPORTED_API_VERSIONS = ['2023-05-01', '2022-10-01-preview', '2022-09-01', '2021-10-01'];
+/** ACI api-versions berth answers: the SDK's (2023-05-01) and Debian's az CLI's (2022-10-01-preview) among them. */
+export const SUPPORTED_API_VERSIONS = ['2023-05-01', '2022-10-01-preview', '2022-09-01', '2021-10-01', '2021-09-01', '2021-07-01', '2021-03-01'];
 
 export interface HttpOptions {
   service: InstancesService;
-  tokens: string[];
+  auth: Authenticator;
   advertiseAddress: string;
+  /** Subscriptions listed to callers that may use any (GET /subscriptions). */
+  subscriptions: string[];
+  https?: { key: Buffer; cert: Buffer };
   logger?: boolean;
 }
 
-interface ExecSession {
+interface StreamSession {
+  kind: 'exec' | 'attach';
   password: string;
   sub: string;
   rg: string;
@@ -27,18 +35,27 @@ interface ExecSession {
   expires: number;
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    identity?: Identity;
+  }
+}
+
+/** Paths anyone may call: liveness, and the login endpoints a client calls before it has a token. */
+const isPublic = (path: string) => path === '/healthz' || /^\/adfs(\/|$)/i.test(path) || /^\/[^/]+\/oauth2\//i.test(path);
+const dateVersion = /^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$/;
+
 type Params = { sub: string; rg: string; name: string; container: string; loc: string; op: string };
 
 const armError = (reply: FastifyReply, status: number, code: string, message: string, target?: string) =>
   reply.code(status).send({ error: { code, message, ...(target && { target }) } });
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
-
 export function buildServer(o: HttpOptions): FastifyInstance {
-  const app = Fastify({ logger: o.logger ?? false, bodyLimit: 4 << 20, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true } });
-  const tokens = o.tokens.map(digest);
-  if (tokens.length === 0) throw new Error('at least one API token is required');
-  const execSessions = new Map<string, ExecSession>();
+  const app = Fastify({
+    logger: o.logger ?? false, bodyLimit: 4 << 20, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    ...(o.https && { https: { key: o.https.key, cert: o.https.cert } }),
+  }) as unknown as FastifyInstance;
+  const sessions = new Map<string, StreamSession>();
 
   app.setErrorHandler((err, req, reply) => {
     if (isBerthError(err)) return armError(reply, err.status, err.code, err.message, err.target);
@@ -64,29 +81,31 @@ export function buildServer(o: HttpOptions): FastifyInstance {
       done(new BerthError(Codes.InvalidRequestContent, `The request content was invalid and could not be deserialized: ${(e as Error).message}`, 400), undefined);
     }
   });
+  // OAuth2 token requests are forms.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, parseForm(body as string)));
 
   // Liveness for `berth up` and supervisors; says nothing about any tenant.
   app.get('/healthz', async () => ({ status: 'ok' }));
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-ms-request-id', randomUUID());
-    if (req.url === '/healthz') return;
-    const h = req.headers.authorization;
-    if (!h) {
-      reply.header('WWW-Authenticate', 'Bearer');
-      throw new BerthError(Codes.AuthenticationFailed, "Authentication failed. The 'Authorization' header is missing.", 401);
-    }
-    const m = /^Bearer\s+(\S+)$/i.exec(h);
-    const d = m && digest(m[1]);
-    if (!d || !tokens.some((t) => timingSafeEqual(t, d))) {
-      reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
-      throw new BerthError(Codes.InvalidAuthenticationToken, "The access token is invalid.", 401);
+    const path = req.url.split('?')[0];
+    if (isPublic(path)) return;
+    try {
+      req.identity = o.auth.authenticate(req.headers.authorization);
+    } catch (e) {
+      reply.header('WWW-Authenticate', req.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
+      throw e;
     }
     const v = (req.query as Record<string, string | undefined>)['api-version'];
     if (v === undefined || v === '')
       throw new BerthError(Codes.MissingApiVersionParameter, "The api-version query parameter (?api-version=) is required for all requests.", 400);
-    if (!SUPPORTED_API_VERSIONS.includes(v))
+    // ACI's own versions for its provider; the ARM routes around it (subscriptions, resource groups) take any.
+    const aci = path.toLowerCase().includes(`/providers/${PROVIDER.toLowerCase()}`);
+    if (aci ? !SUPPORTED_API_VERSIONS.includes(v) : !dateVersion.test(v))
       throw new BerthError(Codes.InvalidApiVersionParameter, `The api-version '${v}' is invalid. The supported versions are '${SUPPORTED_API_VERSIONS.join(',')}'.`, 400);
+    const sub = /^\/subscriptions\/([^/]+)/i.exec(path)?.[1];
+    if (sub) o.auth.authorize(req.identity, decodeURIComponent(sub), `${PROVIDER}/containerGroups/${req.method === 'GET' ? 'read' : 'write'}`);
   });
 
   const base = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
@@ -107,6 +126,8 @@ export function buildServer(o: HttpOptions): FastifyInstance {
 
   app.get<{ Params: Params }>(G, async (req) => renderGroup(await o.service.get(req.params.sub, req.params.rg, req.params.name), ctx));
 
+  app.patch<{ Params: Params }>(G, async (req) => renderGroup(await o.service.updateTags(req.params.sub, req.params.rg, req.params.name, req.body), ctx));
+
   app.delete<{ Params: Params }>(G, async (req, reply) => {
     const { sub, rg, name } = req.params;
     const r = await o.service.delete(sub, rg, name);
@@ -119,10 +140,10 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     app.post<{ Params: Params }>(`${G}/${action}`, async (req, reply) => {
       const { sub, rg, name } = req.params;
       const op = await o.service.setRunState(sub, rg, name, action);
-      // ACI answers stop synchronously (204); start and restart are LROs (202).
+      // As ACI: stop answers 204 at once; start (202) and restart (204) are LROs to poll.
       if (action === 'stop') return reply.code(204).send();
       lro(req, reply, sub, op.location, op.id);
-      return reply.code(202).send();
+      return reply.code(action === 'start' ? 202 : 204).send();
     });
   }
 
@@ -161,59 +182,114 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return { content: await o.service.logs(sub, rg, name, container, { tail, timestamps }) };
   });
 
-  app.post<{ Params: Params; Body: { command?: unknown } | undefined }>(`${G}/containers/:container/exec`, async (req) => {
+  const newSession = async (req: FastifyRequest<{ Params: Params }>, kind: StreamSession['kind'], argv: string[]) => {
     const { sub, rg, name, container } = req.params;
+    const view = await o.service.get(sub, rg, name); // 404 before a session is made
+    if (!view.record.spec.containers.some((c) => c.name === container))
+      throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in container group '${name}'.`, 404, 'containerName');
+    const id = randomBytes(16).toString('hex');
+    const password = randomBytes(24).toString('base64url');
+    sessions.set(id, { kind, password, sub, rg, name, container, argv, expires: Date.now() + 60_000 });
+    return { webSocketUri: `${base(req).replace(/^http/, 'ws')}/${kind}/${id}`, password };
+  };
+
+  app.post<{ Params: Params; Body: { command?: unknown } | undefined }>(`${G}/containers/:container/exec`, async (req) => {
     const cmd = req.body?.command;
     if (typeof cmd !== 'string' || cmd.trim() === '')
       throw new BerthError(Codes.MissingRequiredProperty, "The property 'command' is required.", 400, 'command');
-    await o.service.get(sub, rg, name); // 404 before a session is made
-    const id = randomBytes(16).toString('hex');
-    const password = randomBytes(24).toString('base64url');
-    execSessions.set(id, { password, sub, rg, name, container, argv: cmd.trim().split(/\s+/), expires: Date.now() + 60_000 });
-    const wsBase = base(req).replace(/^http/, 'ws');
-    return { webSocketUri: `${wsBase}/exec/${id}`, password };
+    return newSession(req, 'exec', cmd.trim().split(/\s+/));
   });
+
+  app.post<{ Params: Params }>(`${G}/containers/:container/attach`, async (req) => newSession(req, 'attach', []));
+
+  app.get<{ Params: Params }>(`${G}/outboundNetworkDependenciesEndpoints`, async (req) => {
+    await o.service.get(req.params.sub, req.params.rg, req.params.name);
+    return [];
+  });
+
+  const L = `/subscriptions/:sub/providers/${PROVIDER}/locations/:loc`;
+  app.get<{ Params: Params }>(`${L}/usages`, async (req) => {
+    const u = await o.service.usage(req.params.sub, req.params.loc);
+    return {
+      value: [
+        { unit: 'Count', currentValue: u.containerGroups.current, limit: u.containerGroups.limit, name: { value: 'ContainerGroups', localizedValue: 'Container Groups' } },
+        { unit: 'Count', currentValue: u.standardCores.current, limit: u.standardCores.limit, name: { value: 'StandardCores', localizedValue: 'Standard Cores' } },
+      ],
+    };
+  });
+  app.get<{ Params: Params }>(`${L}/capabilities`, async (req) => {
+    const l = o.service.limitsInForce();
+    return {
+      value: (['Public', 'Private'] as const).map((ipAddressType) => ({
+        resourceType: 'containerGroups', osType: 'Linux', location: req.params.loc, ipAddressType, gpu: 'None',
+        capabilities: { maxMemoryInGB: l.maxMemoryGBPerContainer, maxCpu: l.maxCpuPerContainer, maxGpuCount: 0 },
+      })),
+    };
+  });
+  app.get<{ Params: Params }>(`${L}/cachedImages`, async () => ({
+    value: (await o.service.cachedImages()).map((image) => ({ osType: 'Linux', image })),
+  }));
+  app.get(`/providers/${PROVIDER}/operations`, async () => ({ value: PROVIDER_OPERATIONS }));
 
   app.get<{ Params: Params }>(`/subscriptions/:sub/providers/${'Microsoft.ContainerInstance'}/locations/:loc/operations/:op`, async (req) =>
     o.service.operation(req.params.sub, req.params.op));
 
-  // Exec sessions: the first text frame is the password, then stdin in and stdout/stderr out.
+  // Exec and attach sessions: the first text frame is the password; exec then carries stdin in and
+  // stdout/stderr out, attach the container's output as it is written.
   const wss = new WebSocketServer({ noServer: true });
   app.server.on('upgrade', (req: IncomingMessage, socket, head) => {
-    const m = /^\/exec\/([0-9a-f]{32})$/.exec((req.url ?? '').split('?')[0]);
-    const s = m && execSessions.get(m[1]);
-    if (!m || !s || s.expires < Date.now()) {
+    const m = /^\/(exec|attach)\/([0-9a-f]{32})$/.exec((req.url ?? '').split('?')[0]);
+    const s = m && sessions.get(m[2]);
+    if (!m || !s || s.kind !== m[1] || s.expires < Date.now()) {
       socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    execSessions.delete(m[1]); // single use
-    wss.handleUpgrade(req, socket, head, (ws) => runExec(ws, s));
+    sessions.delete(m[2]); // single use
+    wss.handleUpgrade(req, socket, head, (ws) => (s.kind === 'exec' ? runExec(ws, s) : runAttach(ws, s)));
   });
-  const runExec = (ws: WebSocket, s: ExecSession) => {
+  const afterPassword = (ws: WebSocket, s: StreamSession, start: () => Promise<void>, onInput: (b: Buffer) => void) => {
     let stage: 'auth' | 'starting' | 'running' = 'auth';
     const early: Buffer[] = [];
-    let child: ChildProcess | undefined;
     ws.on('message', async (data, isBinary) => {
       const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
-      if (stage === 'running') return void child!.stdin?.write(buf);
+      if (stage === 'running') return onInput(buf);
       if (stage === 'starting') return void early.push(buf);
       if (isBinary || buf.toString() !== s.password) return ws.close(4001, 'invalid password');
       stage = 'starting';
       try {
-        child = await o.service.exec(s.sub, s.rg, s.name, s.container, s.argv);
+        await start();
       } catch (e) {
         return ws.close(4000, (e as Error).message.slice(0, 120));
       }
+      for (const b of early) onInput(b);
+      stage = 'running';
+    });
+  };
+  const runExec = (ws: WebSocket, s: StreamSession) => {
+    let child: ChildProcess | undefined;
+    afterPassword(ws, s, async () => {
+      child = await o.service.exec(s.sub, s.rg, s.name, s.container, s.argv);
       child.stdout?.on('data', (b: Buffer) => ws.send(b));
       child.stderr?.on('data', (b: Buffer) => ws.send(b));
       child.on('close', (code) => ws.close(1000, `exit ${code ?? -1}`));
       ws.on('close', () => child!.kill('SIGKILL'));
-      for (const b of early) child.stdin?.write(b);
-      stage = 'running';
+    }, (b) => {
+      // An empty frame is end of input.
+      if (b.length === 0) child!.stdin?.end();
+      else child!.stdin?.write(b);
     });
   };
+  const runAttach = (ws: WebSocket, s: StreamSession) => {
+    const ac = new AbortController();
+    ws.on('close', () => ac.abort());
+    afterPassword(ws, s, async () => {
+      void o.service.followLogs(s.sub, s.rg, s.name, s.container, { tail: 0 }, (text) => ws.send(Buffer.from(text)), ac.signal)
+        .then(() => ws.close(1000, 'container exited'), (e: Error) => ws.close(4000, e.message.slice(0, 120)));
+    }, () => {});
+  };
+  registerArmRoutes(app, o);
   const sweep = setInterval(() => {
-    for (const [id, s] of execSessions) if (s.expires < Date.now()) execSessions.delete(id);
+    for (const [id, s] of sessions) if (s.expires < Date.now()) sessions.delete(id);
   }, 30_000);
   sweep.unref();
   app.addHook('onClose', async () => {
@@ -222,3 +298,22 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   });
   return app;
 }
+
+const PROVIDER_OPERATIONS = [
+  ['containerGroups/read', 'Get Container Groups', 'Get all container groups.'],
+  ['containerGroups/write', 'Create or Update Container Groups', 'Create or update a specific container group.'],
+  ['containerGroups/delete', 'Delete Container Groups', 'Delete the specific container group.'],
+  ['containerGroups/restart/action', 'Restart Container Groups', 'Restarts a specific container group.'],
+  ['containerGroups/stop/action', 'Stop Container Groups', 'Stops a specific container group.'],
+  ['containerGroups/start/action', 'Start Container Groups', 'Starts a specific container group.'],
+  ['containerGroups/containers/logs/read', 'Get container logs', 'Get the logs for a specific container.'],
+  ['containerGroups/containers/exec/action', 'Exec into a container', 'Exec into a specific container.'],
+  ['containerGroups/containers/attach/action', 'Attach to a container', 'Attach to the output stream of a container.'],
+  ['locations/usages/read', 'Get Usage', 'Get the usage for a specific location.'],
+  ['locations/capabilities/read', 'Get Capabilities', 'Get the capabilities for a specific location.'],
+  ['locations/cachedImages/read', 'Get Cached Images', 'Get the cached images for a specific location.'],
+].map(([op, operation, description]) => ({
+  name: `${PROVIDER}/${op}`,
+  display: { provider: 'Microsoft Container Instance', resource: op.split('/')[0] === 'locations' ? 'Location' : 'Container Group', operation, description },
+  origin: 'User',
+}));

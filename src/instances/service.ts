@@ -25,7 +25,7 @@ export interface GroupRecord {
   createdAt: string;
 }
 
-export type OperationKind = 'create' | 'update' | 'delete' | 'start' | 'stop' | 'restart';
+export type OperationKind = 'create' | 'update' | 'delete' | 'start' | 'stop' | 'restart' | 'deleteResourceGroup';
 
 export interface OperationRecord {
   id: string;
@@ -57,18 +57,37 @@ export interface GroupView {
   provisioningState: 'Pending' | 'Creating' | 'Succeeded' | 'Failed' | 'Deleting';
 }
 
+export interface ResourceGroupRecord {
+  subscriptionId: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  deleting: boolean;
+  createdAt: string;
+}
+
+export interface Quotas {
+  containerGroups: number;
+  /** Sum of CPU requests of a subscription's groups in one location. */
+  standardCores: number;
+}
+
 export interface ServiceOptions {
   limits?: Limits;
   location?: string;
+  quotas?: Quotas;
 }
 
 const groupKey = (sub: string, rg: string, name: string) => `/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/${name}`;
 const statusKey = (uid: string) => `/status/${uid}`;
 const opKey = (id: string) => `/ops/${id}`;
+const rgKey = (sub: string, rg: string) => `/rgs/${sub.toLowerCase()}/${rg.toLowerCase()}`;
+const coresOf = (spec: GroupSpec) => spec.containers.reduce((n, c) => n + c.requests.cpu, 0);
 
 export class InstancesService {
   private limits: Limits;
   readonly location: string;
+  readonly quotas: Quotas;
   /** uid -> store key of every group record known to exist. */
   private live = new Map<string, string>();
   private pendingStatus = new Map<string, GroupStatus>();
@@ -82,6 +101,7 @@ export class InstancesService {
   ) {
     this.limits = opts.limits ?? defaultLimits;
     this.location = opts.location ?? 'local';
+    this.quotas = opts.quotas ?? { containerGroups: 1000, standardCores: 1000 };
   }
 
   /** Hands the agent the whole desired state (it re-adopts what runs and cleans the rest), then follows changes. */
@@ -138,6 +158,7 @@ export class InstancesService {
     // Only the deleting record of this uid goes: a group re-created under the same name stays.
     const ops = rec && rec.value.uid === uid && rec.value.deleting ? [{ delete: rec.key }] : [];
     await this.store.txn([], [...ops, { delete: statusKey(uid) }]);
+    if (rec) await this.finishResourceGroupDelete(rec.value.subscriptionId, rec.value.resourceGroup);
   }
 
   // --- actions ---
@@ -163,18 +184,109 @@ export class InstancesService {
         return { created: false, view: await this.view(old), operation: op };
       }
       await this.checkHostPorts(key, spec);
+      const rgKv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
+      if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const rec: GroupRecord = old
         ? { ...old, spec, tags, generation: old.generation + (isDeepStrictEqual(old.spec, spec) ? 0 : 1) }
         : {
             uid: randomBytes(6).toString('hex'), subscriptionId: sub, resourceGroup: rg, name, location: location ?? this.location,
             tags, spec, generation: 1, state: 'Running', deleting: false, node: this.agent.name, createdAt: new Date().toISOString(),
           };
+      await this.checkQuota(rec, old);
       const op = this.newOp(rec, old ? 'update' : 'create');
+      // A group's resource group comes into being with it, as when `az group create` had been run.
+      const rgOps = rgKv ? [] : [{ put: rgKey(sub, rg), value: this.newRg(sub, rg, rec.location, {}) }];
       // The record and its operation land together or not at all: a crash here leaves no half-created group.
-      if (await this.store.txn([{ key, modRevision: cur?.modRevision ?? 0 }], [{ put: key, value: rec }, { put: opKey(op.id), value: op }]))
+      if (await this.store.txn(
+        [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }],
+        [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps],
+      ))
         return { created: !old, view: await this.view(rec), operation: op };
     }
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
+  }
+
+  /** PATCH: tags only, as ACI allows. */
+  async updateTags(sub: string, rg: string, name: string, body: unknown): Promise<GroupView> {
+    const tags = parseTags(body);
+    const key = groupKey(sub, rg, name);
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const cur = await this.store.get<GroupRecord>(key);
+      if (!cur) throw notFound(name);
+      const rec = { ...cur.value, tags };
+      if (await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: rec }])) return this.view(rec);
+    }
+    throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
+  }
+
+  async putResourceGroup(sub: string, rg: string, body: unknown): Promise<{ created: boolean; rg: ResourceGroupRecord }> {
+    checkSubscriptionId(sub);
+    checkResourceGroupName(rg);
+    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+    if (typeof b.location !== 'string' || b.location === '')
+      throw new BerthError('LocationRequired', 'The location property is required for this definition.', 400, 'location');
+    const tags = b.tags === undefined ? {} : parseTags({ tags: b.tags });
+    const key = rgKey(sub, rg);
+    const cur = await this.store.get<ResourceGroupRecord>(key);
+    if (cur?.value.deleting) throw new BerthError('ResourceGroupBeingDeleted', `The resource group '${rg}' is in deprovisioning state and cannot perform this operation.`, 409);
+    if (cur && cur.value.location.toLowerCase() !== b.location.toLowerCase())
+      throw new BerthError('InvalidResourceGroupLocation', `Invalid resource group location '${b.location}'. The Resource group already exists in location '${cur.value.location}'.`, 409);
+    const rec = cur ? { ...cur.value, tags } : this.newRg(sub, rg, b.location, tags);
+    if (!(await this.store.txn([{ key, modRevision: cur?.modRevision ?? 0 }], [{ put: key, value: rec }])))
+      throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being changed by another request; try again.`, 409);
+    return { created: !cur, rg: rec };
+  }
+
+  async getResourceGroup(sub: string, rg: string): Promise<ResourceGroupRecord> {
+    checkSubscriptionId(sub);
+    const kv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
+    if (!kv) throw new BerthError(Codes.ResourceGroupNotFound, `Resource group '${rg}' could not be found.`, 404);
+    return kv.value;
+  }
+
+  async listResourceGroups(sub: string): Promise<ResourceGroupRecord[]> {
+    checkSubscriptionId(sub);
+    return (await this.store.list<ResourceGroupRecord>(`/rgs/${sub.toLowerCase()}/`)).map((kv) => kv.value);
+  }
+
+  /** Deletes the resource group and every container group in it; an operation to poll. */
+  async deleteResourceGroup(sub: string, rg: string): Promise<OperationRecord | undefined> {
+    const key = rgKey(sub, rg);
+    const cur = await this.store.get<ResourceGroupRecord>(key);
+    if (!cur) return undefined;
+    const op: OperationRecord = {
+      id: randomUUID(), subscriptionId: sub, location: cur.value.location, kind: 'deleteResourceGroup', uid: '', groupKey: key, generation: 0, startTime: new Date().toISOString(),
+    };
+    await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, deleting: true } }, { put: opKey(op.id), value: op }]);
+    for (const kv of await this.store.list<GroupRecord>(`/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/`))
+      if (!kv.value.deleting) await this.delete(sub, kv.value.resourceGroup, kv.value.name);
+    await this.finishResourceGroupDelete(sub, rg);
+    return op;
+  }
+
+  private async finishResourceGroupDelete(sub: string, rg: string) {
+    const kv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
+    if (!kv?.value.deleting) return;
+    if ((await this.store.list(`/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/`, { limit: 1 })).length > 0) return;
+    await this.store.txn([{ key: kv.key, modRevision: kv.modRevision }], [{ delete: kv.key }]);
+  }
+
+  limitsInForce(): Limits {
+    return this.limits;
+  }
+
+  cachedImages(): Promise<string[]> {
+    return this.agent.cachedImages();
+  }
+
+  async usage(sub: string, location: string) {
+    checkSubscriptionId(sub);
+    const groups = (await this.store.list<GroupRecord>(`/groups/${sub.toLowerCase()}/`)).map((kv) => kv.value)
+      .filter((g) => g.location.toLowerCase() === location.toLowerCase());
+    return {
+      containerGroups: { current: groups.length, limit: this.quotas.containerGroups },
+      standardCores: { current: groups.reduce((n, g) => n + coresOf(g.spec), 0), limit: this.quotas.standardCores },
+    };
   }
 
   async get(sub: string, rg: string, name: string): Promise<GroupView> {
@@ -259,6 +371,7 @@ export class InstancesService {
   // --- helpers ---
 
   private async outcome(op: OperationRecord): Promise<Pick<OperationRecord, 'status' | 'error'> | undefined> {
+    if (op.kind === 'deleteResourceGroup') return (await this.store.get(op.groupKey)) ? undefined : { status: 'Succeeded' };
     const rec = (await this.store.get<GroupRecord>(op.groupKey))?.value;
     if (op.kind === 'delete') return !rec || rec.uid !== op.uid ? { status: 'Succeeded' } : undefined;
     if (!rec || rec.uid !== op.uid)
@@ -267,6 +380,20 @@ export class InstancesService {
     if (!st || st.generation < op.generation || st.provisioning === 'Creating') return undefined;
     if (st.provisioning === 'Failed') return { status: 'Failed', error: st.error ?? { code: Codes.RuntimeError, message: 'The container group failed to provision.' } };
     return { status: 'Succeeded' };
+  }
+
+  private newRg(sub: string, rg: string, location: string, tags: Record<string, string>): ResourceGroupRecord {
+    return { subscriptionId: sub, name: rg, location, tags, deleting: false, createdAt: new Date().toISOString() };
+  }
+
+  /** ACI's per-subscription, per-location quotas, answered with ACI's codes. */
+  private async checkQuota(rec: GroupRecord, old: GroupRecord | undefined) {
+    const u = await this.usage(rec.subscriptionId, rec.location);
+    if (!old && u.containerGroups.current + 1 > u.containerGroups.limit)
+      throw new BerthError(Codes.ContainerGroupQuotaReached, `Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'ContainerGroups' exceeded in region '${rec.location}'. Limit: '${u.containerGroups.limit}', Usage: '${u.containerGroups.current}' Requested: '1'.`, 409);
+    const extra = coresOf(rec.spec) - (old ? coresOf(old.spec) : 0);
+    if (extra > 0 && u.standardCores.current + extra > u.standardCores.limit)
+      throw new BerthError('StandardCoresQuotaReached', `Resource type 'Microsoft.ContainerInstance/containerGroups' cores quota 'StandardCores' exceeded in region '${rec.location}'. Limit: '${u.standardCores.limit}', Usage: '${u.standardCores.current}' Requested: '${extra}'.`, 409);
   }
 
   private newOp(rec: GroupRecord, kind: OperationKind): OperationRecord {
@@ -309,6 +436,19 @@ export class InstancesService {
     else provisioningState = status.provisioning;
     return { record: rec, status, provisioningState };
   }
+}
+
+function parseTags(body: unknown): Record<string, string> {
+  const t = (body as { tags?: unknown } | undefined)?.tags ?? {};
+  if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new BerthError(Codes.InvalidRequestContent, "'tags' must be an object of strings.", 400, 'tags');
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(t)) {
+    if (typeof v !== 'string') throw new BerthError(Codes.InvalidRequestContent, `The tag '${k}' must have a string value.`, 400, `tags.${k}`);
+    if (k.length > 512 || v.length > 256) throw new BerthError('InvalidTag', `The tag '${k}' is too long (names up to 512, values up to 256 characters).`, 400, `tags.${k}`);
+    out[k] = v;
+  }
+  if (Object.keys(out).length > 50) throw new BerthError('InvalidTag', 'A resource may have at most 50 tags.', 400, 'tags');
+  return out;
 }
 
 const notFound = (name: string) =>

@@ -149,7 +149,7 @@ describe('container groups through the ARM API', () => {
     assert.equal((await api.waitOp(start.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
     assert.equal((await api.req('GET', api.groupPath(RG, 'cycle'))).body.properties.instanceView.state, 'Running');
     const restart = await api.req('POST', `${api.groupPath(RG, 'cycle')}/restart`);
-    assert.equal(restart.status, 202);
+    assert.equal(restart.status, 204); // as ACI: 204, with an Azure-AsyncOperation to poll
     assert.equal((await api.waitOp(restart.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
     assert.equal((await api.req('GET', api.groupPath(RG, 'cycle'))).body.properties.instanceView.state, 'Running');
     assert.equal(hostFootprint(berth.runcRoot).runcContainers, 1);

@@ -1,6 +1,6 @@
 // Test fixture: a real `berth server` process on a private data dir, bridge and subnet, plus host-state probes.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,9 @@ export const API = '2023-05-01';
 
 export interface BerthProcess {
   url: string;
+  /** HTTPS endpoint; clients trust it through the CA in `caCert`. */
+  httpsUrl: string;
+  caCert: string;
   token: string;
   dataDir: string;
   runcRoot: string;
@@ -27,26 +30,33 @@ export interface BerthOptions {
   subnet: string;
   listen?: string;
   runcRoot?: string;
+  extraArgs?: string[];
+  /** Written to DATA_DIR/config.json before the server starts (service principals, subscriptions, …). */
+  config?: Record<string, unknown>;
 }
 
 export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
   const dataDir = o.dataDir ?? mkdtempSync(join(tmpdir(), 'berth-e2e-'));
   const runcRoot = o.runcRoot ?? join('/run', `berth-test-${process.pid}`, 'runc');
   const token = 'test-token-' + process.pid;
+  if (o.config) writeFileSync(join(dataDir, 'config.json'), JSON.stringify(o.config));
   let out = '';
   const child = spawn(process.execPath, [
-    join(repo, 'dist/src/cli/main.js'), 'server', '--listen', o.listen ?? '127.0.0.1:0', '--data-dir', dataDir, '--token', token,
+    join(repo, 'dist/src/cli/main.js'), 'server', '--listen', o.listen ?? '127.0.0.1:0', '--listen-https', '127.0.0.1:0', '--data-dir', dataDir, '--token', token,
+    // One CA for every server of a test run, so a test process can trust it from the start (NODE_EXTRA_CA_CERTS).
+    ...(process.env.BERTH_TEST_TLS_DIR ? ['--tls-dir', process.env.BERTH_TEST_TLS_DIR] : []),
+    ...(o.extraArgs ?? []),
     '--bridge', o.bridge, '--subnet', o.subnet, '--runc-root', runcRoot, '--advertise-address', '127.0.0.1', '--stop-grace', '1',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
-  const url = await new Promise<string>((res, rej) => {
+  const [url, httpsUrl, caCert] = await new Promise<string[]>((res, rej) => {
     const t = setTimeout(() => rej(new Error(`berth did not start:\n${out}`)), 30_000);
     const check = () => {
-      const m = /serving the ACI API on (http:\/\/\S+)/.exec(out);
+      const m = /serving the ACI API on (http:\/\/\S+) and (https:\/\/\S+) \(CA certificate: (\S+)\)/.exec(out);
       if (m) {
         clearTimeout(t);
-        res(m[1]);
+        res([m[1], m[2], m[3]]);
       }
     };
     child.stderr!.on('data', check);
@@ -56,7 +66,7 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
     });
   });
   const b: BerthProcess = {
-    url, token, dataDir, runcRoot, child, log: () => out,
+    url, httpsUrl, caCert, token, dataDir, runcRoot, child, log: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

@@ -1,0 +1,98 @@
+// The ARM around the ACI provider: cloud metadata, the ADFS-style login az uses, subscriptions and resource groups.
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BerthError, Codes } from '../lib/errors.js';
+import { OAuthError } from './auth.js';
+import type { HttpOptions } from './http.js';
+import type { ResourceGroupRecord } from './service.js';
+
+type P = { sub: string; rg: string; op: string; tenant: string };
+
+const baseOf = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
+
+export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
+  // What `az cloud register --endpoint-resource-manager` reads when it is given only the ARM endpoint.
+  app.get('/metadata/endpoints', async (req) => {
+    const base = baseOf(req);
+    return {
+      galleryEndpoint: `${base}/`, graphEndpoint: `${base}/`, portalEndpoint: `${base}/`,
+      authentication: { loginEndpoint: `${base}/adfs`, audiences: [`${base}/`], tenant: 'adfs', identityProvider: 'ADFS' },
+    };
+  });
+
+  // ADFS-style OpenID endpoints: az (MSAL) skips instance discovery for an authority ending in /adfs.
+  const openid = (req: FastifyRequest, prefix: string) => {
+    const base = `${baseOf(req)}${prefix}`;
+    return {
+      issuer: base, authorization_endpoint: `${base}/oauth2/authorize`, token_endpoint: `${base}/oauth2/token`,
+      jwks_uri: `${base}/discovery/keys`, response_types_supported: ['code', 'id_token', 'token'],
+      subject_types_supported: ['pairwise'], id_token_signing_alg_values_supported: ['HS256'],
+      grant_types_supported: ['client_credentials'], token_endpoint_auth_methods_supported: ['client_secret_post'],
+      scopes_supported: ['openid'], claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat'],
+    };
+  };
+  app.get('/adfs/.well-known/openid-configuration', async (req) => openid(req, '/adfs'));
+  app.get('/adfs/discovery/keys', async () => ({ keys: [] }));
+  const token = (tenant: string | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
+    try {
+      return o.auth.issue((req.body ?? {}) as Record<string, string | undefined>, tenant);
+    } catch (e) {
+      if (e instanceof OAuthError) return reply.code(e.error === 'invalid_client' ? 401 : 400).send({ error: e.error, error_description: e.description });
+      throw e;
+    }
+  };
+  app.post('/adfs/oauth2/token', token('adfs'));
+  app.post<{ Params: P }>('/:tenant/oauth2/token', (req, reply) => token(req.params.tenant)(req, reply));
+  app.post<{ Params: P }>('/:tenant/oauth2/v2.0/token', (req, reply) => token(req.params.tenant)(req, reply));
+
+  const subscriptionsOf = (req: FastifyRequest) => {
+    const who = req.identity!;
+    const ids = who.subscriptions === '*' ? o.subscriptions : who.subscriptions;
+    return ids.map((id) => ({
+      id: `/subscriptions/${id}`, authorizationSource: 'RoleBased', managedByTenants: [], subscriptionId: id, tenantId: who.tenantId,
+      displayName: id, state: 'Enabled', subscriptionPolicies: { locationPlacementId: 'Public_2014-09-01', quotaId: 'PayAsYouGo_2014-09-01', spendingLimit: 'Off' },
+    }));
+  };
+  app.get('/subscriptions', async (req) => ({ value: subscriptionsOf(req) }));
+  app.get<{ Params: P }>('/subscriptions/:sub', async (req) => {
+    const s = subscriptionsOf(req).find((x) => x.subscriptionId.toLowerCase() === req.params.sub.toLowerCase());
+    if (!s) throw new BerthError('SubscriptionNotFound', `The subscription '${req.params.sub}' could not be found.`, 404);
+    return s;
+  });
+  app.get('/tenants', async (req) => ({ value: [{ id: `/tenants/${req.identity!.tenantId}`, tenantId: req.identity!.tenantId, tenantCategory: 'Home' }] }));
+  app.get<{ Params: P }>('/subscriptions/:sub/locations', async (req) => ({
+    value: [{ id: `/subscriptions/${req.params.sub}/locations/${o.service.location}`, name: o.service.location, displayName: o.service.location, regionalDisplayName: o.service.location }],
+  }));
+
+  const renderRg = (r: ResourceGroupRecord) => ({
+    id: `/subscriptions/${r.subscriptionId}/resourceGroups/${r.name}`, name: r.name, type: 'Microsoft.Resources/resourceGroups', location: r.location,
+    ...(Object.keys(r.tags).length > 0 && { tags: r.tags }), properties: { provisioningState: r.deleting ? 'Deleting' : 'Succeeded' },
+  });
+  const RG = '/subscriptions/:sub/resourcegroups/:rg';
+  app.put<{ Params: P }>(RG, async (req, reply) => {
+    const r = await o.service.putResourceGroup(req.params.sub, req.params.rg, req.body);
+    return reply.code(r.created ? 201 : 200).send(renderRg(r.rg));
+  });
+  app.get<{ Params: P }>(RG, { exposeHeadRoute: false }, async (req) => renderRg(await o.service.getResourceGroup(req.params.sub, req.params.rg)));
+  app.head<{ Params: P }>(RG, async (req, reply) => {
+    const found = await o.service.getResourceGroup(req.params.sub, req.params.rg).then(() => true, () => false);
+    return reply.code(found ? 204 : 404).send();
+  });
+  app.get<{ Params: P }>('/subscriptions/:sub/resourcegroups', async (req) => ({ value: (await o.service.listResourceGroups(req.params.sub)).map(renderRg) }));
+  app.delete<{ Params: P }>(RG, async (req, reply) => {
+    const op = await o.service.deleteResourceGroup(req.params.sub, req.params.rg);
+    if (!op) throw new BerthError(Codes.ResourceGroupNotFound, `Resource group '${req.params.rg}' could not be found.`, 404);
+    const v = (req.query as Record<string, string>)['api-version'];
+    reply.header('Location', `${baseOf(req)}/subscriptions/${req.params.sub}/operationresults/${op.id}?api-version=${v}`).header('Retry-After', '1');
+    return reply.code(202).send();
+  });
+  // ARM's Location-header polling: 202 while the operation runs, 200 when it is done.
+  app.get<{ Params: P }>('/subscriptions/:sub/operationresults/:op', async (req, reply) => {
+    const op = await o.service.operation(req.params.sub, req.params.op);
+    if (op.status === 'InProgress') {
+      reply.header('Location', `${baseOf(req)}${req.url}`).header('Retry-After', '1');
+      return reply.code(202).send();
+    }
+    if (op.status === 'Failed') throw new BerthError(op.error?.code ?? Codes.InternalServerError, op.error?.message ?? 'The operation failed.', 500);
+    return reply.code(200).send();
+  });
+}

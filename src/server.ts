@@ -9,7 +9,7 @@ import { Authenticator, type ServicePrincipal, type TokenGrant } from './instanc
 import { buildServer } from './instances/http.js';
 import { ensureServerCert } from './instances/tls.js';
 import { InstancesService } from './instances/service.js';
-import { ContainerRuntime } from './runtime/container/runtime.js';
+import { ContainerRuntime, chooseOciRuntime } from './runtime/container/runtime.js';
 import { ImageStore } from './runtime/image/store.js';
 import { NetworkManager } from './runtime/network/network.js';
 import { SqliteStore } from './store/sqlite.js';
@@ -34,6 +34,10 @@ export interface ServerConfig {
   advertiseAddress: string;
   insecureRegistries: string[];
   stopGraceSeconds: number;
+  /** Warm sandboxes (netns + IP) kept ready for creates; 0 makes each on demand. */
+  sandboxPool: number;
+  /** 'auto' takes crun where the host lets it run (it starts containers faster), else runc. */
+  ociRuntime: 'runc' | 'crun' | 'auto';
 }
 
 /** Options in `<dataDir>/config.json` (written by `berth up`), overridden by flags. */
@@ -57,6 +61,8 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     advertiseAddress: pick('advertiseAddress', defaultAdvertiseAddress()),
     insecureRegistries: pick('insecureRegistries', []),
     stopGraceSeconds: pick('stopGraceSeconds', 5),
+    sandboxPool: pick('sandboxPool', 0),
+    ociRuntime: pick('ociRuntime', 'runc'),
   };
 }
 
@@ -96,15 +102,20 @@ export async function startServer(cfg: ServerConfig) {
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const auth = new Authenticator(cfg.tokens, cfg.servicePrincipals, readFileSync(keyFile));
   const store = new SqliteStore(join(cfg.dataDir, 'berth.db'));
+  const network = new NetworkManager({
+    bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
+  });
   const agent = new Agent({
     dataDir: cfg.dataDir,
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
-    containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot }),
-    network: new NetworkManager({ bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam') }),
+    containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: chooseOciRuntime(cfg.ociRuntime) }),
+    network,
     stopGraceSeconds: cfg.stopGraceSeconds,
   });
   const service = new InstancesService(store, agent);
   await service.start();
+  // after sync: what a crash left in the pool is torn down, then it fills in the background
+  await network.startPool();
   const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
   const apps = [buildServer(common)];
   let tls: Awaited<ReturnType<typeof ensureServerCert>> | undefined;
@@ -131,6 +142,8 @@ export async function startServer(cfg: ServerConfig) {
     async close() {
       for (const app of apps) await app.close();
       await agent.close();
+      // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
+      await network.stopPool();
       await service.stop();
       await store.close();
     },

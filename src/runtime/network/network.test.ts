@@ -192,6 +192,65 @@ describe('NetworkManager', () => {
     assert.deepEqual(hostNetworkCounts(), before);
   });
 
+  it('claims warm sandboxes from the pool, refills it, and drains it on stop', async () => {
+    const before = hostNetworkCounts();
+    const pm = new NetworkManager({ ...netOpts, poolSize: 2 });
+    await pm.startPool();
+    await pm.refill();
+    assert.equal(pm.poolReady(), 2);
+    assert.deepEqual(await pm.list(), [], 'warm sandboxes belong to no group');
+    assert.equal(hostNetworkCounts().netns, before.netns + 2);
+
+    const p = port();
+    const sb = await pm.setup('pooled', [{ port: p, protocol: 'TCP' }]);
+    assert.match(sb.netnsPath, /\/berth-pool-[0-9a-f]{12}$/);
+    assert.equal(pm.poolReady(), 1);
+    assert.deepEqual(await pm.get('pooled'), sb);
+    await rt.start(containerSpec('pooled-httpd', image, sb.netnsPath, { ip: sb.ip, command: ['httpd', '-f', '-p', String(p), '-h', '/www'] }));
+    assert.equal(await waitHttp(`http://127.0.0.1:${p}/index.html`), 'hello from berth\n');
+    // a second claim of the same port is refused, pool or not
+    const err = await pm.setup('pooled-thief', [{ port: p, protocol: 'TCP' }]).catch((e) => e);
+    assert.ok(isBerthError(err) && err.status === 409, String(err));
+    await pm.refill();
+    assert.equal(pm.poolReady(), 2);
+
+    await rt.remove('pooled-httpd');
+    await pm.teardown('pooled');
+    await assert.rejects(httpGet(`http://127.0.0.1:${p}/index.html`));
+    await pm.stopPool();
+    assert.equal(pm.poolReady(), 0);
+    assert.deepEqual(ipamAllocations(), []);
+    assert.deepEqual(hostNetworkCounts(), before);
+  });
+
+  it('tears down the pool a killed process left behind, and never a claimed sandbox', async () => {
+    const before = hostNetworkCounts();
+    const script = join(dir, 'pool-crasher.mjs');
+    writeFileSync(script, `
+      import { NetworkManager } from ${JSON.stringify(new URL('./network.js', import.meta.url).href)};
+      const nm = new NetworkManager(JSON.parse(process.argv[2]));
+      await nm.startPool();
+      await nm.refill();
+      await nm.setup('claimed', []);
+      await nm.refill();
+      process.kill(process.pid, 'SIGKILL');
+    `);
+    const child = spawn(process.execPath, [script, JSON.stringify({ ...netOpts, poolSize: 2 })], { stdio: 'inherit' });
+    const [, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
+    assert.equal(signal, 'SIGKILL');
+    assert.equal(hostNetworkCounts().netns, before.netns + 3);
+
+    const restarted = new NetworkManager({ ...netOpts, poolSize: 0 });
+    await restarted.startPool();
+    assert.deepEqual(await restarted.list(), ['claimed']);
+    const claimed = await restarted.get('claimed');
+    assert.ok(claimed && existsSync(claimed.netnsPath), 'the claimed sandbox survives the pool cleanup');
+    assert.equal(hostNetworkCounts().netns, before.netns + 1);
+    await restarted.teardown('claimed');
+    assert.deepEqual(ipamAllocations(), []);
+    assert.deepEqual(hostNetworkCounts(), before);
+  });
+
   it('leaves the host as it found it', async () => {
     assert.deepEqual(await nm.list(), []);
     await nm.destroy();

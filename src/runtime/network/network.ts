@@ -1,11 +1,14 @@
 // One network namespace per container group, wired to a host bridge by a CNI chain; state kept on disk.
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
+import { KeyedLock } from '../../lib/keyed-lock.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
+import { pruneHostportChains, publishPorts, unpublishPorts } from './hostports.js';
 
 export interface NetworkManagerOptions {
   /** CNI network name. Default 'berth'. */
@@ -20,12 +23,11 @@ export interface NetworkManagerOptions {
   stateDir: string;
   /** host-local's allocation store. Default /var/lib/cni/networks. */
   ipamDataDir?: string;
-}
-
-interface PortMapping {
-  hostPort: number;
-  containerPort: number;
-  protocol: 'tcp' | 'udp';
+  /**
+   * Sandboxes (netns, veth, IP) made before any request needs them, as ACI's standby pools do; a
+   * setup claims one and only publishes its ports. Refilled in the background. Default 0 (none).
+   */
+  poolSize?: number;
 }
 
 /** Written before ADD so a crash mid-setup leaves enough to tear it down. */
@@ -38,7 +40,11 @@ interface SandboxState {
   network: CniNetworkConfig;
   runtime: CniRuntime;
   result?: CniResult;
+  /** Our own host-port rules, not a CNI plugin's: removed by teardown (older states used portmap). */
+  hostPorts?: boolean;
 }
+
+const POOL_ID_RE = /^pool-[0-9a-f]{12}$/;
 
 const SANDBOX_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETNS_DIR = '/run/netns';
@@ -59,15 +65,24 @@ export class NetworkManager {
   private readonly bridge: string;
   private readonly subnet: string;
   private readonly cniPath: string;
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedLock();
   /** Setups in flight: shared chains must not be pruned under them. */
   private settingUp = 0;
+  /** Host ports published by sandboxes of this manager ("TCP/80" -> sandbox id), read from disk once. */
+  private portIndex?: Promise<Map<string, string>>;
+  private readonly poolSize: number;
+  /** Warm sandboxes ready to be claimed (ids of files in the pool dir). */
+  private ready: string[] = [];
+  private filling?: Promise<void>;
+  private poolStopped = true;
+  private refillTimer?: NodeJS.Timeout;
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.name = opts.name ?? 'berth';
     this.bridge = opts.bridge ?? 'berth0';
     this.subnet = opts.subnet ?? '10.89.0.0/16';
     this.cniPath = opts.cniPath ?? '/usr/lib/cni';
+    this.poolSize = Math.max(0, opts.poolSize ?? 0);
     if (this.bridge.length > 15) throw new BerthError(Codes.NetworkError, `bridge name "${this.bridge}" is longer than 15 characters`);
   }
 
@@ -90,8 +105,7 @@ export class NetworkManager {
             ...(this.opts.ipamDataDir ? { dataDir: this.opts.ipamDataDir } : {}),
           },
         },
-        // snat lets 127.0.0.1:PORT on the host reach the container (route_localnet + masquerade)
-        { type: 'portmap', capabilities: { portMappings: true }, snat: true },
+        // host ports are published by hostports.ts, in one iptables-restore at claim time
         // accepts the sandbox's traffic in FORWARD even when the host's policy is DROP
         { type: 'firewall', backend: 'iptables' },
       ],
@@ -99,23 +113,20 @@ export class NetworkManager {
   }
 
   private statePath(id: string): string {
-    return join(this.opts.stateDir, `${id}.json`);
+    return POOL_ID_RE.test(id) ? join(this.poolDir(), `${id}.json`) : join(this.opts.stateDir, `${id}.json`);
+  }
+
+  /** Pool sandboxes live apart, so list() and the agent never see them. */
+  private poolDir(): string {
+    return join(this.opts.stateDir, 'pool');
   }
 
   private checkId(id: string): void {
     if (!SANDBOX_ID_RE.test(id) || id.length > 200) throw new BerthError(Codes.NetworkError, `invalid sandbox id "${id}"`);
   }
 
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const settled = next.catch(() => undefined);
-    this.locks.set(id, settled);
-    try {
-      return await next;
-    } finally {
-      if (this.locks.get(id) === settled) this.locks.delete(id);
-    }
+  private locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    return this.locks.run(id, fn);
   }
 
   private async readState(id: string): Promise<SandboxState | undefined> {
@@ -127,7 +138,7 @@ export class NetworkManager {
   }
 
   private async writeState(st: SandboxState): Promise<void> {
-    await mkdir(this.opts.stateDir, { recursive: true });
+    await mkdir(POOL_ID_RE.test(st.id) ? this.poolDir() : this.opts.stateDir, { recursive: true });
     const path = this.statePath(st.id);
     const tmp = `${path}.tmp-${process.pid}`;
     await writeFile(tmp, JSON.stringify(st));
@@ -184,21 +195,35 @@ export class NetworkManager {
     }
     if (existing) await this.teardownLocked(id, false);
 
-    await this.checkPortConflicts(id, ports);
+    const release = await this.reservePorts(id, ports);
+    try {
+      const st = (await this.claimFromPool(id, ports)) ?? (await this.create(id, ports));
+      const sb = this.toSandbox(st)!;
+      try {
+        await publishPorts(id, sb.ip, this.bridge, ports);
+      } catch (e) {
+        await this.teardownLocked(id, false).catch(() => undefined);
+        throw e;
+      }
+      return sb;
+    } catch (e) {
+      release();
+      throw e;
+    }
+  }
+
+  /** Makes a sandbox through the CNI chain; its state is on disk before anything is made. */
+  private async create(id: string, ports: PublishedPort[]): Promise<SandboxState> {
     const netnsName = `berth-${id}`;
     const netnsPath = join(NETNS_DIR, netnsName);
-    const mappings: PortMapping[] = ports.map((p) => ({
-      hostPort: p.port,
-      containerPort: p.port,
-      protocol: p.protocol === 'UDP' ? 'udp' : 'tcp',
-    }));
     const st: SandboxState = {
       id,
       netnsName,
       netnsPath,
       ports,
       network: this.networkConfig(),
-      runtime: { containerId: id, netns: netnsPath, ifName: 'eth0', capabilityArgs: { portMappings: mappings } },
+      runtime: { containerId: id, netns: netnsPath, ifName: 'eth0' },
+      hostPorts: true,
     };
     await this.writeState(st);
     try {
@@ -210,26 +235,148 @@ export class NetworkManager {
       if (e instanceof BerthError) throw e;
       throw new BerthError(Codes.NetworkError, `setting up sandbox ${id}: ${errText(e)}`, 500);
     }
-    const sb = this.toSandbox(st);
-    if (!sb) {
+    if (!this.toSandbox(st)) {
       await this.teardownLocked(id, false).catch(() => undefined);
       throw new BerthError(Codes.NetworkError, `sandbox ${id}: CNI returned no IP address`, 500);
     }
-    return sb;
+    return st;
+  }
+
+  /**
+   * Hands a warm pool sandbox over to `id`: the rename moves ownership atomically, so after a crash
+   * the sandbox belongs to exactly one of the pool and `id`, never to both or neither.
+   */
+  private async claimFromPool(id: string, ports: PublishedPort[]): Promise<SandboxState | undefined> {
+    for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
+      const st = await this.readState(poolId);
+      if (!st?.result || !existsSync(st.netnsPath) || !this.toSandbox(st)) {
+        await this.teardownLocked(poolId, false).catch(() => undefined);
+        continue;
+      }
+      await mkdir(this.opts.stateDir, { recursive: true });
+      await rename(this.statePath(poolId), this.statePath(id));
+      const claimed: SandboxState = { ...st, id, ports, hostPorts: true };
+      await this.writeState(claimed);
+      this.scheduleRefill();
+      return claimed;
+    }
+    this.scheduleRefill();
+    return undefined;
   }
 
   /** Two sandboxes cannot publish the same host port: the later DNAT would silently shadow. */
-  private async checkPortConflicts(id: string, ports: PublishedPort[]): Promise<void> {
-    if (ports.length === 0) return;
-    const want = new Set(ports.map((p) => `${p.protocol}/${p.port}`));
-    for (const other of await this.list()) {
-      if (other === id) continue;
-      const st = await this.readState(other);
-      const clash = st?.ports.find((p) => want.has(`${p.protocol}/${p.port}`));
-      if (clash) {
-        throw new BerthError(Codes.NetworkError, `port ${clash.protocol} ${clash.port} is already published by sandbox ${other}`, 409);
+  private async reservePorts(id: string, ports: PublishedPort[]): Promise<() => void> {
+    if (ports.length === 0) return () => undefined;
+    const index = await this.ports();
+    const keys = ports.map((p) => `${p.protocol}/${p.port}`);
+    for (const k of keys) {
+      const owner = index.get(k);
+      if (owner && owner !== id) {
+        const [protocol, port] = k.split('/');
+        throw new BerthError(Codes.NetworkError, `port ${protocol} ${port} is already published by sandbox ${owner}`, 409);
       }
     }
+    // taken synchronously after the check: concurrent setups of other ids cannot slip in between
+    for (const k of keys) index.set(k, id);
+    return () => {
+      for (const k of keys) if (index.get(k) === id) index.delete(k);
+    };
+  }
+
+  private ports(): Promise<Map<string, string>> {
+    this.portIndex ??= (async () => {
+      const index = new Map<string, string>();
+      for (const id of await this.list()) for (const p of (await this.readState(id))?.ports ?? []) index.set(`${p.protocol}/${p.port}`, id);
+      return index;
+    })();
+    return this.portIndex;
+  }
+
+  private async releasePorts(id: string): Promise<void> {
+    const index = await this.ports();
+    for (const [k, owner] of index) if (owner === id) index.delete(k);
+  }
+
+  // --- the pool ---
+
+  /**
+   * Tears down pool sandboxes a previous process left (they may be half-made) and fills the pool.
+   * Call once at start; stopPool() drains it.
+   */
+  async startPool(): Promise<void> {
+    this.poolStopped = false;
+    const claimed = new Set<string>();
+    for (const id of await this.list()) {
+      const st = await this.readState(id);
+      if (st) claimed.add(st.netnsName);
+    }
+    for (const poolId of await this.poolIds()) {
+      const st = await this.readState(poolId);
+      // a crash between claim's rename and its cleanup cannot leave both, but be sure never to take a claimed netns
+      if (st && claimed.has(st.netnsName)) await rm(this.statePath(poolId), { force: true });
+      else await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool cleanup ${poolId}: ${(e as Error).message}`));
+    }
+    this.ready = [];
+    // filled in the background: a start must not wait for it, and claims fall back to creating
+    if (this.poolSize > 0) void this.refill();
+  }
+
+  /** Stops refilling and tears down the sandboxes still in the pool. */
+  async stopPool(): Promise<void> {
+    this.poolStopped = true;
+    clearTimeout(this.refillTimer);
+    await this.filling;
+    const ids = this.ready.splice(0);
+    for (const poolId of ids) await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool teardown ${poolId}: ${(e as Error).message}`));
+    await this.pruneIfIdle();
+  }
+
+  /** Warm sandboxes waiting to be claimed. */
+  poolReady(): number {
+    return this.ready.length;
+  }
+
+  private async poolIds(): Promise<string[]> {
+    try {
+      return (await readdir(this.poolDir())).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).filter((id) => POOL_ID_RE.test(id));
+    } catch {
+      return [];
+    }
+  }
+
+  /** Refills after a short pause: a claim's container start should not compete with the next sandbox's CNI chain. */
+  private scheduleRefill(): void {
+    if (this.poolStopped || this.poolSize === 0 || this.refillTimer) return;
+    this.refillTimer = setTimeout(() => {
+      this.refillTimer = undefined;
+      void this.refill();
+    }, 200);
+    this.refillTimer.unref();
+  }
+
+  /** Resolves once the pool is full (or stopped); one sandbox at a time, in the background. */
+  refill(): Promise<void> {
+    this.filling ??= (async () => {
+      try {
+        while (!this.poolStopped && this.ready.length < this.poolSize) {
+          const poolId = `pool-${randomBytes(6).toString('hex')}`;
+          this.settingUp++;
+          try {
+            await this.locked(poolId, () => this.create(poolId, []));
+            if (this.poolStopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
+            else this.ready.push(poolId);
+          } catch (e) {
+            console.error(`network: warming a sandbox: ${(e as Error).message}`);
+            break; // retried on the next claim
+          } finally {
+            this.settingUp--;
+          }
+        }
+      } finally {
+        this.filling = undefined;
+      }
+    })();
+    return this.filling;
   }
 
   teardown(sandboxId: string): Promise<void> {
@@ -242,6 +389,13 @@ export class NetworkManager {
     const netnsName = st?.netnsName ?? `berth-${id}`;
     const netnsPath = st?.netnsPath ?? join(NETNS_DIR, netnsName);
     const errors: string[] = [];
+    if (st?.hostPorts) {
+      try {
+        await unpublishPorts(id);
+      } catch (e) {
+        errors.push(errText(e));
+      }
+    }
     if (st) {
       // the netns may be gone already; plugins then clean host-side state (IPAM, iptables) only
       const runtime = existsSync(netnsPath) ? st.runtime : { ...st.runtime, netns: '' };
@@ -263,17 +417,19 @@ export class NetworkManager {
       throw new BerthError(Codes.NetworkError, `tearing down sandbox ${id}: ${errors.join('; ')}`, 500);
     }
     await rm(this.statePath(id), { force: true });
+    if (!POOL_ID_RE.test(id)) await this.releasePorts(id);
     if (prune) await this.pruneIfIdle();
   }
 
   private async pruneIfIdle(): Promise<void> {
-    if (this.settingUp === 0 && (await this.list()).length === 0) {
+    if (this.settingUp === 0 && this.ready.length === 0 && (await this.list()).length === 0 && (await this.poolIds()).length === 0) {
       await pruneSharedChains().catch(() => undefined);
     }
   }
 
   /** Removes the bridge once no sandbox uses it (host shutdown, tests). */
   async destroy(): Promise<void> {
+    await this.stopPool();
     if ((await this.list()).length > 0) {
       throw new BerthError(Codes.NetworkError, `network ${this.name} still has sandboxes`, 409);
     }
@@ -293,6 +449,7 @@ function samePorts(a: PublishedPort[], b: PublishedPort[]): boolean {
  * the plugins recreate them on the next ADD.
  */
 export async function pruneSharedChains(): Promise<void> {
+  await pruneHostportChains().catch(() => undefined);
   for (const bin of ['iptables', 'ip6tables']) {
     const save = async (table: string) => {
       try {
@@ -333,7 +490,7 @@ export async function pruneSharedChains(): Promise<void> {
 }
 
 /** Splits an iptables-save rule into argv, honouring double quotes (comments). */
-function splitRule(rule: string): string[] {
+export function splitRule(rule: string): string[] {
   const out: string[] = [];
   const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
   let m: RegExpExecArray | null;

@@ -280,10 +280,12 @@ withGroup(container.command('delete').description('Delete a container group'))
   .action(async (o) => {
     const arm = new ArmClient(loadCliConfig());
     const path = arm.groupPath(o.resourceGroup, o.name);
+    // Shown as az shows it: the group as it was when its deletion began.
+    const shown = (await arm.call('GET', path)).body;
     const r = await arm.call('DELETE', path);
     if (r.status === 204) throw new CliError(`The container group '${o.name}' was not found.`);
     if (o.wait) await arm.wait(r.headers.get('azure-asyncoperation')!);
-    print(r.body);
+    print(shown);
   });
 
 for (const action of ['start', 'stop', 'restart'] as const) {
@@ -297,6 +299,7 @@ for (const action of ['start', 'stop', 'restart'] as const) {
     });
 }
 
+(await import('../connectors/kubernetes/command.js')).registerKubernetesNode(program);
 
 program.parseAsync().catch((e) => {
   process.stderr.write(`berth: ${e instanceof CliError ? e.message : (e as Error).stack}\n`);

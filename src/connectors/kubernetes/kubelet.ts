@@ -1,0 +1,229 @@
+// The kubelet API of the virtual node (TLS): logs, exec and pod listings served from berth's ARM API, for `kubectl logs/exec`.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { BerthClient } from './berth.js';
+import type { VirtualNode } from './node.js';
+
+export interface KubeletOptions {
+  port: number;
+  listen: string;
+  nodeName: string;
+  nodeIP: string;
+  cert?: Buffer;
+  key?: Buffer;
+  /** CA that signs the API server's kubelet-client certificate; callers without a certificate from it are refused. */
+  clientCA: Buffer;
+  log: (msg: string) => void;
+}
+
+/** A self-signed serving certificate: the API server does not verify kubelet certificates unless told to. */
+export function selfSignedCert(nodeName: string, ip: string): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-kubelet-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '365', '-subj', `/CN=${nodeName}`,
+      '-addext', `subjectAltName=IP:${ip},DNS:${nodeName}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const CH = { stdin: 0, stdout: 1, stderr: 2, error: 3, resize: 4, close: 255 } as const;
+
+/** Keeps lines newer than `since`, with or without their timestamp prefix, and at most `limit` bytes overall. */
+export class LogFilter {
+  private rest = '';
+  private sent = 0;
+  constructor(private o: { sinceMs?: number; timestamps: boolean; limitBytes?: number }) {}
+
+  get exhausted() {
+    return this.o.limitBytes !== undefined && this.sent >= this.o.limitBytes;
+  }
+
+  push(chunk: string, final = false): string {
+    const text = this.rest + chunk;
+    const lines = text.split('\n');
+    this.rest = final ? '' : lines.pop()!;
+    if (final && lines[lines.length - 1] === '') lines.pop();
+    let out = '';
+    for (const line of lines) {
+      const sp = line.indexOf(' ');
+      const ts = sp > 0 ? line.slice(0, sp) : '';
+      if (this.o.sinceMs !== undefined) {
+        const t = Date.parse(ts);
+        if (!Number.isNaN(t) && t < this.o.sinceMs) continue;
+      }
+      out += (this.o.timestamps ? line : line.slice(sp + 1)) + '\n';
+    }
+    if (this.o.limitBytes !== undefined) {
+      const left = Math.max(0, this.o.limitBytes - this.sent);
+      const b = Buffer.from(out);
+      if (b.length > left) out = b.subarray(0, left).toString();
+    }
+    this.sent += Buffer.byteLength(out);
+    return out;
+  }
+}
+
+export class KubeletServer {
+  private server?: Server;
+  private wss = new WebSocketServer({
+    noServer: true,
+    // Kubernetes' newest stream protocols first: v5 adds the close channel, v4 the exit-code status.
+    handleProtocols: (protocols) => ['v5.channel.k8s.io', 'v4.channel.k8s.io'].find((p) => protocols.has(p)) ?? false,
+  });
+
+  constructor(readonly node: VirtualNode, readonly berth: BerthClient, readonly o: KubeletOptions) {}
+
+  async start(): Promise<number> {
+    const tls = this.o.cert && this.o.key ? { cert: this.o.cert, key: this.o.key } : selfSignedCert(this.o.nodeName, this.o.nodeIP);
+    this.server = createServer({
+      ...tls,
+      ca: this.o.clientCA,
+      requestCert: true,
+      rejectUnauthorized: true,
+    }, (req, res) => {
+      this.handle(req, res).catch((e) => {
+        this.o.log(`kubelet api ${req.url}: ${(e as Error).message}`);
+        if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+        res.end(`${(e as Error).message}\n`);
+      });
+    });
+    this.server.on('upgrade', (req, socket, head) => {
+      const u = new URL(req.url ?? '/', 'https://kubelet');
+      const m = /^\/exec\/([^/]+)\/([^/]+)\/(?:[^/]+\/)?([^/]+)$/.exec(u.pathname);
+      if (!m) {
+        const why = u.pathname.startsWith('/attach/') ? 'attach is not supported by berth' : 'not found';
+        socket.end(`HTTP/1.1 ${u.pathname.startsWith('/attach/') ? 501 : 404} ${why}\r\nContent-Length: 0\r\n\r\n`);
+        return;
+      }
+      this.wss.handleUpgrade(req, socket, head, (ws) => void this.exec(ws, decodeURIComponent(m[1]), decodeURIComponent(m[2]), decodeURIComponent(m[3]), u.searchParams));
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.o.port, this.o.listen, () => resolve());
+    });
+    const a = this.server.address();
+    return typeof a === 'object' && a ? a.port : this.o.port;
+  }
+
+  async close() {
+    this.wss.close();
+    await new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
+  }
+
+  private send(res: ServerResponse, status: number, body: unknown) {
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain; charset=utf-8' : 'application/json' });
+    res.end(text);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse) {
+    const u = new URL(req.url ?? '/', 'https://kubelet');
+    const p = u.pathname;
+    if (p === '/healthz') return this.send(res, 200, 'ok');
+    if (p === '/pods' || p === '/runningpods/') {
+      const items = [...this.node.pods.values()].map((t) => t.pod);
+      return this.send(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items });
+    }
+    if (p === '/stats/summary') return this.send(res, 200, this.summary());
+    let m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(p);
+    if (m) return this.logs(req, res, decodeURIComponent(m[1]), decodeURIComponent(m[2]), decodeURIComponent(m[3]), u.searchParams);
+    m = /^\/(exec|attach|portForward|run)\//.exec(p);
+    if (m) return this.send(res, m[1] === 'exec' ? 400 : 501, m[1] === 'exec' ? 'exec needs a WebSocket upgrade (v4/v5.channel.k8s.io)' : `${m[1]} is not supported by berth`);
+    return this.send(res, 404, 'not found');
+  }
+
+  /** berth exposes no usage figures yet: the summary names the node and its pods so `kubectl top`'s sources do not fail. */
+  private summary() {
+    const now = new Date().toISOString();
+    return {
+      node: { nodeName: this.o.nodeName, startTime: now, systemContainers: [] },
+      pods: [...this.node.pods.values()].map((t) => ({
+        podRef: { name: t.pod.metadata.name, namespace: t.pod.metadata.namespace, uid: t.pod.metadata.uid },
+        startTime: t.pod.status?.startTime ?? now,
+        containers: (t.pod.spec.containers ?? []).map((c: any) => ({ name: c.name, startTime: t.pod.status?.startTime ?? now })),
+      })),
+    };
+  }
+
+  private async logs(req: IncomingMessage, res: ServerResponse, ns: string, pod: string, container: string, q: URLSearchParams) {
+    const group = this.node.groupOf(ns, pod);
+    if (!group) return this.send(res, 404, `pod ${ns}/${pod} is not on node ${this.o.nodeName}`);
+    if (q.get('previous') === 'true') return this.send(res, 400, 'berth keeps no logs of previous container instances');
+    const num = (k: string) => (q.get(k) !== null && q.get(k) !== '' ? Number(q.get(k)) : undefined);
+    const tail = num('tailLines');
+    const sinceSeconds = num('sinceSeconds');
+    const sinceTime = q.get('sinceTime');
+    const sinceMs = sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime ? Date.parse(sinceTime) : undefined;
+    const filter = new LogFilter({ sinceMs, timestamps: q.get('timestamps') === 'true', limitBytes: num('limitBytes') });
+    // Always ask berth for timestamps: they are what sinceSeconds/sinceTime filter on.
+    if (q.get('follow') !== 'true') {
+      const content = await this.berth.logs(group, container, { tail, timestamps: true });
+      return this.send(res, 200, filter.push(content, true));
+    }
+    const ac = new AbortController();
+    req.on('close', () => ac.abort());
+    const body = await this.berth.followLogs(group, container, { tail, timestamps: true }, ac.signal);
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'transfer-encoding': 'chunked' });
+    try {
+      for await (const chunk of body) {
+        const out = filter.push(Buffer.from(chunk).toString());
+        if (out) res.write(out);
+        if (filter.exhausted) break;
+      }
+    } catch {
+      // the client went away or berth ended the stream
+    }
+    ac.abort();
+    res.end();
+  }
+
+  private async exec(ws: WebSocket, ns: string, pod: string, container: string, q: URLSearchParams) {
+    const frame = (ch: number, data: Buffer | string) => ws.readyState === ws.OPEN && ws.send(Buffer.concat([Buffer.from([ch]), Buffer.from(data)]));
+    const finish = (status: object) => {
+      frame(CH.error, JSON.stringify({ metadata: {}, ...status }));
+      ws.close(1000);
+    };
+    const failure = (message: string, extra: object = {}) => finish({ status: 'Failure', message, reason: 'InternalError', ...extra });
+    const argv = q.getAll('command');
+    const group = this.node.groupOf(ns, pod);
+    if (!group) return failure(`pod ${ns}/${pod} is not on node ${this.o.nodeName}`);
+    if (argv.length === 0) return failure('no command given');
+    // berth's exec API takes one command string and splits it on whitespace: arguments with spaces cannot survive.
+    if (argv.some((a) => a === '' || /\s/.test(a)))
+      return failure("berth's exec API splits the command on whitespace: arguments containing spaces are not supported yet");
+    let upstream: WebSocket;
+    try {
+      upstream = await this.berth.exec(group, container, argv.join(' '));
+    } catch (e) {
+      return failure(`berth exec: ${(e as Error).message}`);
+    }
+    upstream.on('message', (d) => frame(CH.stdout, d as Buffer));
+    upstream.on('close', (code, reason) => {
+      const r = reason.toString();
+      const exit = /^exit (-?\d+)$/.exec(r);
+      if (code === 1000 && exit && exit[1] === '0') return finish({ status: 'Success' });
+      if (code === 1000 && exit)
+        return finish({
+          status: 'Failure', message: `command terminated with non-zero exit code: exit status ${exit[1]}`, reason: 'NonZeroExitCode',
+          details: { causes: [{ reason: 'ExitCode', message: exit[1] }] },
+        });
+      if (code === 1000 || code === 1005) return finish({ status: 'Success' });
+      failure(`berth exec ended: ${r || code}`);
+    });
+    upstream.on('error', (e) => failure(`berth exec: ${e.message}`));
+    ws.on('message', (d) => {
+      const b = d as Buffer;
+      if (b.length === 0) return;
+      if (b[0] === CH.stdin && b.length > 1) upstream.send(b.subarray(1));
+      // Resize has no meaning without a TTY; the v5 close of stdin cannot be passed on (berth's exec has no EOF).
+    });
+    ws.on('close', () => upstream.close());
+  }
+}

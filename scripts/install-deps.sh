@@ -5,7 +5,7 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runtime_pkgs=(runc conmon containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates)
 # Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth.
-test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl)
+test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "${1:-}" = "--runtime-only" ] || pkgs+=("${test_pkgs[@]}")

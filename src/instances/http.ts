@@ -133,7 +133,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     const r = await o.service.delete(sub, rg, name);
     if (!r) return reply.code(204).send();
     lro(req, reply, sub, r.operation.location, r.operation.id);
-    return reply.code(202).send(renderGroup(r.view, ctx));
+    return reply.code(202).send(); // as the spec declares it: the group is gone when the operation ends
   });
 
   for (const action of ['start', 'stop', 'restart'] as const) {
@@ -154,7 +154,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 1000))
       throw new BerthError(Codes.InvalidRequestContent, "'$top' must be an integer from 1 to 1000.", 400, '$top');
     const r = await o.service.list(sub, rg, { startAfter: q.$skiptoken ? Buffer.from(q.$skiptoken, 'base64url').toString() : undefined, limit: top });
-    const value = r.views.map((v) => renderGroup(v, ctx));
+    const value = r.views.map((v) => renderGroup(v, ctx, true));
     if (!r.next) return { value };
     const u = new URL(`${base(req)}${req.url}`);
     u.searchParams.set('$skiptoken', Buffer.from(r.next).toString('base64url'));
@@ -207,13 +207,18 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return [];
   });
 
+  // berth has no virtual networks, so there is never a service association link to remove.
+  app.delete(`/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.Network/virtualNetworks/:vnet/subnets/:subnet/providers/${PROVIDER}/serviceAssociationLinks/default`,
+    async (_req, reply) => reply.code(204).send());
+
   const L = `/subscriptions/:sub/providers/${PROVIDER}/locations/:loc`;
   app.get<{ Params: Params }>(`${L}/usages`, async (req) => {
     const u = await o.service.usage(req.params.sub, req.params.loc);
     return {
       value: [
         { unit: 'Count', currentValue: u.containerGroups.current, limit: u.containerGroups.limit, name: { value: 'ContainerGroups', localizedValue: 'Container Groups' } },
-        { unit: 'Count', currentValue: u.standardCores.current, limit: u.standardCores.limit, name: { value: 'StandardCores', localizedValue: 'Standard Cores' } },
+        // The spec counts in integers: fractional CPU requests count as whole cores begun.
+        { unit: 'Count', currentValue: Math.ceil(u.standardCores.current - 1e-9), limit: u.standardCores.limit, name: { value: 'StandardCores', localizedValue: 'Standard Cores' } },
       ],
     };
   });
@@ -231,8 +236,12 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   }));
   app.get(`/providers/${PROVIDER}/operations`, async () => ({ value: PROVIDER_OPERATIONS }));
 
-  app.get<{ Params: Params }>(`/subscriptions/:sub/providers/${'Microsoft.ContainerInstance'}/locations/:loc/operations/:op`, async (req) =>
-    o.service.operation(req.params.sub, req.params.op));
+  app.get<{ Params: Params }>(`/subscriptions/:sub/providers/${PROVIDER}/locations/:loc/operations/:op`, async (req, reply) => {
+    const op = await o.service.operation(req.params.sub, req.params.op);
+    // Clients wait Retry-After between polls (az: 30 s when it is missing).
+    if (op.status === 'InProgress') reply.header('Retry-After', '1');
+    return op;
+  });
 
   // Exec and attach sessions: the first text frame is the password; exec then carries stdin in and
   // stdout/stderr out, attach the container's output as it is written.

@@ -14,7 +14,8 @@ export interface RenderContext {
   advertiseAddress: string;
 }
 
-export function renderGroup(v: GroupView, ctx: RenderContext) {
+/** `list`: as list results show groups, without the group's instance view (as the spec declares them). */
+export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
   const r = v.record;
   const props = redactSpec(r.spec) as { containers: { name: string; properties: Record<string, unknown> }[] } & Record<string, unknown>;
   const st: GroupStatus | undefined = v.status;
@@ -27,7 +28,7 @@ export function renderGroup(v: GroupView, ctx: RenderContext) {
     props.ipAddress = { type: r.spec.ipAddress.type, ports: r.spec.ipAddress.ports, ...(ip && { ip }), ...(r.spec.ipAddress.dnsNameLabel && { dnsNameLabel: r.spec.ipAddress.dnsNameLabel }) };
   }
   props.provisioningState = v.provisioningState;
-  props.instanceView = { state: groupState(v), events: st?.events ?? [] };
+  if (!list) props.instanceView = { state: groupState(v), events: st?.events ?? [] };
   return {
     id: groupId(r.subscriptionId, r.resourceGroup, r.name),
     name: r.name,

@@ -1,6 +1,6 @@
 // Test fixture: a real `berth server` process on a private data dir, bridge and subnet, plus host-state probes.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,6 +84,8 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
       }
       await b.stop();
       cleanupDir(dataDir);
+      // runc's state dir is empty once every container is gone; rmdir (not rm -r) keeps it if not.
+      for (const d of [runcRoot, dirname(runcRoot)]) try { rmdirSync(d); } catch { /* in use, or shared */ }
     },
   };
   return b;

@@ -42,7 +42,9 @@ declare module 'fastify' {
 }
 
 /** Paths anyone may call: liveness, and the login endpoints a client calls before it has a token. */
-const isPublic = (path: string) => path === '/healthz' || /^\/adfs(\/|$)/i.test(path) || /^\/[^/]+\/oauth2\//i.test(path);
+const isPublic = (path: string) =>
+  path === '/healthz' || /^\/adfs\/(\.well-known\/openid-configuration|oauth2\/token|discovery\/keys)$/i.test(path) ||
+  (/^\/[^/]+\/oauth2\/(v2\.0\/)?token$/i.test(path) && !/^\/subscriptions\//i.test(path));
 const dateVersion = /^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$/;
 
 type Params = { sub: string; rg: string; name: string; container: string; loc: string; op: string };

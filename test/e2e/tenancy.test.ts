@@ -75,6 +75,10 @@ test('each principal gets a token, lists only its subscription, and cannot see o
   assert.equal((await new Api({ url: berth.httpsUrl, token: forged }, 'sub-a').req('GET', apiA.groupPath('rg', 'mine'))).body.error.code, 'InvalidAuthenticationToken');
   const admin = new Api(berth, 'sub-b');
   assert.equal((await admin.req('GET', admin.groupPath('rg', 'mine'))).status, 200);
+
+  // The login endpoints are the only paths open without a token, even for a subscription named like them.
+  for (const path of ['/subscriptions/oauth2/token', '/subscriptions/oauth2/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups', '/adfs/anything'])
+    assert.equal((await new Api({ url: berth.httpsUrl, token: null as unknown as string }).req('GET', path, undefined, { token: null })).status, 401, path);
 });
 
 test('resource groups are resources: create, read, list, and delete with the container groups in them', async () => {

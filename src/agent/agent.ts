@@ -8,7 +8,7 @@ import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
 import type { ContainerSpec, ContainerStatus, PulledImage, Sandbox } from '../runtime/types.js';
 import type {
-  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions,
+  AgentHandle, ContainerDef, ContainerState, DesiredGroup, Event, GroupState, GroupStatus, LogOptions,
 } from './types.js';
 
 export interface AgentOptions {
@@ -421,12 +421,7 @@ function groupState(d: DesiredGroup, s: GroupStatus): GroupState {
 
 function addEvent(events: Event[], name: string, message: string, type: Event['type'] = 'Normal') {
   const ts = now();
-  const last = events[events.length - 1];
-  if (last && last.name === name && last.message === message) {
-    last.count++;
-    last.lastTimestamp = ts;
-    return;
-  }
+  // A repeat of an event counts on the first one, as ACI's events do.
   const same = events.find((e) => e.name === name && e.message === message);
   if (same) {
     same.count++;

@@ -25,7 +25,6 @@ type Case = { name: string; status: number; code: string; target?: RegExp; metho
 
 const withContainer = (patch: Record<string, unknown>, resources?: unknown) => {
   const b = group(IMG);
-  Object.assign(b.properties.containers[0] as { properties: Record<string, unknown> }, {});
   const c = (b.properties.containers[0] as { properties: Record<string, unknown> }).properties;
   Object.assign(c, patch);
   if (resources !== undefined) c.resources = resources;

@@ -201,4 +201,3 @@ export function cleanupDir(dir: string) {
   rmSync(dir, { recursive: true, force: true });
 }
 
-export const readText = (p: string) => readFileSync(p, 'utf8');

@@ -1,14 +1,17 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
-import type { ChildProcess } from 'node:child_process';
-import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
+import { execProbe, httpProbe, type ProbeResult } from '../runtime/probe.js';
 import type { ContainerSpec, ContainerStatus, PulledImage, Sandbox } from '../runtime/types.js';
+import { Prober, type ProbeReport } from './prober.js';
 import type {
-  AgentHandle, ContainerDef, ContainerState, DesiredGroup, Event, GroupState, GroupStatus, LogOptions,
+  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef, VolumeDef,
 } from './types.js';
 
 export interface AgentOptions {
@@ -56,6 +59,8 @@ export class Agent implements AgentHandle {
   private timer?: NodeJS.Timeout;
   private closed = false;
   private o: Required<Omit<AgentOptions, 'name'>>;
+  private prober = new Prober((r) => this.onProbe(r));
+  private probeSeq = 0;
 
   constructor(opts: AgentOptions) {
     this.name = opts.name ?? 'local';
@@ -112,6 +117,7 @@ export class Agent implements AgentHandle {
   async close() {
     this.closed = true;
     clearInterval(this.timer);
+    this.prober.close();
     // Let in-flight reconciles finish so nothing is left half-done by us (a crash is handled by sync()).
     while ([...this.queue.values()].some((q) => q.running)) await new Promise((r) => setTimeout(r, 20));
   }
@@ -145,7 +151,8 @@ export class Agent implements AgentHandle {
 
   private currentContainerId(uid: string, container: string) {
     const t = this.groups.get(uid);
-    if (!t?.desired || !t.desired.spec.containers.some((c) => c.name === container))
+    const known = (x: { name: string }) => x.name === container;
+    if (!t?.desired || !(t.desired.spec.containers.some(known) || t.desired.spec.initContainers?.some(known)))
       throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in the container group.`, 404, 'containerName');
     return containerId(uid, t.desired.generation, container);
   }
@@ -201,7 +208,8 @@ export class Agent implements AgentHandle {
       t.restart.clear();
       t.status = {
         uid, generation: d.generation, provisioning: 'Creating', state: d.state === 'Stopped' ? 'Stopped' : 'Pending',
-        containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, { restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Waiting' }, events: [] }])),
+        containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, waitingView()])),
+        ...(d.spec.initContainers?.length && { initContainers: Object.fromEntries(d.spec.initContainers.map((c) => [c.name, waitingView()])) }),
         events: t.status?.events ?? [],
       };
       if (d.state === 'Stopped') {
@@ -238,12 +246,16 @@ export class Agent implements AgentHandle {
   /** Idempotently brings a group of the current generation up, and applies restart policy to exited containers. */
   private async ensureRunning(d: DesiredGroup, s: GroupStatus, t: Tracked) {
     const gen = d.generation;
+    const inits = d.spec.initContainers ?? [];
     let images: Map<string, PulledImage> | undefined;
     const statuses = new Map<string, ContainerStatus | undefined>();
     for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
     const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
+    // Init containers run before the first start of the group's containers, never again for this generation.
+    const initPhase = inits.length > 0 && missing.length === d.spec.containers.length;
     if (missing.length > 0) {
-      images = await this.pullAll(d, s, missing);
+      // Every image first (init containers' too): a pull failure fails provisioning before anything runs.
+      images = await this.pullAll(d, s, [...(initPhase ? inits : []), ...missing]);
     }
     const sandbox = (await this.o.network.get(sandboxId(d.uid, gen))) ??
       (await this.o.network.setup(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []));
@@ -252,20 +264,23 @@ export class Agent implements AgentHandle {
       this.emit(s);
     }
     if (missing.length > 0) await this.prepareVolumes(d);
+    if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) return;
     // Start the missing ones together: a group's containers come up side by side.
     await Promise.all(missing.map(async (c) => {
       const st = await this.o.containers.start(this.containerSpec(d, c, images!.get(c.image)!, sandbox));
       const v = s.containers[c.name];
       addEvent(v.events, 'Created', `Created container ${c.name}`);
       addEvent(v.events, 'Started', `Started container ${c.name}`);
-      v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+      v.currentState = runningState(c, st.startedAt);
       statuses.set(c.name, st);
     }));
+    const probing = new Set<string>();
     for (const c of d.spec.containers) {
       const st = statuses.get(c.name)!;
       const v = s.containers[c.name];
       if (st.state === 'running') {
-        if (v.currentState.state !== 'Running') v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+        if (v.currentState.state !== 'Running') v.currentState = runningState(c, st.startedAt);
+        this.startProbes(d, c, v, st, sandbox, probing);
         continue;
       }
       if (st.state !== 'exited') continue;
@@ -275,25 +290,143 @@ export class Agent implements AgentHandle {
         this.emit(s);
       }
       if (!shouldRestart(d.spec.restartPolicy, st.exitCode ?? 0)) continue;
-      const r = t.restart.get(c.name) ?? { notBefore: 0, streak: 0 };
-      const ranMs = st.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : 0;
-      if (r.notBefore === 0) {
-        if (ranMs >= this.o.backoffResetMs) r.streak = 0;
-        r.notBefore = Date.now() + Math.min(this.o.maxBackoffMs, this.o.backoffMs * 2 ** r.streak);
-        t.restart.set(c.name, r);
-        if (r.streak > 0) addEvent(v.events, 'BackOff', `Back-off restarting failed container ${c.name}`, 'Warning');
-      }
-      if (Date.now() < r.notBefore) continue;
+      if (!this.backoffOver(t, c.name, st, v)) continue;
       // Restart in place: same bundle and writable layer, the log file continues.
       const image = (await this.localImage(c.image)) ?? (await this.o.images.pull(c.image, { credentials: d.spec.imageRegistryCredentials }));
       const again = await this.o.containers.start(this.containerSpec(d, c, image, sandbox));
-      r.streak++;
-      r.notBefore = 0;
-      v.previousState = v.currentState;
-      v.restartCount++;
-      v.currentState = { state: 'Running', startTime: again.startedAt ?? now(), detailStatus: '' };
-      addEvent(v.events, 'Started', `Started container ${c.name}`);
+      this.restarted(t, c.name, v, runningState(c, again.startedAt));
       this.emit(s);
+    }
+    this.prober.retain(`${d.uid}-`, probing);
+  }
+
+  /**
+   * Runs the init containers one after another, each to exit 0. True once all have; false while one
+   * runs, waits out its restart backoff, or failed for good (restart policy Never).
+   */
+  private async runInitContainers(d: DesiredGroup, s: GroupStatus, t: Tracked, images: Map<string, PulledImage>, sandbox: Sandbox) {
+    const views = (s.initContainers ??= {});
+    // Init containers have no resources of their own in ACI: each may use what the group's containers request.
+    const requests = {
+      cpu: d.spec.containers.reduce((a, c) => a + c.requests.cpu, 0),
+      memoryInGB: d.spec.containers.reduce((a, c) => a + c.requests.memoryInGB, 0),
+    };
+    for (const ic of d.spec.initContainers ?? []) {
+      const v = (views[ic.name] ??= waitingView());
+      const def: ContainerDef = { ...ic, ports: [], requests };
+      const st = await this.o.containers.status(containerId(d.uid, d.generation, ic.name));
+      if (!st) {
+        // Gone from the host after it completed (a crash between steps): done is done.
+        if (v.currentState.state === 'Terminated' && v.currentState.exitCode === 0) continue;
+        const started = await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox));
+        addEvent(v.events, 'Created', `Created container ${ic.name}`);
+        addEvent(v.events, 'Started', `Started container ${ic.name}`);
+        v.currentState = { state: 'Running', startTime: started.startedAt ?? now(), detailStatus: '' };
+        this.emit(s);
+        return false;
+      }
+      if (st.state === 'running') {
+        if (v.currentState.state !== 'Running') {
+          v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+          this.emit(s);
+        }
+        return false;
+      }
+      if (st.state !== 'exited') return false;
+      if (v.currentState.state !== 'Terminated' || v.currentState.startTime !== st.startedAt) {
+        v.currentState = terminated(st);
+        if (st.oomKilled) addEvent(v.events, 'OOMKilled', `Container ${ic.name} exceeded its memory limit and was killed`, 'Warning');
+        this.emit(s);
+      }
+      if (st.exitCode === 0) continue;
+      // A failed init container is retried unless the group never restarts anything (then the group has failed).
+      if (d.spec.restartPolicy === 'Never') return false;
+      if (!this.backoffOver(t, ic.name, st, v)) return false;
+      const again = await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox));
+      this.restarted(t, ic.name, v, { state: 'Running', startTime: again.startedAt ?? now(), detailStatus: '' });
+      this.emit(s);
+      return false;
+    }
+    return true;
+  }
+
+  /** Restart backoff: true once the exited container may be started again. */
+  private backoffOver(t: Tracked, name: string, st: ContainerStatus, v: ContainerView) {
+    const r = t.restart.get(name) ?? { notBefore: 0, streak: 0 };
+    const ranMs = st.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : 0;
+    if (r.notBefore === 0) {
+      if (ranMs >= this.o.backoffResetMs) r.streak = 0;
+      r.notBefore = Date.now() + Math.min(this.o.maxBackoffMs, this.o.backoffMs * 2 ** r.streak);
+      t.restart.set(name, r);
+      if (r.streak > 0) addEvent(v.events, 'BackOff', `Back-off restarting failed container ${name}`, 'Warning');
+    }
+    return Date.now() >= r.notBefore;
+  }
+
+  private restarted(t: Tracked, name: string, v: ContainerView, state: ContainerState) {
+    const r = t.restart.get(name)!;
+    r.streak++;
+    r.notBefore = 0;
+    v.previousState = v.currentState;
+    v.restartCount++;
+    v.currentState = state;
+    addEvent(v.events, 'Started', `Started container ${name}`);
+  }
+
+  // --- health probes ---
+
+  private startProbes(d: DesiredGroup, c: ContainerDef, v: ContainerView, st: ContainerStatus, sandbox: Sandbox, probing: Set<string>) {
+    if (!c.livenessProbe && !c.readinessProbe) return;
+    const id = containerId(d.uid, d.generation, c.name);
+    const started = v.currentState.startTime ?? st.startedAt ?? '';
+    const key = `${id}@${started}`;
+    probing.add(key);
+    const startedMs = Date.parse(started) || Date.now();
+    if (c.livenessProbe) this.prober.ensure(key, 'liveness', c.livenessProbe, startedMs, true, (ms) => this.probe(id, c.livenessProbe!, sandbox.ip, ms));
+    if (c.readinessProbe)
+      this.prober.ensure(key, 'readiness', c.readinessProbe, startedMs, v.currentState.detailStatus === 'Ready', (ms) => this.probe(id, c.readinessProbe!, sandbox.ip, ms));
+  }
+
+  private async probe(id: string, p: ProbeDef, ip: string, timeoutMs: number): Promise<ProbeResult> {
+    if (p.httpGet)
+      return httpProbe({ host: ip, port: p.httpGet.port, path: p.httpGet.path, scheme: p.httpGet.scheme, headers: p.httpGet.httpHeaders, timeoutMs });
+    const pidFile = join(tmpdir(), `berth-probe-${process.pid}-${++this.probeSeq}.pid`);
+    try {
+      return await execProbe(
+        () => this.o.containers.exec(id, p.exec!.command, { pidFile }),
+        () => void readFile(pidFile, 'utf8').then((pid) => process.kill(Number(pid), 'SIGKILL')).catch(() => {}),
+        timeoutMs,
+      );
+    } finally {
+      await rm(pidFile, { force: true });
+    }
+  }
+
+  private onProbe(r: ProbeReport) {
+    const m = /^(.*)@(.*)$/.exec(r.key)!;
+    const p = parseId(m[1]);
+    const t = p && this.groups.get(p.uid);
+    const s = t?.status;
+    const v = p?.name ? s?.containers[p.name] : undefined;
+    // A report about an instance that is no longer current (restarted, replaced) changes nothing.
+    if (!t || !s || !v || s.generation !== p!.gen || v.currentState.state !== 'Running' || (v.currentState.startTime ?? '') !== m[2]) return;
+    const name = p!.name!;
+    if (!r.result.ok) addEvent(v.events, 'Unhealthy', `${r.kind === 'liveness' ? 'Liveness' : 'Readiness'} probe failed: ${r.result.message}`, 'Warning');
+    if (r.kind === 'readiness') {
+      if (r.changed || !r.result.ok) {
+        v.currentState.detailStatus = r.healthy ? 'Ready' : 'NotReady';
+        this.emit(s);
+      }
+      return;
+    }
+    if (!r.result.ok) this.emit(s);
+    if (!r.healthy) {
+      // Killed and then restarted (or not) by the restart policy, as Kubernetes does.
+      addEvent(v.events, 'Killing', `Container ${name} failed liveness probe, will be restarted`, 'Normal');
+      this.emit(s);
+      void this.o.containers.stop(m[1], this.o.stopGraceSeconds)
+        .catch((e) => console.error(`agent: stop ${m[1]} after failed liveness probe: ${(e as Error).message}`))
+        .finally(() => this.schedule(p!.uid));
     }
   }
 
@@ -312,10 +445,10 @@ export class Agent implements AgentHandle {
     };
   }
 
-  private async pullAll(d: DesiredGroup, s: GroupStatus, containers: ContainerDef[]) {
+  private async pullAll(d: DesiredGroup, s: GroupStatus, containers: { name: string; image: string }[]) {
     const images = new Map<string, PulledImage>();
     await Promise.all([...new Set(containers.map((c) => c.image))].map(async (ref) => {
-      const views = containers.filter((c) => c.image === ref).map((c) => s.containers[c.name]);
+      const views = containers.filter((c) => c.image === ref).map((c) => s.containers[c.name] ?? s.initContainers?.[c.name]).filter((v) => !!v);
       let img = await this.localImage(ref);
       if (!img) {
         for (const v of views) addEvent(v.events, 'Pulling', `pulling image "${ref}"`);
@@ -362,6 +495,10 @@ export class Agent implements AgentHandle {
     const root = this.volumeDir(d);
     for (const v of d.spec.volumes) {
       const dir = join(root, v.name);
+      if (v.gitRepo) {
+        await cloneVolume(v.name, v.gitRepo, dir);
+        continue;
+      }
       await mkdir(dir, { recursive: true, mode: 0o755 });
       if (v.secret) {
         for (const [file, b64] of Object.entries(v.secret)) await writeFile(join(dir, file), Buffer.from(b64, 'base64'), { mode: 0o444 });
@@ -383,7 +520,7 @@ export class Agent implements AgentHandle {
       const name = parseId(id)!.name!;
       const st = await this.o.containers.status(id);
       if (st?.state === 'running') {
-        const v = t.status?.containers[name];
+        const v = t.status?.containers[name] ?? t.status?.initContainers?.[name];
         if (v) addEvent(v.events, 'Killing', `Killing container ${name}`);
         await this.o.containers.stop(id, this.o.stopGraceSeconds);
       }
@@ -392,6 +529,51 @@ export class Agent implements AgentHandle {
     for (const id of (await this.o.network.list()).filter(mine)) await this.o.network.teardown(id);
     for (const dir of (await readdir(this.volumesRoot()).catch(() => [] as string[])).filter(mine))
       await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
+  }
+}
+
+const waitingView = (): ContainerView => ({ restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Waiting' }, events: [] });
+
+/** A container that just started: not ready until its readiness probe says so. */
+const runningState = (c: ContainerDef, startedAt: string | undefined): ContainerState =>
+  ({ state: 'Running', startTime: startedAt ?? now(), detailStatus: c.readinessProbe ? 'NotReady' : '' });
+
+/**
+ * Clones a gitRepo volume as Kubernetes does (into `directory`, or a directory named after the
+ * repository), then checks out `revision`. Idempotent: a volume already cloned is kept. Only
+ * http(s) and git transports are allowed (the model refuses others), and git reads no user config.
+ */
+async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, dir: string) {
+  if (await stat(dir).then(() => true, () => false)) return;
+  const tmp = `${dir}.cloning`;
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true, mode: 0o755 });
+  const sub = g.directory === '.' ? '' : (g.directory ?? g.repository.replace(/\/+$/, '').split('/').pop()!.replace(/\.git$/, ''));
+  const target = join(tmp, sub);
+  const git = (args: string[], cwd?: string) => new Promise<void>((resolve, reject) => {
+    execFile('git', [
+      '-c', 'protocol.allow=never', '-c', 'protocol.http.allow=always', '-c', 'protocol.https.allow=always', '-c', 'protocol.git.allow=always',
+      ...args,
+    ], {
+      cwd, timeout: 120_000, maxBuffer: 1 << 20,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
+    }, (err, _out, stderr) => {
+      if (!err) return resolve();
+      const why = stderr.trim().split('\n').filter(Boolean).pop() ?? err.message;
+      reject(new BerthError(Codes.GitRepoCloneFailed, `The gitRepo volume '${name}' could not be cloned from '${g.repository}': ${why}`));
+    });
+  });
+  try {
+    await git(['clone', '--quiet', '--', g.repository, target]);
+    if (g.revision) {
+      await git(['checkout', '--quiet', '--detach', g.revision, '--'], target);
+    }
+    // Any user of the group may write to it, as to an emptyDir.
+    await chmod(tmp, 0o777);
+    await rename(tmp, dir);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
   }
 }
 
@@ -410,7 +592,12 @@ function terminated(st: ContainerStatus): ContainerState {
 function groupState(d: DesiredGroup, s: GroupStatus): GroupState {
   if (d.state === 'Stopped') return 'Stopped';
   if (s.provisioning === 'Failed') return 'Failed';
+  const inits = Object.values(s.initContainers ?? {});
+  const initFailed = inits.some((v) => v.currentState.state === 'Terminated' && v.currentState.exitCode !== 0);
+  if (initFailed && d.spec.restartPolicy === 'Never') return 'Failed';
   const views = Object.values(s.containers);
+  // Nothing started yet (images, init containers): pending, as a pod that is initializing.
+  if (views.every((v) => v.currentState.state === 'Waiting')) return 'Pending';
   if (views.some((v) => v.currentState.state === 'Waiting')) return s.provisioning === 'Creating' ? 'Pending' : 'Running';
   if (views.some((v) => v.currentState.state === 'Running')) return 'Running';
   // All terminated: running still if any will be restarted.

@@ -9,6 +9,22 @@ export interface EnvVar {
   secureValue?: string;
 }
 
+export interface ProbeDef {
+  exec?: { command: string[] };
+  httpGet?: { path: string; port: number; scheme: 'http' | 'https'; httpHeaders: { name: string; value: string }[] };
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  failureThreshold: number;
+  successThreshold: number;
+  timeoutSeconds: number;
+}
+
+export interface VolumeMountDef {
+  name: string;
+  mountPath: string;
+  readOnly: boolean;
+}
+
 export interface ContainerDef {
   name: string;
   image: string;
@@ -17,7 +33,18 @@ export interface ContainerDef {
   environmentVariables: EnvVar[];
   requests: { cpu: number; memoryInGB: number };
   limits?: { cpu?: number; memoryInGB?: number };
-  volumeMounts: { name: string; mountPath: string; readOnly: boolean }[];
+  volumeMounts: VolumeMountDef[];
+  livenessProbe?: ProbeDef;
+  readinessProbe?: ProbeDef;
+}
+
+/** Runs to completion, in order, before the group's containers start. */
+export interface InitContainerDef {
+  name: string;
+  image: string;
+  command: string[];
+  environmentVariables: EnvVar[];
+  volumeMounts: VolumeMountDef[];
 }
 
 export interface VolumeDef {
@@ -25,6 +52,7 @@ export interface VolumeDef {
   emptyDir?: Record<string, never>;
   /** file name -> base64 content */
   secret?: Record<string, string>;
+  gitRepo?: { repository: string; directory?: string; revision?: string };
 }
 
 export interface RegistryCredentialDef {
@@ -35,6 +63,8 @@ export interface RegistryCredentialDef {
 
 export interface GroupSpec {
   containers: ContainerDef[];
+  /** Absent in specs stored before init containers existed. */
+  initContainers?: InitContainerDef[];
   restartPolicy: RestartPolicy;
   osType: 'Linux';
   ipAddress?: { type: 'Public' | 'Private'; ports: { port: number; protocol: Protocol }[]; dnsNameLabel?: string };
@@ -67,6 +97,10 @@ export interface ContainerState {
   startTime?: string;
   finishTime?: string;
   exitCode?: number;
+  /**
+   * For a running container with a readiness probe: 'Ready' or 'NotReady' (berth's way to show
+   * readiness within ACI's schema); '' when it has none.
+   */
   detailStatus?: string;
 }
 
@@ -89,6 +123,8 @@ export interface GroupStatus {
   /** The group's address on the host network (its sandbox IP). */
   ip?: string;
   containers: Record<string, ContainerView>;
+  /** Init containers' views, in spec order; absent when the group has none. */
+  initContainers?: Record<string, ContainerView>;
   events: Event[];
 }
 

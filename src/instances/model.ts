@@ -1,7 +1,7 @@
 // The container group model: ARM request bodies validated into a typed spec, and specs rendered back.
 import { BerthError, Codes } from '../lib/errors.js';
 
-import type { ContainerDef, GroupSpec, Protocol, VolumeDef } from '../agent/types.js';
+import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from '../agent/types.js';
 export type { ContainerDef, GroupSpec } from '../agent/types.js';
 
 export interface Limits {
@@ -117,7 +117,7 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
 
   const osType = enumOf(p.osType, 'properties.osType', ['Linux', 'Windows'] as const, Codes.InvalidOsType, 'Linux');
   if (osType !== 'Linux') unsupported('properties.osType', 'Windows containers are');
-  for (const k of ['subnetIds', 'diagnostics', 'encryptionProperties', 'confidentialComputeProperties', 'initContainers', 'extensions'])
+  for (const k of ['subnetIds', 'diagnostics', 'encryptionProperties', 'confidentialComputeProperties', 'extensions'])
     if (p[k] !== undefined && p[k] !== null && !(Array.isArray(p[k]) && (p[k] as Json[]).length === 0))
       unsupported(`properties.${k}`, `'properties.${k}'`);
   if (root.identity !== undefined && root.identity !== null) unsupported('identity', 'Managed identity');
@@ -134,7 +134,7 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     const kinds = ['emptyDir', 'secret', 'azureFile', 'gitRepo'].filter((k) => o[k] !== undefined && o[k] !== null);
     if (kinds.length !== 1) bad(Codes.InvalidVolume, t, `The volume '${name}' must have exactly one of emptyDir, secret, azureFile or gitRepo.`);
     if (kinds[0] === 'azureFile') unsupported(`${t}.azureFile`, 'Azure File volumes are');
-    if (kinds[0] === 'gitRepo') unsupported(`${t}.gitRepo`, 'gitRepo volumes are');
+    if (kinds[0] === 'gitRepo') return { name, gitRepo: gitRepo(o.gitRepo, `${t}.gitRepo`, name) };
     if (kinds[0] === 'emptyDir') {
       obj(o.emptyDir, `${t}.emptyDir`);
       return { name, emptyDir: {} };
@@ -184,21 +184,7 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
         bad(Codes.DuplicatePorts, `${t}.properties.ports`, `The port ${key} of container '${name}' is already used by container '${groupPorts.get(key)}': containers of a group share one network.`);
       groupPorts.set(key, name);
     }
-    const envNames = new Set<string>();
-    const environmentVariables = arr(cp.environmentVariables, `${t}.properties.environmentVariables`).map((e, j) => {
-      const et = `${t}.properties.environmentVariables[${j}]`;
-      const eo = obj(e, et)!;
-      const ename = str(eo.name, `${et}.name`, true);
-      if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(ename))
-        bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable name '${ename}' is invalid.`);
-      if (envNames.has(ename)) bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable '${ename}' is set more than once.`);
-      envNames.add(ename);
-      const value = str(eo.value, `${et}.value`);
-      const secureValue = str(eo.secureValue, `${et}.secureValue`);
-      if (value !== undefined && secureValue !== undefined)
-        bad(Codes.InvalidEnvironmentVariable, et, `The environment variable '${ename}' must have either 'value' or 'secureValue', not both.`);
-      return secureValue !== undefined ? { name: ename, secureValue } : { name: ename, value: value ?? '' };
-    });
+    const environmentVariables = envVars(cp.environmentVariables, `${t}.properties.environmentVariables`);
     const res = obj(cp.resources, `${t}.properties.resources`)!;
     const req = obj(res.requests, `${t}.properties.resources.requests`)!;
     const cpu = num(req.cpu, `${t}.properties.resources.requests.cpu`, Codes.InvalidCpuRequest);
@@ -220,25 +206,39 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
       if (rl.gpu !== undefined && rl.gpu !== null) unsupported(`${t}.properties.resources.limits.gpu`, 'GPU resources are');
       lim = { ...(lc !== undefined && { cpu: lc }), ...(lm !== undefined && { memoryInGB: lm }) };
     }
-    const mountPaths = new Set<string>();
-    const volumeMounts = arr(cp.volumeMounts, `${t}.properties.volumeMounts`).map((m, j) => {
-      const mt = `${t}.properties.volumeMounts[${j}]`;
-      const mo = obj(m, mt)!;
-      const vname = str(mo.name, `${mt}.name`, true);
-      const mountPath = str(mo.mountPath, `${mt}.mountPath`, true);
-      if (!volumeNames.has(vname)) bad(Codes.InvalidVolumeMount, `${mt}.name`, `The volume '${vname}' mounted by container '${name}' is not defined in 'properties.volumes'.`);
-      if (!mountPath.startsWith('/') || mountPath.includes(':') || mountPath.split('/').includes('..') || mountPath === '/')
-        bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' of container '${name}' must be an absolute path other than '/', without ':' or '..'.`);
-      if (mountPaths.has(mountPath)) bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' is used twice in container '${name}'.`);
-      mountPaths.add(mountPath);
-      const readOnly = mo.readOnly ?? false;
-      if (typeof readOnly !== 'boolean') bad(Codes.InvalidVolumeMount, `${mt}.readOnly`, `'${mt}.readOnly' must be a boolean.`);
-      return { name: vname, mountPath, readOnly };
-    });
-    for (const k of ['livenessProbe', 'readinessProbe', 'securityContext'])
-      if (cp[k] !== undefined && cp[k] !== null) unsupported(`${t}.properties.${k}`, `'${k}'`);
-    return { name, image, command, ports: cports, environmentVariables, requests: { cpu, memoryInGB: mem }, ...(lim && { limits: lim }), volumeMounts };
+    const volumeMounts = mounts(cp.volumeMounts, `${t}.properties.volumeMounts`, name, volumeNames);
+    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
+    const livenessProbe = probe(cp.livenessProbe, `${t}.properties.livenessProbe`, name, true);
+    const readinessProbe = probe(cp.readinessProbe, `${t}.properties.readinessProbe`, name, false);
+    return {
+      name, image, command, ports: cports, environmentVariables, requests: { cpu, memoryInGB: mem }, ...(lim && { limits: lim }), volumeMounts,
+      ...(livenessProbe && { livenessProbe }), ...(readinessProbe && { readinessProbe }),
+    };
   });
+
+  const initContainers: InitContainerDef[] = arr(p.initContainers, 'properties.initContainers').map((c, i) => {
+    const t = `properties.initContainers[${i}]`;
+    const o = obj(c, t)!;
+    const name = str(o.name, `${t}.name`, true);
+    if (name.length > 63 || !dnsLabel.test(name) || name.includes('--'))
+      bad(Codes.InvalidContainerName, `${t}.name`, `The init container name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`);
+    // Init containers and containers share one namespace of names (their logs and runtime ids are by name).
+    if (names.has(name)) bad(Codes.DuplicateContainerName, `${t}.name`, `The container name '${name}' is used more than once in the container group.`);
+    names.add(name);
+    const cp = obj(o.properties, `${t}.properties`)!;
+    const image = str(cp.image, `${t}.properties.image`, true).trim();
+    if (!image || /\s/.test(image) || image.length > 512)
+      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of init container '${name}' is not a valid image reference.`);
+    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
+    return {
+      name, image,
+      command: arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true)),
+      environmentVariables: envVars(cp.environmentVariables, `${t}.properties.environmentVariables`),
+      volumeMounts: mounts(cp.volumeMounts, `${t}.properties.volumeMounts`, name, volumeNames),
+    };
+  });
+  if (initContainers.length > limits.maxContainersPerGroup)
+    bad(Codes.InvalidRequestContent, 'properties.initContainers', `A container group may have at most ${limits.maxContainersPerGroup} init containers.`);
 
   let ipAddress: GroupSpec['ipAddress'];
   const ip = obj(p.ipAddress, 'properties.ipAddress', false);
@@ -267,8 +267,122 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     return { server: str(o.server, `${t}.server`, true), username: str(o.username, `${t}.username`, true), password: str(o.password, `${t}.password`, true) };
   });
 
-  return { spec: { containers, restartPolicy, osType: 'Linux', ...(ipAddress && { ipAddress }), volumes, imageRegistryCredentials, sku: 'Standard' }, location, tags };
+  return {
+    spec: { containers, ...(initContainers.length > 0 && { initContainers }), restartPolicy, osType: 'Linux', ...(ipAddress && { ipAddress }), volumes, imageRegistryCredentials, sku: 'Standard' },
+    location, tags,
+  };
 }
+
+function envVars(v: Json, target: string): EnvVar[] {
+  const envNames = new Set<string>();
+  return arr(v, target).map((e, j) => {
+    const et = `${target}[${j}]`;
+    const eo = obj(e, et)!;
+    const ename = str(eo.name, `${et}.name`, true);
+    if (!/^[A-Za-z_][A-Za-z0-9_.-]*$/.test(ename))
+      bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable name '${ename}' is invalid.`);
+    if (envNames.has(ename)) bad(Codes.InvalidEnvironmentVariable, `${et}.name`, `The environment variable '${ename}' is set more than once.`);
+    envNames.add(ename);
+    const value = str(eo.value, `${et}.value`);
+    const secureValue = str(eo.secureValue, `${et}.secureValue`);
+    if (value !== undefined && secureValue !== undefined)
+      bad(Codes.InvalidEnvironmentVariable, et, `The environment variable '${ename}' must have either 'value' or 'secureValue', not both.`);
+    return secureValue !== undefined ? { name: ename, secureValue } : { name: ename, value: value ?? '' };
+  });
+}
+
+function mounts(v: Json, target: string, container: string, volumeNames: Set<string>): VolumeMountDef[] {
+  const mountPaths = new Set<string>();
+  return arr(v, target).map((m, j) => {
+    const mt = `${target}[${j}]`;
+    const mo = obj(m, mt)!;
+    const vname = str(mo.name, `${mt}.name`, true);
+    const mountPath = str(mo.mountPath, `${mt}.mountPath`, true);
+    if (!volumeNames.has(vname)) bad(Codes.InvalidVolumeMount, `${mt}.name`, `The volume '${vname}' mounted by container '${container}' is not defined in 'properties.volumes'.`);
+    if (!mountPath.startsWith('/') || mountPath.includes(':') || mountPath.split('/').includes('..') || mountPath === '/')
+      bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' of container '${container}' must be an absolute path other than '/', without ':' or '..'.`);
+    if (mountPaths.has(mountPath)) bad(Codes.InvalidVolumeMount, `${mt}.mountPath`, `The mount path '${mountPath}' is used twice in container '${container}'.`);
+    mountPaths.add(mountPath);
+    const readOnly = mo.readOnly ?? false;
+    if (typeof readOnly !== 'boolean') bad(Codes.InvalidVolumeMount, `${mt}.readOnly`, `'${mt}.readOnly' must be a boolean.`);
+    return { name: vname, mountPath, readOnly };
+  });
+}
+
+/** Probe fields default as Kubernetes' do (ACI documents the same fields without defaults). */
+function probe(v: Json, target: string, container: string, liveness: boolean): ProbeDef | undefined {
+  const o = obj(v, target, false);
+  if (!o) return undefined;
+  const int = (k: string, dflt: number, min: number, max: number) => {
+    const n = num(o[k], `${target}.${k}`, Codes.InvalidProbe) ?? dflt;
+    if (!Number.isInteger(n) || n < min || n > max)
+      bad(Codes.InvalidProbe, `${target}.${k}`, `The '${k}' of the probe of container '${container}' must be an integer from ${min} to ${max}.`);
+    return n;
+  };
+  const kinds = ['exec', 'httpGet'].filter((k) => o[k] !== undefined && o[k] !== null);
+  if (kinds.length !== 1) bad(Codes.InvalidProbe, target, `The probe of container '${container}' must have exactly one of 'exec' or 'httpGet'.`);
+  const p: ProbeDef = {
+    initialDelaySeconds: int('initialDelaySeconds', 0, 0, 3600),
+    periodSeconds: int('periodSeconds', 10, 1, 3600),
+    failureThreshold: int('failureThreshold', 3, 1, 1000),
+    successThreshold: int('successThreshold', 1, 1, 1000),
+    timeoutSeconds: int('timeoutSeconds', 1, 1, 3600),
+  };
+  if (liveness && p.successThreshold !== 1)
+    bad(Codes.InvalidProbe, `${target}.successThreshold`, `The 'successThreshold' of the liveness probe of container '${container}' must be 1.`);
+  if (kinds[0] === 'exec') {
+    const e = obj(o.exec, `${target}.exec`)!;
+    const command = arr(e.command, `${target}.exec.command`).map((a, j) => str(a, `${target}.exec.command[${j}]`, true));
+    if (command.length === 0) bad(Codes.InvalidProbe, `${target}.exec.command`, `The exec probe of container '${container}' needs a command.`);
+    return { ...p, exec: { command } };
+  }
+  const h = obj(o.httpGet, `${target}.httpGet`)!;
+  const port = h.port;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
+    bad(Codes.InvalidProbe, `${target}.httpGet.port`, `The port '${String(port)}' of the probe of container '${container}' must be an integer from 1 to 65535.`);
+  const path = str(h.path, `${target}.httpGet.path`) ?? '/';
+  if (!path.startsWith('/') || /[\s\x00-\x1f]/.test(path))
+    bad(Codes.InvalidProbe, `${target}.httpGet.path`, `The path '${path}' of the probe of container '${container}' must start with '/' and have no spaces or control characters.`);
+  const scheme = enumOf(h.scheme, `${target}.httpGet.scheme`, ['http', 'https'] as const, Codes.InvalidProbe, 'http');
+  const httpHeaders = arr(h.httpHeaders, `${target}.httpGet.httpHeaders`).map((x, j) => {
+    const ht = `${target}.httpGet.httpHeaders[${j}]`;
+    const ho = obj(x, ht)!;
+    const name = str(ho.name, `${ht}.name`, true);
+    const value = str(ho.value, `${ht}.value`) ?? '';
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name) || /[\r\n\x00]/.test(value))
+      bad(Codes.InvalidProbe, ht, `The HTTP header '${name}' of the probe of container '${container}' is invalid.`);
+    return { name, value };
+  });
+  return { ...p, httpGet: { path, port, scheme, httpHeaders } };
+}
+
+const GIT_SCHEMES = /^(https?|git):\/\//i;
+
+function gitRepo(v: Json, target: string, volume: string): NonNullable<VolumeDef['gitRepo']> {
+  const o = obj(v, target)!;
+  const repository = str(o.repository, `${target}.repository`, true);
+  // Cloned by the host: local paths, file:// and git's command-running transports would reach the host itself.
+  if (!GIT_SCHEMES.test(repository) || /[\s\x00-\x1f]/.test(repository))
+    bad(Codes.InvalidVolume, `${target}.repository`, `The repository '${repository}' of volume '${volume}' must be an http, https or git URL.`);
+  const directory = str(o.directory, `${target}.directory`);
+  if (directory !== undefined && directory !== '.' && (directory === '' || directory.startsWith('-') || directory.split('/').some((x) => x === '..' || x === '') || directory.startsWith('/')))
+    bad(Codes.InvalidVolume, `${target}.directory`, `The directory '${directory}' of volume '${volume}' must be '.' or a relative path without '..'.`);
+  const revision = str(o.revision, `${target}.revision`);
+  if (revision !== undefined && !/^[0-9A-Za-z][0-9A-Za-z._/-]{0,254}$/.test(revision))
+    bad(Codes.InvalidVolume, `${target}.revision`, `The revision '${revision}' of volume '${volume}' is not a valid commit or ref name.`);
+  return { repository, ...(directory !== undefined && { directory }), ...(revision !== undefined && { revision }) };
+}
+
+function renderProbe(p: ProbeDef) {
+  return {
+    ...(p.exec && { exec: { command: p.exec.command } }),
+    ...(p.httpGet && { httpGet: { path: p.httpGet.path, port: p.httpGet.port, scheme: p.httpGet.scheme, ...(p.httpGet.httpHeaders.length > 0 && { httpHeaders: p.httpGet.httpHeaders }) } }),
+    initialDelaySeconds: p.initialDelaySeconds, periodSeconds: p.periodSeconds, failureThreshold: p.failureThreshold,
+    successThreshold: p.successThreshold, timeoutSeconds: p.timeoutSeconds,
+  };
+}
+
+const redactEnv = (env: EnvVar[]) => env.map((e) => (e.secureValue !== undefined ? { name: e.name } : { name: e.name, value: e.value }));
 
 /** The spec as a client may see it: secrets dropped. */
 export function redactSpec(spec: GroupSpec): Json {
@@ -279,16 +393,27 @@ export function redactSpec(spec: GroupSpec): Json {
         image: c.image,
         command: c.command,
         ports: c.ports,
-        environmentVariables: c.environmentVariables.map((e) => (e.secureValue !== undefined ? { name: e.name } : { name: e.name, value: e.value })),
+        environmentVariables: redactEnv(c.environmentVariables),
         resources: { requests: c.requests, ...(c.limits && { limits: c.limits }) },
         ...(c.volumeMounts.length > 0 && { volumeMounts: c.volumeMounts }),
+        ...(c.livenessProbe && { livenessProbe: renderProbe(c.livenessProbe) }),
+        ...(c.readinessProbe && { readinessProbe: renderProbe(c.readinessProbe) }),
       },
     })),
+    ...(spec.initContainers?.length && {
+      initContainers: spec.initContainers.map((c) => ({
+        name: c.name,
+        properties: {
+          image: c.image, command: c.command, environmentVariables: redactEnv(c.environmentVariables),
+          ...(c.volumeMounts.length > 0 && { volumeMounts: c.volumeMounts }),
+        },
+      })),
+    }),
     restartPolicy: spec.restartPolicy,
     osType: spec.osType,
     sku: spec.sku,
     ...(spec.volumes.length > 0 && {
-      volumes: spec.volumes.map((v) => (v.secret ? { name: v.name, secret: {} } : { name: v.name, emptyDir: {} })),
+      volumes: spec.volumes.map((v) => (v.secret ? { name: v.name, secret: {} } : v.gitRepo ? { name: v.name, gitRepo: v.gitRepo } : { name: v.name, emptyDir: {} })),
     }),
     ...(spec.imageRegistryCredentials.length > 0 && {
       imageRegistryCredentials: spec.imageRegistryCredentials.map((c) => ({ server: c.server, username: c.username })),

@@ -17,12 +17,17 @@ export interface RenderContext {
 /** `list`: as list results show groups, without the group's instance view (as the spec declares them). */
 export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
   const r = v.record;
-  const props = redactSpec(r.spec) as { containers: { name: string; properties: Record<string, unknown> }[] } & Record<string, unknown>;
+  type Rendered = { name: string; properties: Record<string, unknown> }[];
+  const props = redactSpec(r.spec) as { containers: Rendered; initContainers?: Rendered } & Record<string, unknown>;
   const st: GroupStatus | undefined = v.status;
-  for (const c of props.containers) {
-    const cv = st?.containers[c.name];
-    if (cv) c.properties.instanceView = { restartCount: cv.restartCount, currentState: cv.currentState, ...(cv.previousState && { previousState: cv.previousState }), events: cv.events };
-  }
+  const withView = (list: Rendered | undefined, views: GroupStatus['containers'] | undefined) => {
+    for (const c of list ?? []) {
+      const cv = views?.[c.name];
+      if (cv) c.properties.instanceView = { restartCount: cv.restartCount, currentState: cv.currentState, ...(cv.previousState && { previousState: cv.previousState }), events: cv.events };
+    }
+  };
+  withView(props.containers, st?.containers);
+  withView(props.initContainers, st?.initContainers);
   if (r.spec.ipAddress) {
     const ip = r.spec.ipAddress.type === 'Public' ? ctx.advertiseAddress : st?.ip;
     props.ipAddress = { type: r.spec.ipAddress.type, ports: r.spec.ipAddress.ports, ...(ip && { ip }), ...(r.spec.ipAddress.dnsNameLabel && { dnsNameLabel: r.spec.ipAddress.dnsNameLabel }) };

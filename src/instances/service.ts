@@ -412,7 +412,8 @@ export class InstancesService {
   }
 
   private mustHaveContainer(rec: GroupRecord, container: string) {
-    if (!rec.spec.containers.some((c) => c.name === container))
+    // Init containers' logs can be read too (their names share the containers' namespace).
+    if (!rec.spec.containers.some((c) => c.name === container) && !rec.spec.initContainers?.some((c) => c.name === container))
       throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in container group '${rec.name}'.`, 404, 'containerName');
   }
 

@@ -38,6 +38,7 @@ export const Codes = {
   InvalidEnvironmentVariable: 'InvalidEnvironmentVariable',
   InvalidVolume: 'InvalidVolume',
   InvalidVolumeMount: 'InvalidVolumeMount',
+  InvalidProbe: 'InvalidProbe',
   UnsupportedFeature: 'UnsupportedFeature',
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
   // auth
@@ -61,5 +62,6 @@ export const Codes = {
   NoMatchingPlatform: 'NoMatchingPlatform',
   RuntimeError: 'RuntimeError',
   NetworkError: 'NetworkError',
+  GitRepoCloneFailed: 'GitRepoCloneFailed',
   InternalServerError: 'InternalServerError',
 } as const;

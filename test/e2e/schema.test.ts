@@ -59,10 +59,13 @@ const full = () => ({
           environmentVariables: [{ name: 'A', value: '1' }, { name: 'S', secureValue: 'hidden' }],
           resources: { requests: { cpu: 0.5, memoryInGB: 0.25 }, limits: { cpu: 1, memoryInGB: 0.5 } },
           volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }, { name: 'creds', mountPath: '/creds', readOnly: true }],
+          livenessProbe: { httpGet: { path: '/', port: 8091, scheme: 'http', httpHeaders: [{ name: 'X-A', value: 'b' }] }, periodSeconds: 5 },
+          readinessProbe: { exec: { command: ['true'] }, periodSeconds: 1 },
         },
       },
       { name: 'sidecar', properties: { image, command: ['sleep', '1000'], resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } },
     ],
+    initContainers: [{ name: 'init', properties: { image, command: ['sh', '-c', 'echo init > /scratch/x'], environmentVariables: [{ name: 'S', secureValue: 'x' }], volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] } }],
     volumes: [{ name: 'scratch', emptyDir: {} }, { name: 'creds', secret: { token: Buffer.from('t0k3n').toString('base64') } }],
     ipAddress: { type: 'Public', ports: [{ port: 8091, protocol: 'TCP' }] },
   },
@@ -73,9 +76,12 @@ test('every operation answers in the shape the ACI spec declares', async () => {
   assert.equal(put.status, 201);
   assert.equal((await api.waitOp(put.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
   assert.equal((await call('PUT', G('full'), full())).status, 200);
+  // The init container runs first: the group is Pending until it has completed.
+  await api.waitFor('the group Running', async () => (await api.req('GET', G('full'))).body.properties.instanceView.state === 'Running', 20_000);
   const got = await call('GET', G('full'));
   assert.equal(got.body.properties.instanceView.state, 'Running');
   assert.equal(got.body.properties.containers.length, 2);
+  assert.equal(got.body.properties.initContainers[0].properties.instanceView.currentState.detailStatus, 'Completed');
   await call('PATCH', G('full'), { tags: { app: 'schema', more: 'yes' } });
   await call('GET', `/subscriptions/${SUB}/providers/Microsoft.ContainerInstance/containerGroups`);
   await call('GET', `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups`);

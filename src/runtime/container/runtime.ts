@@ -678,12 +678,14 @@ export class ContainerRuntime {
   }
 
   /** `runc exec` with plain pipes (no tty); the caller owns the returned process. */
-  exec(id: string, argv: string[], opts: { env?: string[]; cwd?: string } = {}): ChildProcess {
+  exec(id: string, argv: string[], opts: { env?: string[]; cwd?: string; pidFile?: string } = {}): ChildProcess {
     this.checkId(id);
     if (argv.length === 0) throw new BerthError(Codes.RuntimeError, 'exec needs a command');
     const args = ['exec'];
     for (const e of opts.env ?? []) args.push('--env', e);
     if (opts.cwd) args.push('--cwd', opts.cwd);
+    // The process's host PID, so a caller can end it (runc exec does not pass SIGKILL on).
+    if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     args.push(id, ...argv);
     return spawn(this.runc, this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
   }

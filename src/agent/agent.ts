@@ -263,7 +263,7 @@ export class Agent implements AgentHandle {
       s.ip = sandbox.ip;
       this.emit(s);
     }
-    if (missing.length > 0) await this.prepareVolumes(d);
+    if (missing.length > 0) await this.prepareVolumes(d, sandbox);
     if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) return;
     // Start the missing ones together: a group's containers come up side by side.
     await Promise.all(missing.map(async (c) => {
@@ -491,12 +491,12 @@ export class Agent implements AgentHandle {
     return join(this.volumesRoot(), sandboxId(d.uid, d.generation));
   }
 
-  private async prepareVolumes(d: DesiredGroup) {
+  private async prepareVolumes(d: DesiredGroup, sandbox: Sandbox) {
     const root = this.volumeDir(d);
     for (const v of d.spec.volumes) {
       const dir = join(root, v.name);
       if (v.gitRepo) {
-        await cloneVolume(v.name, v.gitRepo, dir);
+        await cloneVolume(v.name, v.gitRepo, dir, sandbox.netnsPath);
         continue;
       }
       await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -542,8 +542,10 @@ const runningState = (c: ContainerDef, startedAt: string | undefined): Container
  * Clones a gitRepo volume as Kubernetes does (into `directory`, or a directory named after the
  * repository), then checks out `revision`. Idempotent: a volume already cloned is kept. Only
  * http(s) and git transports are allowed (the model refuses others), and git reads no user config.
+ * git runs in the group's network namespace: it reaches what the group's containers reach, never
+ * the host's loopback services.
  */
-async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, dir: string) {
+async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, dir: string, netnsPath: string) {
   if (await stat(dir).then(() => true, () => false)) return;
   const tmp = `${dir}.cloning`;
   await rm(tmp, { recursive: true, force: true });
@@ -551,8 +553,8 @@ async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, d
   const sub = g.directory === '.' ? '' : (g.directory ?? g.repository.replace(/\/+$/, '').split('/').pop()!.replace(/\.git$/, ''));
   const target = join(tmp, sub);
   const git = (args: string[], cwd?: string) => new Promise<void>((resolve, reject) => {
-    execFile('git', [
-      '-c', 'protocol.allow=never', '-c', 'protocol.http.allow=always', '-c', 'protocol.https.allow=always', '-c', 'protocol.git.allow=always',
+    execFile('nsenter', [
+      `--net=${netnsPath}`, '--', 'git', '-c', 'protocol.allow=never', '-c', 'protocol.http.allow=always', '-c', 'protocol.https.allow=always', '-c', 'protocol.git.allow=always',
       ...args,
     ], {
       cwd, timeout: 120_000, maxBuffer: 1 << 20,

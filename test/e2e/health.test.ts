@@ -239,8 +239,14 @@ describe('gitRepo volumes', () => {
   let gitDir: string;
   let port: number;
   let firstCommit: string;
+  // Clones run in the group's network namespace: the repository is served on the group bridge's
+  // gateway address (what a container reaches), not on the host's loopback.
+  const GATEWAY = '10.213.100.1';
 
   before(async () => {
+    // A group brings the bridge (and its gateway address) up.
+    await api.createAndWait(RG, 'bridge-up', body({ containers: [container('app', { command: ['sleep', '600'] })] }));
+    await api.deleteAndWait(RG, 'bridge-up');
     gitDir = mkdtempSync(join(tmpdir(), 'berth-git-'));
     const git = (...args: string[]) => execFileSync('git', args, { cwd: join(gitDir, 'work'), encoding: 'utf8', env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
     execFileSync('git', ['init', '-q', '-b', 'main', join(gitDir, 'work')]);
@@ -252,15 +258,15 @@ describe('gitRepo volumes', () => {
     git('commit', '-q', '-am', 'two');
     execFileSync('git', ['clone', '-q', '--bare', join(gitDir, 'work'), join(gitDir, 'repos', 'site.git')]);
     port = await new Promise<number>((res) => {
-      const s = createServer().listen(0, '127.0.0.1', () => {
+      const s = createServer().listen(0, GATEWAY, () => {
         const p = (s.address() as AddressInfo).port;
         s.close(() => res(p));
       });
     });
-    daemon = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, '--listen=127.0.0.1', `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
+    daemon = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, `--listen=${GATEWAY}`, `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
     await api.waitFor('git daemon', async () => {
       try {
-        execFileSync('git', ['ls-remote', `git://127.0.0.1:${port}/site.git`], { stdio: 'ignore' });
+        execFileSync('git', ['ls-remote', `git://${GATEWAY}:${port}/site.git`], { stdio: 'ignore' });
         return true;
       } catch {
         return false;
@@ -276,8 +282,8 @@ describe('gitRepo volumes', () => {
   test('a repository is cloned into the volume: at a revision into ".", and by default into a directory named after it', async () => {
     await api.createAndWait(RG, 'git', body({
       volumes: [
-        { name: 'pinned', gitRepo: { repository: `git://127.0.0.1:${port}/site.git`, directory: '.', revision: firstCommit } },
-        { name: 'head', gitRepo: { repository: `git://127.0.0.1:${port}/site.git` } },
+        { name: 'pinned', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git`, directory: '.', revision: firstCommit } },
+        { name: 'head', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git` } },
       ],
       containers: [container('app', {
         command: ['sh', '-c', 'cat /pinned/site.txt /head/site/site.txt; exec sleep 600'],
@@ -286,22 +292,45 @@ describe('gitRepo volumes', () => {
     }));
     assert.equal(await api.waitFor('app log', async () => (await logs('git', 'app'))?.includes('two') && logs('git', 'app')), 'version one\nversion two\n');
     const g = await get('git');
-    assert.deepEqual(g.properties.volumes[0], { name: 'pinned', gitRepo: { repository: `git://127.0.0.1:${port}/site.git`, directory: '.', revision: firstCommit } });
+    assert.deepEqual(g.properties.volumes[0], { name: 'pinned', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git`, directory: '.', revision: firstCommit } });
     await api.deleteAndWait(RG, 'git');
   });
 
   test('a clone that fails fails provisioning with GitRepoCloneFailed and leaves nothing behind; local paths are refused', async () => {
     const before = hostFootprint(berth.runcRoot);
     const put = await api.create(RG, 'git-bad', body({
-      volumes: [{ name: 'src', gitRepo: { repository: `git://127.0.0.1:${port}/missing.git` } }],
+      volumes: [{ name: 'src', gitRepo: { repository: `git://${GATEWAY}:${port}/missing.git` } }],
       containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
     }));
     const op = await api.waitOp(put.headers.get('azure-asyncoperation')!);
     assert.equal(op.status, 'Failed');
     assert.equal(op.error?.code, 'GitRepoCloneFailed');
-    assert.match(op.error!.message, /The gitRepo volume 'src' could not be cloned from 'git:\/\/127\.0\.0\.1:\d+\/missing\.git'/);
+    assert.match(op.error!.message, /The gitRepo volume 'src' could not be cloned from 'git:\/\/10\.213\.100\.1:\d+\/missing\.git'/);
     assert.deepEqual(hostFootprint(berth.runcRoot), before);
     await api.deleteAndWait(RG, 'git-bad');
+
+    // The host's loopback is not the group's: a repository served there is out of reach.
+    const loop = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, '--listen=127.0.0.1', `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
+    try {
+      await api.waitFor('the loopback git daemon', async () => {
+        try {
+          execFileSync('git', ['ls-remote', `git://127.0.0.1:${port}/site.git`], { stdio: 'ignore' });
+          return true;
+        } catch {
+          return false;
+        }
+      }, 10_000);
+      const lput = await api.create(RG, 'git-loop', body({
+        volumes: [{ name: 'src', gitRepo: { repository: `git://127.0.0.1:${port}/site.git` } }],
+        containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
+      }));
+      const lop = await api.waitOp(lput.headers.get('azure-asyncoperation')!);
+      assert.equal(lop.status, 'Failed');
+      assert.equal(lop.error?.code, 'GitRepoCloneFailed');
+      await api.deleteAndWait(RG, 'git-loop');
+    } finally {
+      process.kill(loop.pid!, 'SIGTERM');
+    }
 
     for (const repository of [gitDir, `file://${gitDir}/repos/site.git`, 'ext::sh -c touch% /tmp/pwned']) {
       const r = await api.req('PUT', api.groupPath(RG, 'git-local'), body({

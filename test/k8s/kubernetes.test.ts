@@ -267,6 +267,59 @@ describe('kubernetes virtual node', { concurrency: false }, () => {
     await waitFor('job group gone', async () => (await groups()).length === 0, 30_000);
   });
 
+  it('runs init containers first, gates Ready and Service endpoints on the readiness probe, and restarts on a failed liveness probe', async () => {
+    await cp.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'probed' }, spec: { selector: { app: 'probed' }, ports: [{ port: 80, targetPort: 8080 }] } });
+    await cp.apply({
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: 'probed', labels: { app: 'probed' } },
+      spec: {
+        tolerations: toleration, nodeName: NODE, terminationGracePeriodSeconds: 1,
+        initContainers: [{ name: 'setup', image, command: ['sh', '-c', 'echo prepared > /data/page; echo setup done'], volumeMounts: [{ name: 'data', mountPath: '/data' }] }],
+        containers: [{
+          name: 'web', image, command: ['sh', '-c', 'cat /data/page; exec httpd -f -p 8080 -h /data'],
+          volumeMounts: [{ name: 'data', mountPath: '/data' }],
+          readinessProbe: { httpGet: { path: '/ok', port: 8080 }, periodSeconds: 1, failureThreshold: 1 },
+          // Fails once when /data/die appears (and removes it), so the restarted container is healthy again.
+          livenessProbe: { exec: { command: ['sh', '-c', 'if [ -e /data/die ]; then rm /data/die; exit 1; fi'] }, periodSeconds: 1, failureThreshold: 1 },
+        }],
+        volumes: [{ name: 'data', emptyDir: {} }],
+      },
+    });
+    const readyEndpoints = async () => {
+      const slices = (await cp.json('get', 'endpointslices', '-l', 'kubernetes.io/service-name=probed')).items as any[];
+      return slices.flatMap((x) => (x.endpoints ?? []).filter((e: any) => e.conditions?.ready)).length;
+    };
+    const condition = (p: any, type: string) => p.status.conditions?.find((c: any) => c.type === type)?.status;
+    try {
+      const running = await waitFor('the pod running, not ready', async () => {
+        const x = await cp.json('get', 'pod', 'probed');
+        return x.status.containerStatuses?.[0]?.state?.running && x;
+      }, 30_000);
+      assert.equal(condition(running, 'Initialized'), 'True');
+      assert.equal(running.status.initContainerStatuses[0].state.terminated.reason, 'Completed');
+      assert.equal(await cp.kubectl('logs', 'probed', '-c', 'setup'), 'setup done\n');
+      assert.equal(await cp.kubectl('logs', 'probed', '-c', 'web'), 'prepared\n');
+      await sleep(2000);
+      let p = await cp.json('get', 'pod', 'probed');
+      assert.equal(condition(p, 'Ready'), 'False', 'not ready while /ok answers 404');
+      assert.equal(p.status.containerStatuses[0].ready, false);
+      assert.equal(await readyEndpoints(), 0);
+
+      await cp.kubectl('exec', 'probed', '--', 'touch', '/data/ok');
+      await waitFor('Ready and one ready endpoint', async () => condition(await cp.json('get', 'pod', 'probed'), 'Ready') === 'True' && (await readyEndpoints()) === 1, 30_000);
+
+      await cp.kubectl('exec', 'probed', '--', 'touch', '/data/die');
+      p = await waitFor('a restart by the liveness probe', async () => {
+        const x = await cp.json('get', 'pod', 'probed');
+        return x.status.containerStatuses[0].restartCount === 1 && x.status.containerStatuses[0].ready && x;
+      }, 30_000);
+      // Init containers do not run again for a container restart.
+      assert.equal(p.status.initContainerStatuses[0].restartCount, 0);
+      assert.match(await cp.kubectl('logs', 'probed', '-c', 'web'), /prepared\n$/);
+    } finally {
+      await cp.kubectl('delete', 'pod,service', 'probed', '--wait=true', '--timeout=30s');
+    }
+  });
+
   it('refuses what berth cannot run with a pod event that says why', async () => {
     await cp.apply({
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'hostpath' },

@@ -24,6 +24,14 @@ export interface ContainerStateView {
   detailStatus?: string;
 }
 
+export interface ContainerResource {
+  name: string;
+  properties: {
+    image: string;
+    instanceView?: { restartCount: number; currentState?: ContainerStateView; previousState?: ContainerStateView; events?: { name: string; message: string; type: string; lastTimestamp: string }[] };
+  };
+}
+
 /** A container group as berth renders it (the parts the connector reads). */
 export interface GroupResource {
   id: string;
@@ -31,13 +39,8 @@ export interface GroupResource {
   tags?: Record<string, string>;
   properties: {
     provisioningState?: string;
-    containers: {
-      name: string;
-      properties: {
-        image: string;
-        instanceView?: { restartCount: number; currentState?: ContainerStateView; previousState?: ContainerStateView; events?: { name: string; message: string; type: string; lastTimestamp: string }[] };
-      };
-    }[];
+    containers: ContainerResource[];
+    initContainers?: ContainerResource[];
     ipAddress?: { ip?: string };
     instanceView?: { state?: string; events?: unknown[] };
   };

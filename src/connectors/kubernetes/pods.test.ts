@@ -116,6 +116,32 @@ describe('pod translation', () => {
     assert.equal(done.containerStatuses[0].state.terminated.reason, 'Completed');
   });
 
+  it('derives Ready from berth readiness (detailStatus) and Initialized from the init containers', () => {
+    const p = { metadata: { name: 'p', namespace: 'ns' }, spec: { containers: [{ name: 'c', image: 'i' }], initContainers: [{ name: 'setup', image: 'i' }] } };
+    const g = (cur: any, init: any) => ({
+      id: '', name: 'ns-p', tags: {},
+      properties: {
+        ipAddress: { ip: '10.1.0.5' }, instanceView: { state: 'Running' },
+        containers: [{ name: 'c', properties: { image: 'i', instanceView: { restartCount: 0, currentState: cur } } }],
+        initContainers: [{ name: 'setup', properties: { image: 'i', instanceView: { restartCount: 0, currentState: init } } }],
+      },
+    });
+    const condition = (st: any, type: string) => st.conditions.find((c: any) => c.type === type).status;
+    const initDone = { state: 'Terminated', exitCode: 0, detailStatus: 'Completed' };
+    const notReady = podStatusFromGroup(p, g({ state: 'Running', startTime: 't', detailStatus: 'NotReady' }, initDone), { nodeIP: '10.0.0.1' });
+    assert.equal(notReady.containerStatuses[0].ready, false);
+    assert.equal(notReady.containerStatuses[0].started, true);
+    assert.equal(condition(notReady, 'Ready'), 'False');
+    assert.equal(condition(notReady, 'Initialized'), 'True');
+    assert.equal(notReady.initContainerStatuses[0].state.terminated.reason, 'Completed');
+    const ready = podStatusFromGroup(p, g({ state: 'Running', startTime: 't', detailStatus: 'Ready' }, initDone), { nodeIP: '10.0.0.1' });
+    assert.equal(condition(ready, 'Ready'), 'True');
+    const initializing = podStatusFromGroup(p, g({ state: 'Waiting', detailStatus: 'Waiting' }, { state: 'Running', startTime: 't' }), { nodeIP: '10.0.0.1' });
+    assert.equal(condition(initializing, 'Initialized'), 'False');
+    assert.equal(initializing.containerStatuses[0].state.waiting.reason, 'PodInitializing');
+    assert.deepEqual(initializing.initContainerStatuses[0].state, { running: { startedAt: 't' } });
+  });
+
   it('reads docker config secrets with username/password or auth', () => {
     const s = { data: { '.dockerconfigjson': b64(JSON.stringify({ auths: { 'reg.local:5000': { username: 'a', password: 'b' } } })) } };
     assert.deepEqual(registryCredentials(s), [{ server: 'reg.local:5000', username: 'a', password: 'b' }]);

@@ -1,6 +1,6 @@
 // Translation between Kubernetes pods and berth container groups: pod spec -> ARM body, instance view -> pod status.
 import { createHash } from 'node:crypto';
-import type { GroupResource, ContainerStateView } from './berth.js';
+import type { ContainerResource, ContainerStateView, GroupResource } from './berth.js';
 
 /** A pod feature berth cannot provide: the pod gets a Warning event with this message and is not started. */
 export class Unmappable extends Error {}
@@ -162,7 +162,15 @@ function probe(p: any, where: string): unknown {
   if (p.exec) return { exec: { command: p.exec.command ?? [] }, ...common };
   if (p.httpGet) {
     if (typeof p.httpGet.port !== 'number') throw new Unmappable(`${where}: named httpGet ports are not supported`);
-    return { httpGet: { path: p.httpGet.path ?? '/', port: p.httpGet.port, scheme: (p.httpGet.scheme ?? 'HTTP').toLowerCase() === 'https' ? 'https' : 'http' }, ...common };
+    if (p.httpGet.host) throw new Unmappable(`${where}: httpGet probes with a host are not supported (berth probes the pod's own address)`);
+    const httpHeaders = (p.httpGet.httpHeaders ?? []).map((h: any) => ({ name: h.name, value: h.value ?? '' }));
+    return {
+      httpGet: {
+        path: p.httpGet.path ?? '/', port: p.httpGet.port, scheme: (p.httpGet.scheme ?? 'HTTP').toLowerCase() === 'https' ? 'https' : 'http',
+        ...(httpHeaders.length > 0 && { httpHeaders }),
+      },
+      ...common,
+    };
   }
   throw new Unmappable(`${where}: only exec and httpGet probes can be mapped to berth (no tcpSocket or grpc)`);
 }
@@ -390,7 +398,8 @@ function containerState(s: ContainerStateView | undefined, fallbackReason: strin
         },
       };
     default:
-      return { waiting: { reason: s?.detailStatus || fallbackReason } };
+      // berth's 'Waiting' says nothing Kubernetes' reasons would not say better.
+      return { waiting: { reason: s?.detailStatus && s.detailStatus !== 'Waiting' ? s.detailStatus : fallbackReason } };
   }
 }
 
@@ -402,22 +411,33 @@ export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { 
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const gstate = g?.properties.instanceView?.state ?? 'Pending';
   const views = new Map((g?.properties.containers ?? []).map((c) => [c.name, c.properties]));
-  const containerStatuses = pod.spec.containers.map((c: any) => {
-    const v = views.get(c.name)?.instanceView;
+  const initViews = new Map((g?.properties.initContainers ?? []).map((c) => [c.name, c.properties]));
+  const inits = pod.spec.initContainers ?? [];
+  // Initialized once every init container exited 0, as the kubelet reports it.
+  const initialized = !!g && inits.every((c: any) => {
+    const cur = initViews.get(c.name)?.instanceView?.currentState;
+    return cur?.state === 'Terminated' && cur.exitCode === 0;
+  });
+  const failedReason = g?.properties.provisioningState === 'Failed' ? 'CreateContainerError' : undefined;
+  const status = (c: any, v: ContainerResource['properties']['instanceView'], waitingReason: string, init: boolean) => {
     const cur = v?.currentState;
-    const state = containerState(cur, g?.properties.provisioningState === 'Failed' ? 'CreateContainerError' : 'ContainerCreating');
+    // berth shows readiness in detailStatus ('NotReady' while a readiness probe fails).
+    const running = cur?.state === 'Running';
     return {
       name: c.name,
       image: c.image,
       imageID: '',
       containerID: g ? `berth://${g.name}/${c.name}` : undefined,
-      ready: cur?.state === 'Running',
-      started: cur?.state === 'Running',
+      ready: init ? cur?.state === 'Terminated' && cur.exitCode === 0 : running && cur?.detailStatus !== 'NotReady',
+      started: running,
       restartCount: v?.restartCount ?? 0,
-      state,
+      state: containerState(cur, waitingReason),
       lastState: v?.previousState?.state ? containerState(v.previousState, '') : {},
     };
-  });
+  };
+  const containerStatuses = pod.spec.containers.map((c: any) =>
+    status(c, views.get(c.name)?.instanceView, failedReason ?? (inits.length > 0 && !initialized ? 'PodInitializing' : 'ContainerCreating'), false));
+  const initContainerStatuses = inits.map((c: any) => status(c, initViews.get(c.name)?.instanceView, failedReason ?? 'PodInitializing', true));
   const allRunning = containerStatuses.length > 0 && containerStatuses.every((c: any) => c.ready);
   // List results carry no group instance view (as in ACI): then the end state follows from the containers and the policy.
   const policy = pod.spec.restartPolicy ?? 'Always';
@@ -436,7 +456,7 @@ export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { 
   const started = prev?.startTime ?? o.createdAt ?? now;
   const conditions = [
     cond('PodReadyToStartContainers', !!ip, keep('PodReadyToStartContainers', !!ip)),
-    cond('Initialized', !!g, keep('Initialized', !!g)),
+    cond('Initialized', initialized, keep('Initialized', initialized), 'ContainersNotInitialized'),
     cond('Ready', ready, keep('Ready', ready), 'ContainersNotReady'),
     cond('ContainersReady', ready, keep('ContainersReady', ready), 'ContainersNotReady'),
     cond('PodScheduled', true, keep('PodScheduled', true)),
@@ -448,6 +468,7 @@ export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { 
     hostIPs: [{ ip: o.nodeIP }],
     ...(ip && { podIP: ip, podIPs: [{ ip }] }),
     startTime: started,
+    ...(inits.length > 0 && { initContainerStatuses }),
     containerStatuses,
   };
 }

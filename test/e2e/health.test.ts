@@ -242,6 +242,14 @@ describe('gitRepo volumes', () => {
   // Clones run in the group's network namespace: the repository is served on the group bridge's
   // gateway address (what a container reaches), not on the host's loopback.
   const GATEWAY = '10.213.100.1';
+  const serving = (url: string) => api.waitFor(`git daemon at ${url}`, async () => {
+    try {
+      execFileSync('git', ['ls-remote', url], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }, 10_000);
 
   before(async () => {
     // A group brings the bridge (and its gateway address) up.
@@ -264,14 +272,7 @@ describe('gitRepo volumes', () => {
       });
     });
     daemon = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, `--listen=${GATEWAY}`, `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
-    await api.waitFor('git daemon', async () => {
-      try {
-        execFileSync('git', ['ls-remote', `git://${GATEWAY}:${port}/site.git`], { stdio: 'ignore' });
-        return true;
-      } catch {
-        return false;
-      }
-    }, 10_000);
+    await serving(`git://${GATEWAY}:${port}/site.git`);
   });
 
   after(() => {
@@ -312,14 +313,7 @@ describe('gitRepo volumes', () => {
     // The host's loopback is not the group's: a repository served there is out of reach.
     const loop = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, '--listen=127.0.0.1', `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
     try {
-      await api.waitFor('the loopback git daemon', async () => {
-        try {
-          execFileSync('git', ['ls-remote', `git://127.0.0.1:${port}/site.git`], { stdio: 'ignore' });
-          return true;
-        } catch {
-          return false;
-        }
-      }, 10_000);
+      await serving(`git://127.0.0.1:${port}/site.git`);
       const lput = await api.create(RG, 'git-loop', body({
         volumes: [{ name: 'src', gitRepo: { repository: `git://127.0.0.1:${port}/site.git` } }],
         containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],

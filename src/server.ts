@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from './agent/agent.js';
 import { Authenticator, type ServicePrincipal, type TokenGrant } from './instances/auth.js';
+import { groupLookup, startDnsServer, type DnsServer } from './instances/dns.js';
 import { buildServer } from './instances/http.js';
 import { ensureServerCert } from './instances/tls.js';
 import { InstancesService } from './instances/service.js';
@@ -38,7 +39,13 @@ export interface ServerConfig {
   sandboxPool: number;
   /** 'auto' takes crun where the host lets it run (it starts containers faster), else runc. */
   ociRuntime: 'runc' | 'crun' | 'auto';
+  /** Zone of the groups' fqdns (`<dnsNameLabel>.<location>.<zone>`). */
+  dnsZone: string;
+  /** Where berth's DNS answers for that zone (UDP and TCP); '' turns it off; unset: DEFAULT_DNS_LISTEN if free. */
+  dnsListen?: string;
 }
+
+export const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
 
 /** Options in `<dataDir>/config.json` (written by `berth up`), overridden by flags. */
 export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): ServerConfig {
@@ -63,6 +70,8 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     stopGraceSeconds: pick('stopGraceSeconds', 5),
     sandboxPool: pick('sandboxPool', 0),
     ociRuntime: pick('ociRuntime', 'runc'),
+    dnsZone: pick('dnsZone', 'berth.internal'),
+    dnsListen: flags.dnsListen ?? fromFile.dnsListen,
   };
 }
 
@@ -112,12 +121,23 @@ export async function startServer(cfg: ServerConfig) {
     network,
     stopGraceSeconds: cfg.stopGraceSeconds,
   });
-  const service = new InstancesService(store, agent);
+  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone });
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();
   const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
   const apps = [buildServer(common)];
+  let dns: DnsServer | undefined;
+  const dnsOptions = { zone: service.dnsZone, lookup: groupLookup(service, { advertiseAddress: cfg.advertiseAddress }) };
+  if (cfg.dnsListen !== '') {
+    try {
+      dns = await startDnsServer(cfg.dnsListen ?? DEFAULT_DNS_LISTEN, dnsOptions);
+    } catch (e) {
+      // A configured address must work; the default one may be taken by something else on this host.
+      if (cfg.dnsListen !== undefined) throw new Error(`cannot serve DNS on ${cfg.dnsListen}: ${(e as Error).message}`);
+      console.error(`berth: not serving DNS: ${DEFAULT_DNS_LISTEN} is not available (${(e as Error).message}); set "dnsListen" in config.json or pass --dns-listen`);
+    }
+  }
   let tls: Awaited<ReturnType<typeof ensureServerCert>> | undefined;
   if (cfg.listenHttps) {
     const h = splitHostPort(cfg.listenHttps).host;
@@ -138,9 +158,13 @@ export async function startServer(cfg: ServerConfig) {
     url: urls[0],
     httpsUrl: urls[1],
     caCert: tls?.caCert,
+    /** `host:port` of berth's DNS, if it serves one. */
+    dnsAddress: dns?.address,
+    dnsZone: service.dnsZone,
     /** Stops serving; containers keep running (they belong to conmon, not to this process). */
     async close() {
       for (const app of apps) await app.close();
+      await dns?.close();
       await agent.close();
       // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
       await network.stopPool();

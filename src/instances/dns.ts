@@ -1,6 +1,8 @@
 // berth's DNS: an authoritative server for its zone (UDP and TCP) answering A for each group's fqdn.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, isIPv4, type Server, type Socket as TcpSocket } from 'node:net';
+import { groupIp, type RenderContext } from './render.js';
+import type { InstancesService } from './service.js';
 
 /** What a name in the zone is: an address, a name that exists without one (a stopped group), or nothing. */
 export type Lookup = { kind: 'address'; ip: string } | { kind: 'nodata' } | { kind: 'nxdomain' };
@@ -12,6 +14,19 @@ export interface DnsOptions {
   lookup: (fqdn: string) => Promise<Lookup>;
   /** Seconds answers may be cached; short, so records follow changes to groups. */
   ttl?: number;
+}
+
+/**
+ * Names of berth's groups: the address berth reports for the group while it is wanted running; a
+ * stopped group's name exists without an address (NODATA).
+ */
+export function groupLookup(service: Pick<InstancesService, 'groupByFqdn'>, ctx: RenderContext) {
+  return async (fqdn: string): Promise<Lookup> => {
+    const v = await service.groupByFqdn(fqdn);
+    if (!v) return { kind: 'nxdomain' };
+    const ip = v.record.state === 'Running' ? groupIp(v, ctx) : undefined;
+    return ip ? { kind: 'address', ip } : { kind: 'nodata' };
+  };
 }
 
 // RFC 1035 numbers.

@@ -121,7 +121,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
 
   app.put<{ Params: Params }>(G, async (req, reply) => {
     const { sub, rg, name } = req.params;
-    const r = await o.service.createOrUpdate(sub, rg, name, req.body);
+    const r = await o.service.createOrUpdate(sub, rg, name, req.body, { tenantId: req.identity?.tenantId });
     lro(req, reply, sub, r.operation.location, r.operation.id);
     return reply.code(r.created ? 201 : 200).send(renderGroup(r.view, ctx));
   });

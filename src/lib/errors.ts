@@ -41,6 +41,7 @@ export const Codes = {
   InvalidProbe: 'InvalidProbe',
   UnsupportedFeature: 'UnsupportedFeature',
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
+  DnsNameLabelAlreadyTaken: 'DnsNameLabelAlreadyTaken',
   // auth
   AuthenticationFailed: 'AuthenticationFailed',
   InvalidAuthenticationToken: 'InvalidAuthenticationToken',

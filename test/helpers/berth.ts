@@ -13,6 +13,8 @@ export interface BerthProcess {
   /** HTTPS endpoint; clients trust it through the CA in `caCert`. */
   httpsUrl: string;
   caCert: string;
+  /** `host:port` of the server's DNS (UDP and TCP), on a free loopback port. */
+  dnsAddress?: string;
   token: string;
   dataDir: string;
   runcRoot: string;
@@ -46,6 +48,8 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
     // One CA for every server of a test run, so a test process can trust it from the start (NODE_EXTRA_CA_CERTS).
     ...(process.env.BERTH_TEST_TLS_DIR ? ['--tls-dir', process.env.BERTH_TEST_TLS_DIR] : []),
     ...(o.extraArgs ?? []),
+    // Its own DNS port, so servers of parallel runs never compete for the default one.
+    ...(o.extraArgs?.includes('--dns-listen') ? [] : ['--dns-listen', '127.0.0.1:0']),
     '--bridge', o.bridge, '--subnet', o.subnet, '--runc-root', runcRoot, '--advertise-address', '127.0.0.1', '--stop-grace', '1',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
@@ -65,8 +69,9 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
       rej(new Error(`berth exited with ${code}:\n${out}`));
     });
   });
+  const dnsAddress = /serving DNS for zone \S+ on (\S+)/.exec(out)?.[1];
   const b: BerthProcess = {
-    url, httpsUrl, caCert, token, dataDir, runcRoot, child, log: () => out,
+    url, httpsUrl, caCert, dnsAddress, token, dataDir, runcRoot, child, log: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

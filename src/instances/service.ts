@@ -193,6 +193,7 @@ export class InstancesService {
       if (old?.deleting) throw new BerthError(Codes.Conflict, `The container group '${name}' is being deleted.`, 409, name);
       if (old && location && location.toLowerCase() !== old.location.toLowerCase())
         throw new BerthError(Codes.InvalidRequestContent, `The location of container group '${name}' cannot be changed from '${old.location}' to '${location}'.`, 400, 'location');
+      if (old) checkUpdate(name, old.spec, spec);
       if (old && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags)) {
         // An identical PUT is a no-op that still answers as an LRO.
         const op = this.newOp(old, 'update');
@@ -507,6 +508,29 @@ export function fqdnOf(label: string, scope: DnsNameLabelScope | undefined, loca
   const seed = parts[scope] ? [label, ...parts[scope]!].join('/') : randomUUID();
   const hash = [...createHash('sha256').update(seed).digest()].slice(0, 16).map((b) => 'abcdefghijklmnopqrstuvwxyz234567'[b & 31]).join('');
   return `${label}.${hash}.${region}.${zone}`;
+}
+
+const immutableMessage = (name: string) =>
+  `The updates on container group '${name}' are invalid. If you are going to update the os type, restart policy, network profile, CPU, memory or GPU resources for a container group, you must delete it first and then create a new one.`;
+
+/**
+ * ACI refuses an update that changes what needs a new host: the OS type, restart policy, network
+ * profile, or the CPU, memory or GPU resources (a container added or removed changes the group's).
+ */
+function checkUpdate(name: string, old: GroupSpec, next: GroupSpec) {
+  const refuse = (target: string) => {
+    throw new BerthError(Codes.InvalidContainerGroupUpdate, immutableMessage(name), 400, target);
+  };
+  if (old.osType !== next.osType) refuse('properties.osType');
+  if (old.restartPolicy !== next.restartPolicy) refuse('properties.restartPolicy');
+  const before = new Map(old.containers.map((c) => [c.name, c]));
+  if (before.size !== next.containers.length) refuse('properties.containers');
+  next.containers.forEach((c, i) => {
+    const was = before.get(c.name);
+    if (!was) refuse(`properties.containers[${i}].name`);
+    else if (!isDeepStrictEqual(was.requests, c.requests) || !isDeepStrictEqual(was.limits ?? {}, c.limits ?? {}))
+      refuse(`properties.containers[${i}].properties.resources`);
+  });
 }
 
 function parseTags(body: unknown): Record<string, string> {

@@ -42,6 +42,7 @@ export const Codes = {
   UnsupportedFeature: 'UnsupportedFeature',
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
   DnsNameLabelAlreadyTaken: 'DnsNameLabelAlreadyTaken',
+  InvalidContainerGroupUpdate: 'InvalidContainerGroupUpdate',
   // auth
   AuthenticationFailed: 'AuthenticationFailed',
   InvalidAuthenticationToken: 'InvalidAuthenticationToken',

@@ -105,6 +105,8 @@ test('every operation answers in the shape the ACI spec declares', async () => {
   await call('PUT', G('bad'), { properties: { containers: [] } });
   const taken = await call('PUT', G('copy'), { ...full(), properties: { ...full().properties, ipAddress: { type: 'Private', ports: [{ port: 8091, protocol: 'TCP' }], dnsNameLabel: 'schema-full' } } });
   assert.equal(taken.body.error.code, 'DnsNameLabelAlreadyTaken');
+  const immutable = await call('PUT', G('full'), { ...full(), properties: { ...full().properties, restartPolicy: 'Never' } });
+  assert.equal(immutable.body.error.code, 'InvalidContainerGroupUpdate');
   await call('GET', `${G('full')}/containers/nope/logs`);
   const del = await call('DELETE', G('full'));
   assert.equal(del.status, 202);

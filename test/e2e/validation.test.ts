@@ -136,3 +136,44 @@ test(`${cases.length} malformed or out-of-limit requests each get their ARM erro
   assert.equal((await fetch(`${berth.url}/healthz`)).status, 200);
 });
 
+test('an update that changes what ACI cannot update in place is refused with its message, and changes nothing', async () => {
+  const base = () => withProps({
+    restartPolicy: 'OnFailure',
+    containers: [ctr('app', { environmentVariables: [{ name: 'A', value: '1' }], resources: { requests: { cpu: 0.5, memoryInGB: 0.5 }, limits: { cpu: 1, memoryInGB: 1 } } })],
+  }) as { location: string; properties: { restartPolicy: string; containers: { name: string; properties: Record<string, any> }[] } };
+  const created = await api.req('PUT', P('imm'), base());
+  assert.equal(created.status, 201, created.text);
+  const before = (await api.req('GET', P('imm'))).body;
+
+  const changes: [string, (b: ReturnType<typeof base>) => void, RegExp][] = [
+    ['restart policy', (b) => (b.properties.restartPolicy = 'Always'), /restartPolicy/],
+    ['CPU request', (b) => (b.properties.containers[0].properties.resources.requests.cpu = 1), /resources/],
+    ['memory request', (b) => (b.properties.containers[0].properties.resources.requests.memoryInGB = 1), /resources/],
+    ['CPU limit', (b) => (b.properties.containers[0].properties.resources.limits.cpu = 2), /resources/],
+    ['memory limit dropped', (b) => delete b.properties.containers[0].properties.resources.limits.memoryInGB, /resources/],
+    ['a container added', (b) => b.properties.containers.push(ctr('sidecar')), /containers/],
+    ['a container renamed', (b) => (b.properties.containers[0].name = 'app2'), /containers\[0\]\.name/],
+  ];
+  for (const [what, change, target] of changes) {
+    const b = base();
+    change(b);
+    const r = await api.req('PUT', P('imm'), b);
+    assert.equal(r.status, 400, `${what}: ${r.text}`);
+    assert.equal(r.body.error.code, 'InvalidContainerGroupUpdate', what);
+    assert.equal(r.body.error.message, "The updates on container group 'imm' are invalid. If you are going to update the os type, restart policy, network profile, CPU, memory or GPU resources for a container group, you must delete it first and then create a new one.");
+    assert.match(r.body.error.target, target, what);
+  }
+  const after = (await api.req('GET', P('imm'))).body;
+  assert.deepEqual(after.properties.containers.map((c: any) => c.properties.resources), before.properties.containers.map((c: any) => c.properties.resources));
+  assert.equal(after.properties.restartPolicy, 'OnFailure');
+
+  // What ACI updates in place: image, command, environment, ports, labels, tags.
+  const ok = base();
+  ok.properties.containers[0].properties.image = '127.0.0.1:5999/never-pulled:2';
+  ok.properties.containers[0].properties.environmentVariables = [{ name: 'A', value: '2' }];
+  ok.properties.containers[0].properties.command = ['sleep', '1'];
+  const updated = await api.req('PUT', P('imm'), ok);
+  assert.equal(updated.status, 200, updated.text);
+  assert.equal(updated.body.properties.containers[0].properties.image, '127.0.0.1:5999/never-pulled:2');
+  await api.deleteAndWait('rg1', 'imm');
+});

@@ -37,7 +37,12 @@ interface Tracked {
   removing: boolean;
   /** Per container: earliest time of the next restart, and consecutive restarts for backoff. */
   restart: Map<string, { notBefore: number; streak: number }>;
+  /** While the current generation provisions: when it must be done by, and how to stop its work. */
+  provisioning?: { deadline: number; abort?: AbortController };
 }
+
+/** ACI's default provisioningTimeoutInSeconds. */
+const DEFAULT_PROVISIONING_TIMEOUT_S = 1800;
 
 const GiB = 1024 ** 3;
 const now = () => new Date().toISOString();
@@ -79,6 +84,8 @@ export class Agent implements AgentHandle {
 
   apply(desired: DesiredGroup, lastStatus?: GroupStatus) {
     const t = this.track(desired.uid);
+    // A newer generation supersedes one still provisioning (a pull from a stalled registry, say).
+    if (t.desired && t.desired.generation !== desired.generation) t.provisioning?.abort?.abort();
     t.desired = desired;
     t.removing = false;
     if (lastStatus && !t.status) t.status = structuredClone(lastStatus);
@@ -86,7 +93,9 @@ export class Agent implements AgentHandle {
   }
 
   remove(uid: string) {
-    this.track(uid).removing = true;
+    const t = this.track(uid);
+    t.removing = true;
+    t.provisioning?.abort?.abort();
     this.schedule(uid);
   }
 
@@ -206,6 +215,7 @@ export class Agent implements AgentHandle {
     if (!t.status || t.status.generation !== d.generation) {
       await this.teardown(uid, t, d.generation);
       t.restart.clear();
+      t.provisioning = undefined;
       t.status = {
         uid, generation: d.generation, provisioning: 'Creating', state: d.state === 'Stopped' ? 'Stopped' : 'Pending',
         containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, waitingView()])),
@@ -223,12 +233,27 @@ export class Agent implements AgentHandle {
     if (d.state === 'Stopped') return;
     const s = t.status;
     if (s.provisioning === 'Failed') return;
+    // Provisioning runs against its deadline (from the first attempt of this generation); past it, its work is aborted.
+    let timer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const abort = new AbortController();
+    if (s.provisioning === 'Creating') {
+      t.provisioning ??= { deadline: Date.now() + (d.spec.provisioningTimeoutInSeconds ?? DEFAULT_PROVISIONING_TIMEOUT_S) * 1000 };
+      t.provisioning.abort = abort;
+      timer = setTimeout(() => {
+        timedOut = true;
+        abort.abort();
+      }, Math.max(0, t.provisioning.deadline - Date.now()));
+    }
     try {
-      await this.ensureRunning(d, s, t);
+      await this.ensureRunning(d, s, t, abort.signal);
     } catch (e) {
       if (s.provisioning !== 'Creating') throw e;
+      // Superseded (removed, or a newer generation): the next pass of the loop deals with it.
+      if (abort.signal.aborted && !timedOut) return;
       // Provisioning failed: leave nothing half-made, and say why.
-      const err = isBerthError(e) ? { code: e.code, message: e.message } : { code: Codes.RuntimeError, message: (e as Error).message };
+      const err = timedOut ? provisioningTimeout(d, s)
+        : isBerthError(e) ? { code: e.code, message: e.message } : { code: Codes.RuntimeError, message: (e as Error).message };
       await this.teardown(uid, t, undefined).catch((te) => console.error(`agent: teardown ${uid}: ${(te as Error).message}`));
       s.provisioning = 'Failed';
       s.state = 'Failed';
@@ -236,6 +261,9 @@ export class Agent implements AgentHandle {
       addEvent(s.events, 'Failed', err.message, 'Warning');
       this.emit(s);
       return;
+    } finally {
+      clearTimeout(timer);
+      if (t.provisioning?.abort === abort) t.provisioning.abort = undefined;
     }
     const before = JSON.stringify(s);
     s.state = groupState(d, s);
@@ -244,7 +272,7 @@ export class Agent implements AgentHandle {
   }
 
   /** Idempotently brings a group of the current generation up, and applies restart policy to exited containers. */
-  private async ensureRunning(d: DesiredGroup, s: GroupStatus, t: Tracked) {
+  private async ensureRunning(d: DesiredGroup, s: GroupStatus, t: Tracked, signal: AbortSignal) {
     const gen = d.generation;
     const inits = d.spec.initContainers ?? [];
     let images: Map<string, PulledImage> | undefined;
@@ -255,14 +283,16 @@ export class Agent implements AgentHandle {
     const initPhase = inits.length > 0 && missing.length === d.spec.containers.length;
     if (missing.length > 0) {
       // Every image first (init containers' too): a pull failure fails provisioning before anything runs.
-      images = await this.pullAll(d, s, [...(initPhase ? inits : []), ...missing]);
+      images = await this.pullAll(d, s, [...(initPhase ? inits : []), ...missing], signal);
     }
+    signal.throwIfAborted();
     const sandbox = (await this.o.network.get(sandboxId(d.uid, gen))) ??
       (await this.o.network.setup(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []));
     if (s.ip !== sandbox.ip) {
       s.ip = sandbox.ip;
       this.emit(s);
     }
+    signal.throwIfAborted();
     if (missing.length > 0) await this.prepareVolumes(d, sandbox);
     if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) return;
     // Start the missing ones together: a group's containers come up side by side.
@@ -445,7 +475,7 @@ export class Agent implements AgentHandle {
     };
   }
 
-  private async pullAll(d: DesiredGroup, s: GroupStatus, containers: { name: string; image: string }[]) {
+  private async pullAll(d: DesiredGroup, s: GroupStatus, containers: { name: string; image: string }[], signal: AbortSignal) {
     const images = new Map<string, PulledImage>();
     await Promise.all([...new Set(containers.map((c) => c.image))].map(async (ref) => {
       const views = containers.filter((c) => c.image === ref).map((c) => s.containers[c.name] ?? s.initContainers?.[c.name]).filter((v) => !!v);
@@ -457,6 +487,7 @@ export class Agent implements AgentHandle {
         const t0 = Date.now();
         img = await this.o.images.pull(ref, {
           credentials: d.spec.imageRegistryCredentials,
+          signal,
           onEvent: (e) => {
             // Progress shows in the Pulling event's message, throttled.
             if (e.type !== 'layer' || Date.now() - last < 250) return;
@@ -577,6 +608,20 @@ async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, d
     await rm(tmp, { recursive: true, force: true });
     throw e;
   }
+}
+
+/** ARM's error for provisioning that outran provisioningTimeoutInSeconds, with what it was still doing. */
+function provisioningTimeout(d: DesiredGroup, s: GroupStatus) {
+  const seconds = d.spec.provisioningTimeoutInSeconds ?? DEFAULT_PROVISIONING_TIMEOUT_S;
+  const pulling = [...(d.spec.initContainers ?? []), ...d.spec.containers].filter((c) => {
+    const ev = (s.containers[c.name] ?? s.initContainers?.[c.name])?.events ?? [];
+    return ev.some((e) => e.name === 'Pulling') && !ev.some((e) => e.name === 'Pulled');
+  }).map((c) => c.image);
+  const doing = pulling.length > 0 ? `; still pulling image ${[...new Set(pulling)].map((i) => `"${i}"`).join(', ')}` : '';
+  return {
+    code: Codes.ResourceDeploymentFailure,
+    message: `The resource provision operation did not complete within the allowed timeout period: container group '${d.hostname}' was not provisioned within ${seconds} s (provisioningTimeoutInSeconds)${doing}. Everything it had made was removed.`,
+  };
 }
 
 function shouldRestart(policy: string, exitCode: number) {

@@ -71,6 +71,8 @@ export interface GroupSpec {
   volumes: VolumeDef[];
   imageRegistryCredentials: RegistryCredentialDef[];
   sku: 'Standard';
+  /** ARM's `provisioningTimeoutInSeconds`: provisioning that takes longer fails and is torn down. */
+  provisioningTimeoutInSeconds?: number;
 }
 
 export type DnsNameLabelScope = 'Unsecure' | 'TenantReuse' | 'SubscriptionReuse' | 'ResourceGroupReuse' | 'Noreuse';

@@ -270,9 +270,15 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     return { server: str(o.server, `${t}.server`, true), username: str(o.username, `${t}.username`, true), password: str(o.password, `${t}.password`, true) };
   });
 
+  // Not in the 2023-05-01 schema, but ARM templates and newer api-versions send it; ACI's default is 1800.
+  const timeout = num(p.provisioningTimeoutInSeconds, 'properties.provisioningTimeoutInSeconds', Codes.InvalidRequestContent);
+  if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 86_400))
+    bad(Codes.InvalidRequestContent, 'properties.provisioningTimeoutInSeconds', `The provisioning timeout '${timeout}' is invalid: it must be a whole number of seconds from 1 to 86400.`);
+
   return {
     spec: {
       containers, ...(initContainers.length > 0 && { initContainers }), restartPolicy, osType: 'Linux', ...(ipAddress && { ipAddress }), volumes, imageRegistryCredentials, sku: 'Standard',
+      ...(timeout !== undefined && { provisioningTimeoutInSeconds: timeout }),
     },
     location,
     tags,

@@ -63,6 +63,8 @@ export const Codes = {
   UnsupportedMediaType: 'UnsupportedMediaType',
   NoMatchingPlatform: 'NoMatchingPlatform',
   RuntimeError: 'RuntimeError',
+  /** ARM's code for a resource whose provisioning outran its timeout. */
+  ResourceDeploymentFailure: 'ResourceDeploymentFailure',
   NetworkError: 'NetworkError',
   GitRepoCloneFailed: 'GitRepoCloneFailed',
   InternalServerError: 'InternalServerError',

@@ -32,6 +32,10 @@ export class CliError extends Error {}
 export class ArmClient {
   constructor(private c: CliConfig) {}
 
+  get subscription() {
+    return this.c.subscription;
+  }
+
   groupPath(rg: string, name?: string) {
     const base = `/subscriptions/${this.c.subscription}/resourceGroups/${encodeURIComponent(rg)}/providers/Microsoft.ContainerInstance/containerGroups`;
     return name ? `${base}/${encodeURIComponent(name)}` : base;

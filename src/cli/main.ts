@@ -12,6 +12,29 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const print = (v: unknown) => process.stdout.write(JSON.stringify(v, null, 2) + '\n');
 
+type Output = 'json' | 'jsonc' | 'none' | 'arm';
+const withOutput = (c: Command) =>
+  c.addOption(new Option('-o, --output <format>', "json: az's shape (properties flattened); arm: the REST resource as is").choices(['json', 'jsonc', 'none', 'arm']).default('json'));
+
+/** A container group as `az container` prints it: the SDK model, `properties` flattened, plus `resourceGroup`. */
+export function azContainerGroup(g: { id: string; properties?: Record<string, unknown> } & Record<string, unknown>) {
+  const { properties = {}, ...resource } = g;
+  const { containers = [], ...props } = properties as { containers?: { name: string; properties?: Record<string, unknown> }[] };
+  return {
+    ...resource,
+    ...props,
+    containers: containers.map((c) => ({ name: c.name, ...c.properties })),
+    resourceGroup: g.id.split('/')[4],
+  };
+}
+
+/** Prints a container group (or a list of them) in the chosen output format. */
+function printGroups(v: any, output: Output) {
+  if (output === 'none') return;
+  if (output === 'arm') return print(v);
+  print(Array.isArray(v) ? v.map(azContainerGroup) : azContainerGroup(v));
+}
+
 /** Splits a command line as a POSIX shell would for words and quotes (no expansion). */
 export function splitCommandLine(s: string): string[] {
   const out: string[] = [];
@@ -159,13 +182,15 @@ const container = program.command('container').description('Manage container gro
 const withGroup = (c: Command) =>
   c.requiredOption('-g, --resource-group <name>', 'resource group').requiredOption('-n, --name <name>', 'container group name');
 
-withGroup(container.command('create').description('Create a container group with one container'))
+withOutput(withGroup(container.command('create').description('Create a container group with one container (or update the one of that name)')))
   .requiredOption('--image <image>', 'container image')
   .option('--cpu <cores>', 'CPU cores', Number, 1)
   .option('--memory <GB>', 'memory in GB', Number, 1.5)
   .option('--ports <ports...>', 'ports to open', [])
   .addOption(new Option('--protocol <protocol>', 'protocol of the ports').choices(['TCP', 'UDP']).default('TCP'))
   .addOption(new Option('--ip-address <type>', 'publish the ports').choices(['Public', 'Private']))
+  .option('--dns-name-label <label>', "DNS name label: <label>.<location>.<berth's zone> answers with the group's address (implies --ip-address Public)")
+  .addOption(new Option('--os-type <type>').choices(['Linux']).default('Linux'))
   .option('--environment-variables <kv...>', 'KEY=VALUE pairs')
   .option('--secure-environment-variables <kv...>', 'KEY=VALUE pairs, never shown back')
   .option('--command-line <line>', 'command to run instead of the image default')
@@ -178,10 +203,12 @@ withGroup(container.command('create').description('Create a container group with
   .action(async (o) => {
     const arm = new ArmClient(loadCliConfig());
     const ports = (o.ports as string[]).flatMap((p) => p.split(/[ ,]+/)).filter(Boolean).map((p) => ({ port: Number(p), protocol: o.protocol }));
+    // As az: a DNS name label asks for a public address.
+    const ipType = o.ipAddress ?? (o.dnsNameLabel ? 'Public' : undefined);
     const body = {
       location: o.location,
       properties: {
-        osType: 'Linux',
+        osType: o.osType,
         restartPolicy: o.restartPolicy,
         containers: [{
           name: o.name,
@@ -193,7 +220,7 @@ withGroup(container.command('create').description('Create a container group with
             resources: { requests: { cpu: o.cpu, memoryInGB: o.memory } },
           },
         }],
-        ...(o.ipAddress && { ipAddress: { type: o.ipAddress, ports } }),
+        ...(ipType && { ipAddress: { type: ipType, ports, ...(o.dnsNameLabel && { dnsNameLabel: o.dnsNameLabel }) } }),
         ...(o.registryLoginServer && {
           imageRegistryCredentials: [{ server: o.registryLoginServer, username: o.registryUsername, password: o.registryPassword }],
         }),
@@ -214,17 +241,17 @@ withGroup(container.command('create').description('Create a container group with
           }
       });
     }
-    print((await arm.call('GET', path)).body);
+    printGroups((await arm.call('GET', path)).body, o.output);
   });
 
-withGroup(container.command('show').description('Show a container group')).action(async (o) => {
+withOutput(withGroup(container.command('show').description('Show a container group'))).action(async (o) => {
   const arm = new ArmClient(loadCliConfig());
-  print((await arm.call('GET', arm.groupPath(o.resourceGroup, o.name))).body);
+  printGroups((await arm.call('GET', arm.groupPath(o.resourceGroup, o.name))).body, o.output);
 });
 
-container
+withOutput(container
   .command('list')
-  .description('List container groups')
+  .description('List container groups'))
   .option('-g, --resource-group <name>', 'only this resource group')
   .action(async (o) => {
     const arm = new ArmClient(loadCliConfig());
@@ -235,7 +262,7 @@ container
       all.push(...r.body.value);
       next = r.body.nextLink;
     }
-    print(all);
+    printGroups(all, o.output);
   });
 
 withGroup(container.command('logs').description('Show the log of a container'))
@@ -277,7 +304,7 @@ withGroup(container.command('exec').description('Run a command in a running cont
     });
   });
 
-withGroup(container.command('delete').description('Delete a container group'))
+withOutput(withGroup(container.command('delete').description('Delete a container group')))
   .option('-y, --yes', 'do not ask (berth never asks)')
   .option('--no-wait', 'do not wait for the deletion to finish')
   .action(async (o) => {
@@ -288,7 +315,7 @@ withGroup(container.command('delete').description('Delete a container group'))
     const r = await arm.call('DELETE', path);
     if (r.status === 204) throw new CliError(`The container group '${o.name}' was not found.`);
     if (o.wait) await arm.wait(r.headers.get('azure-asyncoperation')!);
-    print(shown);
+    printGroups(shown, o.output);
   });
 
 for (const action of ['start', 'stop', 'restart'] as const) {
@@ -301,6 +328,48 @@ for (const action of ['start', 'stop', 'restart'] as const) {
       if (op && o.wait) await arm.wait(op);
     });
 }
+
+// Resource groups, as `az group` manages them (a container group's resource group also comes into being with it).
+const rgCmd = program.command('group').description('Manage resource groups (the flags of `az group`)');
+const rgPath = (arm: ArmClient, name?: string) => `/subscriptions/${arm.subscription}/resourcegroups${name ? `/${encodeURIComponent(name)}` : ''}`;
+const ARM_RG_API = '2022-09-01';
+withOutput(rgCmd.command('create').description('Create a resource group (or update its tags)'))
+  .requiredOption('-n, --name <name>', 'resource group name')
+  .requiredOption('-l, --location <location>', 'location')
+  .option('--tags <kv...>', 'KEY=VALUE pairs')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const tags = Object.fromEntries(envPairs(o.tags, false).map((e) => [e.name, e.value]));
+    const r = await arm.call('PUT', rgPath(arm, o.name), { location: o.location, ...(o.tags && { tags }) }, { 'api-version': ARM_RG_API });
+    if (o.output !== 'none') print(r.body);
+  });
+withOutput(rgCmd.command('show').description('Show a resource group'))
+  .requiredOption('-n, --name <name>', 'resource group name')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const r = await arm.call('GET', rgPath(arm, o.name), undefined, { 'api-version': ARM_RG_API });
+    if (o.output !== 'none') print(r.body);
+  });
+withOutput(rgCmd.command('list').description('List resource groups')).action(async (o) => {
+  const arm = new ArmClient(loadCliConfig());
+  const r = await arm.call<{ value: unknown[] }>('GET', rgPath(arm), undefined, { 'api-version': ARM_RG_API });
+  if (o.output !== 'none') print(r.body.value);
+});
+rgCmd.command('delete').description('Delete a resource group and every container group in it')
+  .requiredOption('-n, --name <name>', 'resource group name')
+  .option('-y, --yes', 'do not ask (berth never asks)')
+  .option('--no-wait', 'do not wait for the deletion to finish')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const r = await arm.call('DELETE', rgPath(arm, o.name), undefined, { 'api-version': ARM_RG_API });
+    // ARM's Location polling: 202 while it runs, 200 when it is done.
+    for (let poll = r.headers.get('location'); o.wait && poll; ) {
+      await new Promise((res) => setTimeout(res, 200));
+      const p = await arm.raw('GET', poll);
+      if (p.status === 200) break;
+      if (p.status !== 202) throw new CliError(`deleting resource group '${o.name}': HTTP ${p.status} ${await p.text()}`);
+    }
+  });
 
 (await import('../connectors/kubernetes/command.js')).registerKubernetesNode(program);
 

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
+import { Resolver } from 'node:dns/promises';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
@@ -42,14 +43,16 @@ test('create, show, list, logs, exec, restart, stop, start and delete through th
   const created = JSON.parse(await berthCli('container', 'create', '-g', 'cli', '-n', 'hello', '--image', image, '--cpu', '0.25', '--memory', '0.25',
     '--ports', '8088', '--ip-address', 'Public', '--environment-variables', 'GREETING=hi there', '--secure-environment-variables', 'PASSWORD=topsecret',
     '--command-line', 'sh -c "echo $GREETING; exec httpd -f -p 8088 -h /www"', '--restart-policy', 'OnFailure'));
-  assert.equal(created.properties.provisioningState, 'Succeeded');
-  assert.equal(created.properties.instanceView.state, 'Running');
+  assert.equal(created.provisioningState, 'Succeeded');
+  assert.equal(created.instanceView.state, 'Running');
   assert.doesNotMatch(JSON.stringify(created), /topsecret/);
   assert.equal((await fetch('http://127.0.0.1:8088/')).status, 200);
 
   const shown = JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello'));
   assert.equal(shown.name, 'hello');
-  assert.deepEqual(shown.properties.ipAddress.ports, [{ port: 8088, protocol: 'TCP' }]);
+  assert.deepEqual(shown.ipAddress.ports, [{ port: 8088, protocol: 'TCP' }]);
+  // -o arm: the REST resource as the API returns it.
+  assert.equal(JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello', '-o', 'arm')).properties.ipAddress.ports[0].port, 8088);
   const listed = JSON.parse(await berthCli('container', 'list', '-g', 'cli'));
   assert.deepEqual(listed.map((g: { name: string }) => g.name), ['hello']);
 
@@ -62,7 +65,7 @@ test('create, show, list, logs, exec, restart, stop, start and delete through th
   await berthCli('container', 'restart', '-g', 'cli', '-n', 'hello');
   await berthCli('container', 'stop', '-g', 'cli', '-n', 'hello');
   await berthCli('container', 'start', '-g', 'cli', '-n', 'hello');
-  assert.equal(JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello')).properties.instanceView.state, 'Running');
+  assert.equal(JSON.parse(await berthCli('container', 'show', '-g', 'cli', '-n', 'hello')).instanceView.state, 'Running');
 
   await berthCli('container', 'delete', '-g', 'cli', '-n', 'hello', '--yes');
   assert.deepEqual(JSON.parse(await berthCli('container', 'list')), []);
@@ -85,4 +88,47 @@ test('logs --follow streams lines as the container writes them, and create shows
   assert.match(out, /^tick 1\ntick 2\n/);
   assert.match(out, /tick 15\n/, 'lines written after the follow began arrived');
   await berthCli('container', 'delete', '-g', 'cli', '-n', 'ticker');
+});
+
+// The scenario of test/e2e/az.test.ts, flag for flag, through berth's own CLI: the same results, in az's output shape.
+test("az's scenario through berth's CLI: group create, container create/show/list/logs/exec/delete give az's results", async () => {
+  const azImage = (await buildImage(registry.host, 'azweb', '1', { cmd: ['sh', '-c', 'echo az says hi; exec httpd -f -p 8093 -h /www'] })).reference;
+  const rg = JSON.parse(await berthCli('group', 'create', '-n', 'azrg', '-l', 'local'));
+  assert.equal(rg.properties.provisioningState, 'Succeeded');
+  assert.equal(rg.name, 'azrg');
+
+  const before = hostFootprint(berth.runcRoot);
+  const t0 = Date.now();
+  const created = JSON.parse(await berthCli('container', 'create', '-g', 'azrg', '-n', 'web', '--image', azImage, '--ports', '8093', '--ip-address', 'Public',
+    '--cpu', '0.5', '--memory', '0.5', '--environment-variables', 'MODE=az', '--secure-environment-variables', 'TOKEN=az-secret', '--dns-name-label', 'az-parity'));
+  const createMs = Date.now() - t0;
+  assert.equal(created.provisioningState, 'Succeeded');
+  assert.equal(created.instanceView.state, 'Running');
+  assert.equal(created.resourceGroup, 'azrg');
+  assert.doesNotMatch(JSON.stringify(created), /az-secret/);
+  assert.ok(createMs < 3000, `berth container create took ${createMs} ms`);
+  assert.equal((await fetch('http://127.0.0.1:8093/')).status, 200);
+  assert.equal(created.ipAddress.fqdn, 'az-parity.local.berth.internal');
+  const resolver = new Resolver({ timeout: 2000, tries: 2 });
+  resolver.setServers([berth.dnsAddress!]);
+  assert.deepEqual(await resolver.resolve4(created.ipAddress.fqdn), ['127.0.0.1']);
+
+  const shown = JSON.parse(await berthCli('container', 'show', '-g', 'azrg', '-n', 'web'));
+  assert.equal(shown.containers[0].instanceView.currentState.state, 'Running');
+  assert.deepEqual(shown.containers[0].environmentVariables, [{ name: 'MODE', value: 'az' }, { name: 'TOKEN' }]);
+  const listed = JSON.parse(await berthCli('container', 'list', '-g', 'azrg'));
+  assert.deepEqual(listed.map((g: { name: string }) => g.name), ['web']);
+  assert.match(await berthCli('container', 'logs', '-g', 'azrg', '-n', 'web'), /az says hi/);
+
+  // az runs exec under a terminal (TTY support is another change); piped, the command's output is the same.
+  const exec = await berthCli('container', 'exec', '-g', 'azrg', '-n', 'web', '--exec-command', 'cat /www/index.html');
+  assert.equal(exec, await (await fetch('http://127.0.0.1:8093/')).text());
+
+  const deleted = JSON.parse(await berthCli('container', 'delete', '-g', 'azrg', '-n', 'web', '--yes'));
+  assert.equal(deleted.name, 'web');
+  assert.deepEqual(JSON.parse(await berthCli('container', 'list', '-g', 'azrg')), []);
+  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  await assert.rejects(resolver.resolve4('az-parity.local.berth.internal'), { code: 'ENOTFOUND' });
+  await berthCli('group', 'delete', '-n', 'azrg', '--yes');
+  await assert.rejects(berthCli('group', 'show', '-n', 'azrg'), /ResourceGroupNotFound/);
 });

@@ -79,7 +79,7 @@ test('berth up, one curl PUT of a web server, HTTP on the published port, logs, 
 
   // The CLI finds the endpoint and token that `berth up` saved.
   const shown = JSON.parse((await run(cli, ['container', 'show', '-g', 'demo', '-n', 'hello'], { env })).stdout);
-  assert.equal(shown.properties.instanceView.state, 'Running');
+  assert.equal(shown.instanceView.state, 'Running');
   assert.equal((await run(cli, ['container', 'logs', '-g', 'demo', '-n', 'hello'], { env })).stdout, '');
 
   await run(cli, ['container', 'delete', '-g', 'demo', '-n', 'hello', '--yes'], { env });

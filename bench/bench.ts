@@ -80,7 +80,7 @@ async function statesOf(api: Api, rg: string): Promise<Map<string, string>> {
 }
 
 /** Creates `n` groups at once; resolves when all are Running (or failed), with timings. */
-async function createMany(api: Api, image: string, rg: string, n: number, firstPort: number) {
+export async function createMany(api: Api, image: string, rg: string, n: number, firstPort: number) {
   const t0 = performance.now();
   let putFailures = 0;
   await Promise.all(Array.from({ length: n }, (_, i) =>
@@ -100,7 +100,7 @@ async function createMany(api: Api, image: string, rg: string, n: number, firstP
   return { groups: n, acceptedMs: Math.round(acceptedMs), allRunningMs: Math.round(allRunningMs), createsPerSec: Math.round((n / allRunningMs) * 1000 * 10) / 10, failures: failed };
 }
 
-async function deleteMany(api: Api, rg: string) {
+export async function deleteMany(api: Api, rg: string) {
   const names = [...(await statesOf(api, rg)).keys()];
   const t0 = performance.now();
   let failures = 0;

@@ -1,0 +1,41 @@
+// Opt-in timing spans for profiling the create path (BERTH_TRACE=FILE): one line per span, buffered; off by default.
+import { appendFile } from 'node:fs/promises';
+
+const file = process.env.BERTH_TRACE;
+let buf: string[] = [];
+let timer: NodeJS.Timeout | undefined;
+
+function flush() {
+  timer = undefined;
+  const lines = buf;
+  buf = [];
+  if (file && lines.length) void appendFile(file, lines.join('')).catch(() => undefined);
+}
+
+/** Records that `what` of `id` took from `t0` (performance.now()) until now. */
+export function traceSince(id: string, what: string, t0: number): void {
+  if (!file) return;
+  const t1 = performance.now();
+  buf.push(`${JSON.stringify({ id, what, start: Math.round((performance.timeOrigin + t0) * 10) / 10, ms: Math.round((t1 - t0) * 100) / 100 })}\n`);
+  timer ??= setTimeout(flush, 500);
+  timer.unref?.();
+}
+
+/** Runs `fn`, recording its duration as `what` of `id` when tracing is on. */
+export async function span<T>(id: string, what: string, fn: () => Promise<T>): Promise<T> {
+  if (!file) return fn();
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    traceSince(id, what, t0);
+  }
+}
+
+export const tracing = !!file;
+
+/** Writes what is buffered (at exit). */
+export function flushTrace(): void {
+  clearTimeout(timer);
+  flush();
+}

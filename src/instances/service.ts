@@ -3,6 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { AgentHandle, DesiredGroup, DnsNameLabelScope, GroupStatus, LogOptions } from '../agent/types.js';
 import { BerthError, Codes } from '../lib/errors.js';
+import { span, traceSince, tracing } from '../lib/trace.js';
 import type { Store } from '../store/store.js';
 import { DEFAULT_TENANT } from './auth.js';
 import { type GroupSpec, type Limits, checkGroupName, checkResourceGroupName, checkSubscriptionId, defaultLimits, parseGroupSpec } from './model.js';
@@ -110,6 +111,14 @@ export class InstancesService {
   private pendingStatus = new Map<string, GroupStatus>();
   private flushTimer?: NodeJS.Timeout;
   private unwatch?: () => void;
+  /**
+   * What creates check, kept from the store's watch so a PUT costs O(1) instead of listing every
+   * group: each record's published ports and cores by key, owners of host ports, and per
+   * subscription+location totals. Every store write goes through this process (one host today).
+   */
+  private index = new Map<string, { ports: string[]; usageKey: string; cores: number; name: string }>();
+  private portOwners = new Map<string, string>();
+  private usageTotals = new Map<string, { groups: number; cores: number }>();
 
   constructor(
     private store: Store,
@@ -131,9 +140,14 @@ export class InstancesService {
     });
     this.agent.onRemoved((uid) => void this.forget(uid));
     this.unwatch = this.store.watch('/groups/', (e) => {
-      if (e.type === 'put') this.dispatch(e.value as GroupRecord);
+      if (e.type === 'put') {
+        this.indexPut(e.key, e.value as GroupRecord);
+        this.dispatch(e.value as GroupRecord);
+      } else this.indexDelete(e.key);
     });
-    const records = (await this.store.list<GroupRecord>('/groups/')).map((kv) => kv.value);
+    const kvs = await this.store.list<GroupRecord>('/groups/');
+    for (const kv of kvs) this.indexPut(kv.key, kv.value);
+    const records = kvs.map((kv) => kv.value);
     const all = [];
     for (const r of records) {
       this.live.set(r.uid, groupKey(r.subscriptionId, r.resourceGroup, r.name));
@@ -148,6 +162,38 @@ export class InstancesService {
     this.unwatch?.();
     clearTimeout(this.flushTimer);
     await this.flushStatus();
+  }
+
+  private indexPut(key: string, r: GroupRecord) {
+    this.indexDelete(key);
+    const ports = r.spec.ipAddress?.type === 'Public' ? r.spec.ipAddress.ports.map((p) => `${p.port}/${p.protocol}`) : [];
+    const usageKey = `${r.subscriptionId.toLowerCase()}|${r.location.toLowerCase()}`;
+    const entry = { ports, usageKey, cores: coresOf(r.spec), name: r.name };
+    this.index.set(key, entry);
+    for (const p of ports) if (!this.portOwners.has(p)) this.portOwners.set(p, key);
+    const u = this.usageTotals.get(usageKey) ?? { groups: 0, cores: 0 };
+    u.groups++;
+    u.cores += entry.cores;
+    this.usageTotals.set(usageKey, u);
+  }
+
+  private indexDelete(key: string) {
+    const entry = this.index.get(key);
+    if (!entry) return;
+    this.index.delete(key);
+    for (const p of entry.ports) {
+      if (this.portOwners.get(p) !== key) continue;
+      this.portOwners.delete(p);
+      // another record may publish the same port (written before this check existed): it owns it now
+      for (const [k, e] of this.index) if (e.ports.includes(p)) {
+        this.portOwners.set(p, k);
+        break;
+      }
+    }
+    const u = this.usageTotals.get(entry.usageKey)!;
+    u.groups--;
+    u.cores -= entry.cores;
+    if (u.groups === 0) this.usageTotals.delete(entry.usageKey);
   }
 
   private dispatch(r: GroupRecord) {
@@ -165,7 +211,12 @@ export class InstancesService {
     const batch = [...this.pendingStatus.values()];
     this.pendingStatus.clear();
     if (batch.length === 0) return;
+    const t0 = performance.now();
     await this.store.txn([], batch.filter((s) => this.live.has(s.uid)).map((s) => ({ put: statusKey(s.uid), value: s })));
+    if (tracing) {
+      traceSince(`batch-${batch.length}`, 'status.flush', t0);
+      for (const s of batch) if (s.state === 'Running') traceSince(s.uid, 'status.running', t0);
+    }
   }
 
   private async forget(uid: string) {
@@ -185,6 +236,7 @@ export class InstancesService {
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
     checkGroupName(name);
+    const t0 = performance.now();
     const { spec, location, tags } = parseGroupSpec(body, this.limits);
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < 5; attempt++) {
@@ -202,7 +254,7 @@ export class InstancesService {
         await this.store.put(opKey(op.id), op);
         return { created: false, view: await this.view(old), operation: op };
       }
-      await this.checkHostPorts(key, spec);
+      await span(name, 'put.checkHostPorts', () => this.checkHostPorts(key, spec));
       const rgKv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
       if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const rec: GroupRecord = old
@@ -211,7 +263,7 @@ export class InstancesService {
             uid: randomBytes(6).toString('hex'), subscriptionId: sub, resourceGroup: rg, name, location: location ?? this.location,
             tags, spec, generation: 1, state: 'Running', deleting: false, node: this.agent.name, createdAt: new Date().toISOString(),
           };
-      await this.checkQuota(rec, old);
+      await span(name, 'put.checkQuota', () => this.checkQuota(rec, old));
       const dns = await this.claimDnsName(rec, old, key, caller);
       const op = this.newOp(rec, old ? 'update' : 'create');
       // A group's resource group comes into being with it, as when `az group create` had been run.
@@ -220,8 +272,10 @@ export class InstancesService {
       if (await this.store.txn(
         [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares],
         [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops],
-      ))
+      )) {
+        traceSince(rec.uid, 'put', t0);
         return { created: !old, view: await this.view(rec), operation: op };
+      }
     }
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
   }
@@ -301,11 +355,11 @@ export class InstancesService {
 
   async usage(sub: string, location: string) {
     checkSubscriptionId(sub);
-    const groups = (await this.store.list<GroupRecord>(`/groups/${sub.toLowerCase()}/`)).map((kv) => kv.value)
-      .filter((g) => g.location.toLowerCase() === location.toLowerCase());
+    const u = this.usageTotals.get(`${sub.toLowerCase()}|${location.toLowerCase()}`) ?? { groups: 0, cores: 0 };
     return {
-      containerGroups: { current: groups.length, limit: this.quotas.containerGroups },
-      standardCores: { current: groups.reduce((n, g) => n + coresOf(g.spec), 0), limit: this.quotas.standardCores },
+      containerGroups: { current: u.groups, limit: this.quotas.containerGroups },
+      // sums of decimals (0.1 + 0.2): round as the API shows them
+      standardCores: { current: Math.round(u.cores * 1e6) / 1e6, limit: this.quotas.standardCores },
     };
   }
 
@@ -477,12 +531,10 @@ export class InstancesService {
   /** Public ports are published on the host, so two groups on one host cannot share one. */
   private async checkHostPorts(key: string, spec: GroupSpec) {
     if (spec.ipAddress?.type !== 'Public') return;
-    const mine = new Set(spec.ipAddress.ports.map((p) => `${p.port}/${p.protocol}`));
-    for (const kv of await this.store.list<GroupRecord>('/groups/')) {
-      if (kv.key === key || kv.value.spec.ipAddress?.type !== 'Public') continue;
-      const clash = kv.value.spec.ipAddress.ports.find((p) => mine.has(`${p.port}/${p.protocol}`));
-      if (clash)
-        throw new BerthError(Codes.PortAlreadyInUse, `The port ${clash.port}/${clash.protocol} is already published by container group '${kv.value.name}' on this host.`, 409, 'properties.ipAddress.ports');
+    for (const p of spec.ipAddress.ports) {
+      const owner = this.portOwners.get(`${p.port}/${p.protocol}`);
+      if (owner && owner !== key)
+        throw new BerthError(Codes.PortAlreadyInUse, `The port ${p.port}/${p.protocol} is already published by container group '${this.index.get(owner)!.name}' on this host.`, 409, 'properties.ipAddress.ports');
     }
   }
 

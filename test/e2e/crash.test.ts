@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Api, group, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, group, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btcrash0';
 const SUBNET = '10.213.66.0/24';
@@ -26,15 +26,11 @@ after(async () => {
   }
 });
 
-const runcPids = (root: string) => {
-  const out = execFileSync('runc', ['--root', root, 'list', '--format', 'json'], { encoding: 'utf8' });
-  const list = (JSON.parse(out) ?? []) as { id: string; pid: number; status: string }[];
-  return new Map(list.map((c) => [c.id, c.pid]));
-};
+const runcPids = (root: string) => ociContainers(root);
 
 test(`kill -9 of berth with ${N} groups running loses nothing, and a create in the crash window is all or nothing`, async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: SUBNET });
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   let api = new Api(berth, 'crash-sub');
   const ticker = group(image, { command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done'], cpu: 0.1, memoryInGB: 0.05 });
   const names = Array.from({ length: N }, (_, i) => `g${i}`);
@@ -78,5 +74,5 @@ test(`kill -9 of berth with ${N} groups running loses nothing, and a create in t
 
   const all = (await api.req('GET', '/subscriptions/crash-sub/providers/Microsoft.ContainerInstance/containerGroups')).body.value as { name: string }[];
   await Promise.all(all.map((g) => api.deleteAndWait('crash', g.name)));
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
 });

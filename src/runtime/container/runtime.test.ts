@@ -79,6 +79,32 @@ describe('ContainerRuntime', () => {
     assert.ok((await rt.list()).includes('exit3'));
   });
 
+  it('tells a watcher of each exit as conmon records it', async () => {
+    const seen: string[] = [];
+    const unwatch = rt.watchExits((id) => seen.push(id));
+    try {
+      await rt.start(spec('watched', { command: ['sh', '-c', 'sleep 0.2; exit 4'] }));
+      assert.ok(!seen.includes('watched'), 'no exit while it runs');
+      await waitFor(async () => seen.includes('watched'));
+      assert.equal((await rt.status('watched'))?.exitCode, 4);
+    } finally {
+      unwatch();
+    }
+  });
+
+  it('mounts a rootfs ahead of start, and start uses it', async () => {
+    await rt.prepare('prepared', image.layerDirs);
+    const rootfs = join(root, 'prepared', 'bundle', 'rootfs');
+    assert.ok(existsSync(join(rootfs, 'bin', 'busybox')), 'the overlay is mounted');
+    const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === rootfs).length;
+    assert.equal(mounts(), 1);
+    const { st } = await runToEnd('prepared', ['sh', '-c', 'exit 0']);
+    assert.equal(st.exitCode, 0);
+    assert.equal(mounts(), 1, 'start did not mount it a second time');
+    await rt.remove('prepared');
+    assert.equal(mounts(), 0);
+  });
+
   it('reports undefined for an unknown container', async () => {
     assert.equal(await rt.status('no-such-container'), undefined);
   });

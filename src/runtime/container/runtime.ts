@@ -1,10 +1,11 @@
 // Runs containers with runc under conmon; all state lives on disk so containers outlive this process.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { createReadStream, existsSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { span, traceSince } from '../../lib/trace.js';
 import type { ContainerSpec, ContainerStatus } from '../types.js';
 import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
 
@@ -86,16 +87,17 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-/** Unescapes /proc/self/mountinfo octal escapes (spaces etc. in paths). */
-const unescapeMount = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
-
+/**
+ * True when something is mounted on `path`: its device differs from its parent's. O(1), unlike a
+ * scan of /proc/self/mountinfo, which grows with every container's overlay (and every start and
+ * remove used to read it). Our rootfs dirs only ever get an overlay of their own mounted on them.
+ */
 function isMountpoint(path: string): boolean {
-  const text = readFileSync('/proc/self/mountinfo', 'utf8');
-  for (const line of text.split('\n')) {
-    const f = line.split(' ');
-    if (f.length > 4 && unescapeMount(f[4]) === path) return true;
+  try {
+    return statSync(path).dev !== statSync(dirname(path)).dev;
+  } catch {
+    return false;
   }
-  return false;
 }
 
 async function writeFileAtomic(path: string, data: string): Promise<void> {
@@ -144,12 +146,16 @@ const formatLines = (lines: { ts: string; text: string }[], timestamps?: boolean
   lines.map((l) => (timestamps ? `${l.ts} ${l.text}\n` : `${l.text}\n`)).join('');
 
 export class ContainerRuntime {
+  /** The runtime new containers are created with. */
   private readonly runc: string;
+  private readonly binaries: { runc: string; crun: string };
   private readonly conmon: string;
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: ContainerRuntimeOptions) {
     this.runc = opts.runcPath ?? '/usr/sbin/runc';
+    const base = basename(this.runc);
+    this.binaries = { runc: base === 'runc' ? this.runc : '/usr/sbin/runc', crun: base === 'crun' ? this.runc : '/usr/bin/crun' };
     this.conmon = opts.conmonPath ?? '/usr/bin/conmon';
   }
 
@@ -172,6 +178,17 @@ export class ContainerRuntime {
     return this.locks.run(id, fn);
   }
 
+  /**
+   * The runtime that created `id`, told by its state dir (runc keeps state.json, crun status): a
+   * container keeps being driven by its own runtime after the configured one changes.
+   */
+  private binFor(id: string): string {
+    const dir = join(this.opts.runcRoot, id);
+    if (existsSync(join(dir, 'state.json'))) return this.binaries.runc;
+    if (existsSync(join(dir, 'status'))) return this.binaries.crun;
+    return this.runc;
+  }
+
   private runcArgs(...args: string[]): string[] {
     return ['--root', this.opts.runcRoot, ...args];
   }
@@ -180,7 +197,7 @@ export class ContainerRuntime {
     // runc keeps one state dir per container; without it `runc state` can only fail.
     if (!existsSync(join(this.opts.runcRoot, id))) return undefined;
     try {
-      const { stdout } = await run(this.runc, this.runcArgs('state', id));
+      const { stdout } = await run(this.binFor(id), this.runcArgs('state', id));
       return JSON.parse(stdout) as RuncState;
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
@@ -197,15 +214,37 @@ export class ContainerRuntime {
     }
   }
 
+  /** One exit dir for every container conmon monitors: a single inotify watch sees every exit. */
+  private exitsDir(): string {
+    return join(this.opts.root, '.exits');
+  }
+
   private readExit(id: string): { code: number; at: string } | undefined {
-    const p = this.dir(id, 'exits', id);
-    try {
-      const text = readFileSync(p, 'utf8').trim();
-      if (text === '') return undefined;
-      return { code: Number(text), at: statSync(p).mtime.toISOString() };
-    } catch {
-      return undefined;
+    // containers started before the shared dir existed keep their exit file beside their bundle
+    for (const p of [join(this.exitsDir(), id), this.dir(id, 'exits', id)]) {
+      try {
+        const text = readFileSync(p, 'utf8').trim();
+        if (text === '') continue;
+        return { code: Number(text), at: statSync(p).mtime.toISOString() };
+      } catch {
+        /* not there */
+      }
     }
+    return undefined;
+  }
+
+  /**
+   * Calls `onExit(id)` whenever conmon records a container's exit (it writes `<exit dir>/<id>`),
+   * so a caller learns of exits without polling every container. Events may repeat or name
+   * conmon's temporary files (`<id>.XXXXXX`): treat them as hints to look again.
+   */
+  watchExits(onExit: (id: string) => void): () => void {
+    mkdirSync(this.exitsDir(), { recursive: true });
+    const w = watch(this.exitsDir(), (_event, name) => {
+      if (typeof name === 'string' && name !== '') onExit(name.replace(/\.[A-Za-z0-9]{6}$/, ''));
+    });
+    w.on('error', (e) => console.error(`runtime: watching exits: ${e.message}`));
+    return () => w.close();
   }
 
   private conmonPid(id: string): number | undefined {
@@ -286,7 +325,7 @@ export class ContainerRuntime {
 
   private async startLocked(spec: ContainerSpec): Promise<ContainerStatus> {
     const id = spec.id;
-    const current = await this.status(id);
+    const current = await span(id, 'rt.status', () => this.status(id));
     if (current?.state === 'running') return current;
     if (current?.state === 'created') {
       const startedAt = new Date().toISOString();
@@ -308,27 +347,20 @@ export class ContainerRuntime {
     const bundle = this.dir(id, 'bundle');
     const rootfs = join(bundle, 'rootfs');
     await Promise.all(
-      ['exits', 'persist', 'sock', 'upper', 'work', 'etc', 'bundle/rootfs'].map((d) => mkdir(this.dir(id, d), { recursive: true })),
+      ['persist', 'sock', 'upper', 'work', 'etc', 'bundle/rootfs'].map((d) => mkdir(this.dir(id, d), { recursive: true })).concat(mkdir(this.exitsDir(), { recursive: true })),
     );
     await Promise.all([
+      rm(join(this.exitsDir(), id), { force: true }),
       rm(this.dir(id, 'exits', id), { force: true }),
       rm(this.dir(id, 'persist', 'oom'), { force: true }),
       rm(this.dir(id, 'persist', 'exit'), { force: true }),
       rm(this.dir(id, 'ctr.pid'), { force: true }),
     ]);
 
-    const lowerdir = [...spec.image.layerDirs].reverse().join(':');
-    if (spec.image.layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
-    if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
-    if (!isMountpoint(rootfs)) {
-      const data = `lowerdir=${lowerdir},upperdir=${this.dir(id, 'upper')},workdir=${this.dir(id, 'work')}`;
-      try {
-        await run('/usr/bin/mount', ['-t', 'overlay', 'overlay', '-o', data, rootfs]);
-      } catch (e) {
-        throw new BerthError(Codes.RuntimeError, `mounting rootfs of ${id}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
-      }
-    }
-    meta.lowerdir = lowerdir;
+    let t0 = performance.now();
+    await this.mountRootfs(id, meta, spec.image.layerDirs);
+    traceSince(id, 'rt.mount', t0);
+    t0 = performance.now();
 
     const etc = {
       hosts: this.dir(id, 'etc', 'hosts'),
@@ -358,12 +390,45 @@ export class ContainerRuntime {
     delete meta.startedAt;
     await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
 
-    const pid = await this.spawnConmon(id, bundle);
+    traceSince(id, 'rt.bundle', t0);
+    const pid = await span(id, 'rt.conmon+create', () => this.spawnConmon(id, bundle));
     const startedAt = new Date().toISOString();
-    await this.runcStart(id);
-    await this.markStarted(id, startedAt, pid);
+    await span(id, 'rt.start', () => this.runcStart(id));
+    await span(id, 'rt.markStarted', () => this.markStarted(id, startedAt, pid));
     // a fresh start is known to be running; asking runc again would add a process spawn
     return { id, state: 'running', pid, startedAt };
+  }
+
+  /** Mounts the overlay rootfs (upper layer kept across restarts) unless it is mounted with these layers already. */
+  private async mountRootfs(id: string, meta: ContainerMeta, layerDirs: string[]): Promise<void> {
+    const rootfs = this.dir(id, 'bundle', 'rootfs');
+    const lowerdir = [...layerDirs].reverse().join(':');
+    if (layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
+    if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
+    if (!isMountpoint(rootfs)) {
+      await Promise.all(['upper', 'work', 'bundle/rootfs'].map((d) => mkdir(this.dir(id, d), { recursive: true })));
+      const data = `lowerdir=${lowerdir},upperdir=${this.dir(id, 'upper')},workdir=${this.dir(id, 'work')}`;
+      try {
+        await run('/usr/bin/mount', ['-t', 'overlay', 'overlay', '-o', data, rootfs]);
+      } catch (e) {
+        throw new BerthError(Codes.RuntimeError, `mounting rootfs of ${id}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
+      }
+    }
+    meta.lowerdir = lowerdir;
+  }
+
+  /**
+   * Mounts a new container's rootfs ahead of start(), so a caller can do it while the group's
+   * network is being set up; start() then finds it mounted. Does nothing for a known container.
+   */
+  prepare(id: string, layerDirs: string[]): Promise<void> {
+    this.checkId(id);
+    return this.locked(id, async () => {
+      if (await this.readMeta(id)) return;
+      const meta: ContainerMeta = { id, restarts: -1 };
+      await this.mountRootfs(id, meta, layerDirs);
+      await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
+    });
   }
 
   private async markStarted(id: string, startedAt: string, pid: number): Promise<void> {
@@ -392,7 +457,7 @@ export class ContainerRuntime {
       '--runtime-arg', this.opts.runcRoot,
       '-b', bundle,
       '-p', this.dir(id, 'ctr.pid'),
-      '--exit-dir', this.dir(id, 'exits'),
+      '--exit-dir', this.exitsDir(),
       '-0', this.dir(id, 'persist'),
       '-l', `k8s-file:${this.logPath(id)}`,
       '--conmon-pidfile', this.dir(id, 'conmon.pid'),
@@ -439,7 +504,7 @@ export class ContainerRuntime {
 
   private async runcStart(id: string): Promise<void> {
     try {
-      await run(this.runc, this.runcArgs('start', id));
+      await run(this.binFor(id), this.runcArgs('start', id));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e).trim();
       // a concurrent start (another process) may have won; that is fine if it now runs
@@ -451,7 +516,7 @@ export class ContainerRuntime {
 
   private async runcDelete(id: string): Promise<void> {
     try {
-      await run(this.runc, this.runcArgs('delete', '--force', id));
+      await run(this.binFor(id), this.runcArgs('delete', '--force', id));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
       if (!/does not exist|not found/i.test(msg)) {
@@ -484,7 +549,7 @@ export class ContainerRuntime {
   async kill(id: string, signal: string = 'SIGTERM'): Promise<void> {
     this.checkId(id);
     try {
-      await run(this.runc, this.runcArgs('kill', id, signal));
+      await run(this.binFor(id), this.runcArgs('kill', id, signal));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
       // an ended container has nothing left to signal
@@ -496,14 +561,16 @@ export class ContainerRuntime {
   /** Resolves once conmon has recorded the exit, or false after timeoutMs. */
   private async waitExit(id: string, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    // quick first looks (a handled SIGTERM ends in milliseconds), then gentler: hundreds of
+    // containers stopping at once must not turn this into a busy loop
+    for (let delay = 10; ; delay = Math.min(100, delay * 2)) {
       if (this.readExit(id)) return true;
       if (!this.conmonPid(id)) {
         const st = await this.runcState(id);
         if (!st || st.status === 'stopped') return true;
       }
       if (Date.now() >= deadline) return false;
-      await sleep(20);
+      await sleep(Math.min(delay, Math.max(1, deadline - Date.now())));
     }
   }
 
@@ -545,6 +612,7 @@ export class ContainerRuntime {
       const rootfs = this.dir(id, 'bundle', 'rootfs');
       if (isMountpoint(rootfs)) await this.unmount(rootfs);
       await rm(this.dir(id), { recursive: true, force: true });
+      await rm(join(this.exitsDir(), id), { force: true });
     });
   }
 
@@ -687,7 +755,7 @@ export class ContainerRuntime {
     // The process's host PID, so a caller can end it (runc exec does not pass SIGKILL on).
     if (opts.pidFile) args.push('--pid-file', opts.pidFile);
     args.push(id, ...argv);
-    return spawn(this.runc, this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
+    return spawn(this.binFor(id), this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
   }
 }
 

@@ -66,16 +66,7 @@ function ensureChains(): Promise<void> {
  */
 export async function publishPorts(id: string, ip: string, bridge: string, ports: PublishedPort[]): Promise<void> {
   if (ports.length === 0) return;
-  const c = comment(id);
-  const lines = ['*nat'];
-  for (const p of ports) {
-    const proto = p.protocol === 'UDP' ? 'udp' : 'tcp';
-    const match = `-p ${proto} -m ${proto} --dport ${p.port}`;
-    lines.push(`-A ${DNAT_CHAIN} ${match} -m comment --comment "${c}" -j DNAT --to-destination ${ip}:${p.port}`);
-    lines.push(`-A ${MASQ_CHAIN} -s 127.0.0.0/8 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
-    lines.push(`-A ${MASQ_CHAIN} -s ${ip}/32 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
-  }
-  const rules = [...lines, 'COMMIT', ''].join('\n');
+  const rules = ['*nat', ...portRules(id, ip, ports).map((r) => `-A ${r}`), 'COMMIT', ''].join('\n');
   await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1').catch(() => undefined);
   await ensureChains();
   try {
@@ -88,8 +79,36 @@ export async function publishPorts(id: string, ip: string, bridge: string, ports
   }
 }
 
-/** Removes every rule of the sandbox; idempotent (nothing to remove is fine). */
-export async function unpublishPorts(id: string): Promise<void> {
+/** The rules (without -A) that publish `ports` of the sandbox at `ip`, as iptables-save prints them. */
+function portRules(id: string, ip: string, ports: PublishedPort[]): string[] {
+  const c = comment(id);
+  const out: string[] = [];
+  for (const p of ports) {
+    const proto = p.protocol === 'UDP' ? 'udp' : 'tcp';
+    const match = `-p ${proto} -m ${proto} --dport ${p.port}`;
+    out.push(`${DNAT_CHAIN} ${match} -m comment --comment "${c}" -j DNAT --to-destination ${ip}:${p.port}`);
+    out.push(`${MASQ_CHAIN} -s 127.0.0.0/8 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
+    out.push(`${MASQ_CHAIN} -s ${ip}/32 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
+  }
+  return out;
+}
+
+/**
+ * Removes every rule of the sandbox; idempotent (nothing to remove is fine). With the address and
+ * ports it published, deletes exactly those in one iptables-restore; if that fails (some are gone
+ * already) or they are unknown, finds its rules by comment in a dump of the nat table, which grows
+ * with every sandbox.
+ */
+export async function unpublishPorts(id: string, published?: { ip: string; ports: PublishedPort[] }): Promise<void> {
+  if (published) {
+    if (published.ports.length === 0) return;
+    try {
+      await restore(['*nat', ...portRules(id, published.ip, published.ports).map((r) => `-D ${r}`), 'COMMIT', ''].join('\n'));
+      return;
+    } catch {
+      /* some were not there: remove what is, by comment */
+    }
+  }
   const mine = (await execText('iptables-save', ['-t', 'nat'])).split('\n').filter((l) => l.startsWith('-A ') && ownRule(l, id));
   if (mine.length === 0) return;
   await restore(['*nat', ...mine.map((l) => `-D${l.slice(2)}`), 'COMMIT', ''].join('\n'));
@@ -107,3 +126,66 @@ export async function pruneHostportChains(): Promise<void> {
   chainsReady = undefined;
   await restore([...lines, 'COMMIT', ''].join('\n'));
 }
+
+/** The nat chain of one bridge network's outbound masquerade. */
+const masqChain = (bridge: string) => `BERTH-MASQ-${bridge}`;
+const netComment = (bridge: string) => `berth-net:${bridge}`;
+
+/** Per bridge: set once the network's rules are known to be in place; cleared when they are pruned. */
+const networkRulesReady = new Map<string, Promise<void>>();
+
+/**
+ * Rules one bridge network needs, made once for all its sandboxes in one iptables-restore: masquerade
+ * for what leaves the subnet, and FORWARD accepts for the bridge (so a host whose FORWARD policy is
+ * DROP still passes the sandboxes' traffic). They replace the per-sandbox rules of the CNI bridge
+ * plugin's ipMasq and of the firewall plugin (a chain and 3-4 iptables runs per sandbox, each
+ * waiting for the xtables lock). In-subnet traffic RETURNs, so later POSTROUTING rules (hairpin
+ * masquerade of published ports) still see it.
+ */
+export function ensureNetworkRules(bridge: string, subnet: string): Promise<void> {
+  let ready = networkRulesReady.get(bridge);
+  if (!ready) {
+    ready = (async () => {
+      const c = netComment(bridge);
+      const chain = masqChain(bridge);
+      const nat = (await execText('iptables-save', ['-t', 'nat'])).split('\n');
+      const filter = (await execText('iptables-save', ['-t', 'filter'])).split('\n');
+      const natLines = ['*nat'];
+      if (!nat.some((l) => l.startsWith(`:${chain} `))) {
+        natLines.push(`:${chain} - [0:0]`, `-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
+      } else if (!nat.some((l) => l.startsWith(`-A ${chain} `))) {
+        natLines.push(`-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
+      }
+      if (!nat.some((l) => l.startsWith('-A POSTROUTING ') && l.includes(c))) natLines.push(`-A POSTROUTING -s ${subnet} -m comment --comment "${c}" -j ${chain}`);
+      const filterLines = ['*filter'];
+      const has = (frag: string) => filter.some((l) => l.startsWith('-A FORWARD ') && l.includes(c) && l.includes(frag));
+      if (!has(`-o ${bridge} `)) filterLines.push(`-I FORWARD 1 -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "${c}" -j ACCEPT`);
+      if (!has(`-i ${bridge} `)) filterLines.push(`-I FORWARD 1 -i ${bridge} -m comment --comment "${c}" -j ACCEPT`);
+      const parts = [natLines, filterLines].filter((l) => l.length > 1).flatMap((l) => [...l, 'COMMIT']);
+      if (parts.length > 0) await restore([...parts, ''].join('\n'));
+    })().catch((e) => {
+      networkRulesReady.delete(bridge);
+      throw e;
+    });
+    networkRulesReady.set(bridge, ready);
+  }
+  return ready;
+}
+
+/** Removes one bridge network's rules (when it has no sandbox left); idempotent. */
+export async function removeNetworkRules(bridge: string): Promise<void> {
+  networkRulesReady.delete(bridge);
+  const c = netComment(bridge);
+  const chain = masqChain(bridge);
+  const parts: string[] = [];
+  const nat = (await execText('iptables-save', ['-t', 'nat'])).split('\n');
+  const natDel = nat.filter((l) => l.startsWith('-A POSTROUTING ') && ownComment(l, c)).map((l) => `-D${l.slice(2)}`);
+  if (nat.some((l) => l.startsWith(`:${chain} `))) natDel.push(`-F ${chain}`, `-X ${chain}`);
+  if (natDel.length) parts.push('*nat', ...natDel, 'COMMIT');
+  const filter = (await execText('iptables-save', ['-t', 'filter'])).split('\n');
+  const filterDel = filter.filter((l) => l.startsWith('-A ') && ownComment(l, c)).map((l) => `-D${l.slice(2)}`);
+  if (filterDel.length) parts.push('*filter', ...filterDel, 'COMMIT');
+  if (parts.length) await restore([...parts, ''].join('\n'));
+}
+
+const ownComment = (line: string, c: string) => line.includes(`--comment "${c}"`) || line.endsWith(`--comment ${c}`) || line.includes(`--comment ${c} `);

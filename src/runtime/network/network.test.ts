@@ -56,13 +56,16 @@ const bridgeExists = () => {
   }
 };
 
-/** A CNI dir of the real plugins with firewall replaced by a script whose ADD does `addScript`. */
-function cniDirWithFirewallAdd(name: string, addScript: string): string {
+/**
+ * A CNI dir of the real plugins where bridge's ADD, once the real plugin has made the veth and
+ * taken an address, runs `addScript` (which fails, or kills the caller, half-way through setup).
+ */
+function cniDirWithBridgeAdd(name: string, addScript: string): string {
   const d = join(dir, name);
   mkdirSync(d);
-  for (const p of readdirSync('/usr/lib/cni')) if (p !== 'firewall') symlinkSync(join('/usr/lib/cni', p), join(d, p));
-  writeFileSync(join(d, 'firewall'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then\n${addScript}\nfi\nexec /usr/lib/cni/firewall\n`);
-  chmodSync(join(d, 'firewall'), 0o755);
+  for (const p of readdirSync('/usr/lib/cni')) if (p !== 'bridge') symlinkSync(join('/usr/lib/cni', p), join(d, p));
+  writeFileSync(join(d, 'bridge'), `#!/bin/sh\nif [ "$CNI_COMMAND" = ADD ]; then\nout=$(/usr/lib/cni/bridge) || { echo "$out"; exit 1; }\n${addScript}\necho "$out"\nexit 0\nfi\nexec /usr/lib/cni/bridge\n`);
+  chmodSync(join(d, 'bridge'), 0o755);
   return d;
 }
 
@@ -160,7 +163,7 @@ describe('NetworkManager', () => {
 
   it('cleans up everything when a plugin fails mid-setup', async () => {
     const before = hostNetworkCounts();
-    const cniPath = cniDirWithFirewallAdd('cni-failing', `echo '{"code":100,"msg":"injected failure"}'; exit 1`);
+    const cniPath = cniDirWithBridgeAdd('cni-failing', `echo '{"code":100,"msg":"injected failure"}'; exit 1`);
     const failing = new NetworkManager({ ...netOpts, cniPath });
     await assert.rejects(failing.setup('halfway', [{ port: port(), protocol: 'TCP' }]), /injected failure/);
     assert.deepEqual(await failing.list(), []);
@@ -171,8 +174,8 @@ describe('NetworkManager', () => {
 
   it('tears down a sandbox whose setup was cut short by a crash', async () => {
     const before = hostNetworkCounts();
-    // the fake firewall kills the Node process running setup: portmap and bridge have already run
-    const cniPath = cniDirWithFirewallAdd('cni-crashing', 'kill -9 $PPID; sleep 5; exit 1');
+    // the fake bridge kills the Node process running setup once the real one has made the veth and taken an IP
+    const cniPath = cniDirWithBridgeAdd('cni-crashing', 'kill -9 $PPID; sleep 5; exit 1');
     const script = join(dir, 'crasher.mjs');
     writeFileSync(script, `
       import { NetworkManager } from ${JSON.stringify(new URL('./network.js', import.meta.url).href)};
@@ -249,6 +252,23 @@ describe('NetworkManager', () => {
     await restarted.teardown('claimed');
     assert.deepEqual(ipamAllocations(), []);
     assert.deepEqual(hostNetworkCounts(), before);
+  });
+
+  it('keeps one set of network rules for all its sandboxes, removed with the last one', async () => {
+    const rules = () =>
+      execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.includes(`berth-net:${netOpts.bridge}`) || l.startsWith(`-A BERTH-MASQ-${netOpts.bridge} `));
+    assert.deepEqual(rules(), []);
+    await nm.setup('rules-a', []);
+    const one = rules();
+    // the POSTROUTING jump, RETURN within the subnet and MASQUERADE out of it, FORWARD accepts in and out
+    assert.equal(one.length, 5, one.join('\n'));
+    await nm.setup('rules-b', [{ port: port(), protocol: 'TCP' }]);
+    assert.deepEqual(rules(), one, 'a second sandbox adds no network rule');
+    await nm.teardown('rules-a');
+    assert.deepEqual(rules(), one, 'kept while a sandbox uses the network');
+    await nm.teardown('rules-b');
+    assert.deepEqual(rules(), []);
+    assert.ok(!execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }).includes('BERTH-HOSTPORTS'), 'host-port chains go with their last rule');
   });
 
   it('leaves the host as it found it', async () => {

@@ -6,9 +6,10 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
-import { pruneHostportChains, publishPorts, unpublishPorts } from './hostports.js';
+import { ensureNetworkRules, pruneHostportChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
 
 export interface NetworkManagerOptions {
   /** CNI network name. Default 'berth'. */
@@ -76,6 +77,8 @@ export class NetworkManager {
   private filling?: Promise<void>;
   private poolStopped = true;
   private refillTimer?: NodeJS.Timeout;
+  /** Pool sandboxes being made right now. */
+  private warming = 0;
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.name = opts.name ?? 'berth';
@@ -96,7 +99,8 @@ export class NetworkManager {
           type: 'bridge',
           bridge: this.bridge,
           isGateway: true,
-          ipMasq: true,
+          // masquerade and FORWARD accepts are per network, not per sandbox: ensureNetworkRules()
+          ipMasq: false,
           hairpinMode: true,
           ipam: {
             type: 'host-local',
@@ -106,8 +110,6 @@ export class NetworkManager {
           },
         },
         // host ports are published by hostports.ts, in one iptables-restore at claim time
-        // accepts the sandbox's traffic in FORWARD even when the host's policy is DROP
-        { type: 'firewall', backend: 'iptables' },
       ],
     };
   }
@@ -170,13 +172,25 @@ export class NetworkManager {
     return this.toSandbox(st);
   }
 
+  /** Sets up the sandbox (claimed from the pool when one is warm) and publishes its ports; idempotent. */
   setup(sandboxId: string, ports: PublishedPort[]): Promise<Sandbox> {
+    return this.setupStaged(sandboxId, ports).published;
+  }
+
+  /**
+   * setup() in two stages: `sandbox` resolves as soon as the namespace and address are known (a
+   * caller can start containers in it), `published` once its ports are published too (when
+   * setup() resolves). A failure rejects both; the sandbox is then torn down.
+   */
+  setupStaged(sandboxId: string, ports: PublishedPort[]): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> } {
     this.checkId(sandboxId);
-    return this.locked(sandboxId, async () => {
+    let onSandbox!: (sb: Sandbox) => void;
+    const sandbox = new Promise<Sandbox>((r) => (onSandbox = r));
+    const published = this.locked(sandboxId, async () => {
       this.settingUp++;
       let failed = false;
       try {
-        return await this.setupLocked(sandboxId, ports);
+        return await this.setupLocked(sandboxId, ports, onSandbox);
       } catch (e) {
         failed = true;
         throw e;
@@ -185,9 +199,14 @@ export class NetworkManager {
         if (failed) await this.pruneIfIdle();
       }
     });
+    const early = Promise.race([sandbox, published]);
+    // a caller may await only one of the two: the other's rejection is not unhandled
+    early.catch(() => undefined);
+    published.catch(() => undefined);
+    return { sandbox: early, published };
   }
 
-  private async setupLocked(id: string, ports: PublishedPort[]): Promise<Sandbox> {
+  private async setupLocked(id: string, ports: PublishedPort[], onSandbox: (sb: Sandbox) => void): Promise<Sandbox> {
     const existing = await this.readState(id);
     if (existing?.result && existsSync(existing.netnsPath)) {
       const sb = this.toSandbox(existing);
@@ -197,10 +216,11 @@ export class NetworkManager {
 
     const release = await this.reservePorts(id, ports);
     try {
-      const st = (await this.claimFromPool(id, ports)) ?? (await this.create(id, ports));
+      const st = (await span(id, 'net.claim', () => this.claimFromPool(id, ports))) ?? (await span(id, 'net.create', () => this.create(id, ports)));
       const sb = this.toSandbox(st)!;
+      onSandbox(sb);
       try {
-        await publishPorts(id, sb.ip, this.bridge, ports);
+        await span(id, 'net.publish', () => publishPorts(id, sb.ip, this.bridge, ports));
       } catch (e) {
         await this.teardownLocked(id, false).catch(() => undefined);
         throw e;
@@ -227,6 +247,7 @@ export class NetworkManager {
     };
     await this.writeState(st);
     try {
+      await ensureNetworkRules(this.bridge, this.subnet);
       if (!existsSync(netnsPath)) await run('ip', ['netns', 'add', netnsName]);
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
       await this.writeState(st);
@@ -354,24 +375,33 @@ export class NetworkManager {
     this.refillTimer.unref();
   }
 
-  /** Resolves once the pool is full (or stopped); one sandbox at a time, in the background. */
+  /**
+   * Resolves once the pool is full (or stopped). Two sandboxes are made at a time (each is a few
+   * short process runs: a 2-core host keeps both busy), in the background.
+   */
   refill(): Promise<void> {
     this.filling ??= (async () => {
-      try {
-        while (!this.poolStopped && this.ready.length < this.poolSize) {
+      let failed = false;
+      const worker = async () => {
+        while (!failed && !this.poolStopped && this.ready.length + this.warming < this.poolSize) {
           const poolId = `pool-${randomBytes(6).toString('hex')}`;
           this.settingUp++;
+          this.warming++;
           try {
-            await this.locked(poolId, () => this.create(poolId, []));
+            await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [])));
             if (this.poolStopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
             else this.ready.push(poolId);
           } catch (e) {
             console.error(`network: warming a sandbox: ${(e as Error).message}`);
-            break; // retried on the next claim
+            failed = true; // retried on the next claim
           } finally {
             this.settingUp--;
+            this.warming--;
           }
         }
+      };
+      try {
+        await Promise.all([worker(), worker()]);
       } finally {
         this.filling = undefined;
       }
@@ -391,7 +421,8 @@ export class NetworkManager {
     const errors: string[] = [];
     if (st?.hostPorts) {
       try {
-        await unpublishPorts(id);
+        const sb = this.toSandbox(st);
+        await unpublishPorts(id, sb ? { ip: sb.ip, ports: st.ports } : undefined);
       } catch (e) {
         errors.push(errText(e));
       }
@@ -418,11 +449,15 @@ export class NetworkManager {
     }
     await rm(this.statePath(id), { force: true });
     if (!POOL_ID_RE.test(id)) await this.releasePorts(id);
+    // the host-port chains go with the last published port, even while the pool keeps the network busy
+    if (st?.ports.length && (await this.ports()).size === 0) await pruneHostportChains().catch(() => undefined);
     if (prune) await this.pruneIfIdle();
   }
 
+  /** With no sandbox left (in use, in the pool, or being made), the network's host-wide rules go. */
   private async pruneIfIdle(): Promise<void> {
     if (this.settingUp === 0 && this.ready.length === 0 && (await this.list()).length === 0 && (await this.poolIds()).length === 0) {
+      await removeNetworkRules(this.bridge).catch((e) => console.error(`network: removing rules of ${this.bridge}: ${(e as Error).message}`));
       await pruneSharedChains().catch(() => undefined);
     }
   }
@@ -434,6 +469,7 @@ export class NetworkManager {
       throw new BerthError(Codes.NetworkError, `network ${this.name} still has sandboxes`, 409);
     }
     await run('ip', ['link', 'delete', this.bridge, 'type', 'bridge']).catch(() => undefined);
+    await removeNetworkRules(this.bridge).catch(() => undefined);
     await pruneSharedChains().catch(() => undefined);
   }
 }

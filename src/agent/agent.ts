@@ -4,6 +4,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import { span, traceSince } from '../lib/trace.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
@@ -20,8 +21,14 @@ export interface AgentOptions {
   images: ImageStore;
   containers: ContainerRuntime;
   network: NetworkManager;
-  /** How often running containers are checked for exits. */
+  /**
+   * Exits are noticed from conmon's exit files as they are written (one inotify watch); this
+   * backstop re-checks every running group at this interval for what leaves no exit file (a killed
+   * conmon). Default 10 s.
+   */
   pollMs?: number;
+  /** Groups provisioned (network + container starts) at once; the rest queue, so a burst pipelines instead of thrashing. Default 8. */
+  maxConcurrentStarts?: number;
   /** First restart delay; doubles per consecutive restart up to maxBackoffMs. */
   backoffMs?: number;
   maxBackoffMs?: number;
@@ -62,6 +69,10 @@ export class Agent implements AgentHandle {
   private statusFns: ((s: GroupStatus) => void)[] = [];
   private removedFns: ((uid: string) => void)[] = [];
   private timer?: NodeJS.Timeout;
+  private unwatchExits?: () => void;
+  /** Restarts waiting out their backoff: uid -> timer. */
+  private backoffTimers = new Map<string, NodeJS.Timeout>();
+  private startSlots: Semaphore;
   private closed = false;
   private o: Required<Omit<AgentOptions, 'name'>>;
   private prober = new Prober((r) => this.onProbe(r));
@@ -70,8 +81,9 @@ export class Agent implements AgentHandle {
   constructor(opts: AgentOptions) {
     this.name = opts.name ?? 'local';
     this.o = {
-      pollMs: 1000, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
+      pollMs: 10_000, maxConcurrentStarts: 8, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
     } as Required<Omit<AgentOptions, 'name'>>;
+    this.startSlots = new Semaphore(Math.max(1, this.o.maxConcurrentStarts));
   }
 
   onStatus(fn: (s: GroupStatus) => void) {
@@ -117,16 +129,27 @@ export class Agent implements AgentHandle {
 
   startPolling() {
     if (this.timer || this.closed) return;
+    this.unwatchExits = this.o.containers.watchExits((id) => {
+      const uid = parseId(id)?.uid;
+      if (uid && this.watched(uid)) this.schedule(uid);
+    });
     this.timer = setInterval(() => {
-      for (const [uid, t] of this.groups) if (t.desired?.state === 'Running' && t.status?.provisioning === 'Succeeded') this.schedule(uid);
+      for (const uid of this.groups.keys()) if (this.watched(uid)) this.schedule(uid);
     }, this.o.pollMs);
     this.timer.unref();
+  }
+
+  private watched(uid: string) {
+    const t = this.groups.get(uid);
+    return t?.desired?.state === 'Running' && t.status?.provisioning === 'Succeeded';
   }
 
   async close() {
     this.closed = true;
     clearInterval(this.timer);
     this.prober.close();
+    this.unwatchExits?.();
+    for (const t of this.backoffTimers.values()) clearTimeout(t);
     // Let in-flight reconciles finish so nothing is left half-done by us (a crash is handled by sync()).
     while ([...this.queue.values()].some((q) => q.running)) await new Promise((r) => setTimeout(r, 20));
   }
@@ -171,6 +194,7 @@ export class Agent implements AgentHandle {
     if (this.closed) return;
     let q = this.queue.get(uid);
     if (!q) this.queue.set(uid, (q = { running: false, again: false }));
+    const queuedAt = performance.now();
     if (q.running) {
       q.again = true;
       return;
@@ -180,8 +204,9 @@ export class Agent implements AgentHandle {
       let failures = 0;
       do {
         q.again = false;
+        traceSince(uid, 'agent.queued', queuedAt);
         try {
-          await this.reconcile(uid);
+          await span(uid, 'agent.reconcile', () => this.reconcile(uid));
           failures = 0;
         } catch (e) {
           // Level-triggered: log, back off, and try again from whatever state we are in now.
@@ -213,7 +238,8 @@ export class Agent implements AgentHandle {
     const d = t.desired;
     // A different generation (update, start, restart) replaces everything that belongs to an older one.
     if (!t.status || t.status.generation !== d.generation) {
-      await this.teardown(uid, t, d.generation);
+      // a new group (first generation, never reported) has nothing older on the host to remove
+      if (t.status || d.generation > 1) await this.teardown(uid, t, d.generation);
       t.restart.clear();
       t.provisioning = undefined;
       t.status = {
@@ -277,7 +303,9 @@ export class Agent implements AgentHandle {
     const inits = d.spec.initContainers ?? [];
     let images: Map<string, PulledImage> | undefined;
     const statuses = new Map<string, ContainerStatus | undefined>();
-    for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+    await span(d.uid, 'agent.status', async () => {
+      for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+    });
     const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
     // Init containers run before the first start of the group's containers, never again for this generation.
     const initPhase = inits.length > 0 && missing.length === d.spec.containers.length;
@@ -286,24 +314,54 @@ export class Agent implements AgentHandle {
       images = await this.pullAll(d, s, [...(initPhase ? inits : []), ...missing], signal);
     }
     signal.throwIfAborted();
-    const sandbox = (await this.o.network.get(sandboxId(d.uid, gen))) ??
-      (await this.o.network.setup(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []));
-    if (s.ip !== sandbox.ip) {
-      s.ip = sandbox.ip;
-      this.emit(s);
+    const release = missing.length > 0 ? await span(d.uid, 'agent.startSlot', () => this.startSlots.acquire()) : undefined;
+    let sandbox: Sandbox;
+    try {
+      // the rootfs mounts do not need the network: they go on while the sandbox is claimed (with init
+      // containers to run first, the group's own containers are mounted when they start)
+      const prepared = Promise.allSettled((initPhase ? [] : missing).map((c) => this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs)));
+      // host ports are published while the containers start (both finish before Running is reported)
+      let published: Promise<unknown> = Promise.resolve();
+      try {
+        const existing = await this.o.network.get(sandboxId(d.uid, gen));
+        if (existing) sandbox = existing;
+        else {
+          const staged = this.o.network.setupStaged(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []);
+          published = staged.published;
+          published.catch(() => undefined);
+          sandbox = await span(d.uid, 'agent.network.setup', () => staged.sandbox);
+        }
+      } finally {
+        // settled before any teardown looks for what this group has on the host
+        const failed = (await prepared).find((r) => r.status === 'rejected');
+        if (failed) {
+          await published.catch(() => undefined);
+          throw failed.reason;
+        }
+      }
+      if (s.ip !== sandbox.ip) {
+        s.ip = sandbox.ip;
+        this.emit(s);
+      }
+      signal.throwIfAborted();
+      if (missing.length > 0) await this.prepareVolumes(d, sandbox);
+      if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) {
+        await published;
+        return;
+      }
+      // Start the missing ones together: a group's containers come up side by side.
+      await Promise.all(missing.map(async (c) => {
+        const st = await span(d.uid, 'agent.containers.start', () => this.o.containers.start(this.containerSpec(d, c, images!.get(c.image)!, sandbox)));
+        const v = s.containers[c.name];
+        addEvent(v.events, 'Created', `Created container ${c.name}`);
+        addEvent(v.events, 'Started', `Started container ${c.name}`);
+        v.currentState = runningState(c, st.startedAt);
+        statuses.set(c.name, st);
+      })).finally(() => published.catch(() => undefined));
+      await published;
+    } finally {
+      release?.();
     }
-    signal.throwIfAborted();
-    if (missing.length > 0) await this.prepareVolumes(d, sandbox);
-    if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) return;
-    // Start the missing ones together: a group's containers come up side by side.
-    await Promise.all(missing.map(async (c) => {
-      const st = await this.o.containers.start(this.containerSpec(d, c, images!.get(c.image)!, sandbox));
-      const v = s.containers[c.name];
-      addEvent(v.events, 'Created', `Created container ${c.name}`);
-      addEvent(v.events, 'Started', `Started container ${c.name}`);
-      v.currentState = runningState(c, st.startedAt);
-      statuses.set(c.name, st);
-    }));
     const probing = new Set<string>();
     for (const c of d.spec.containers) {
       const st = statuses.get(c.name)!;
@@ -320,7 +378,10 @@ export class Agent implements AgentHandle {
         this.emit(s);
       }
       if (!shouldRestart(d.spec.restartPolicy, st.exitCode ?? 0)) continue;
-      if (!this.backoffOver(t, c.name, st, v)) continue;
+      if (!this.backoffOver(t, c.name, st, v)) {
+        this.wakeAt(d.uid, t.restart.get(c.name)!.notBefore);
+        continue;
+      }
       // Restart in place: same bundle and writable layer, the log file continues.
       const image = (await this.localImage(c.image)) ?? (await this.o.images.pull(c.image, { credentials: d.spec.imageRegistryCredentials }));
       const again = await this.o.containers.start(this.containerSpec(d, c, image, sandbox));
@@ -371,7 +432,10 @@ export class Agent implements AgentHandle {
       if (st.exitCode === 0) continue;
       // A failed init container is retried unless the group never restarts anything (then the group has failed).
       if (d.spec.restartPolicy === 'Never') return false;
-      if (!this.backoffOver(t, ic.name, st, v)) return false;
+      if (!this.backoffOver(t, ic.name, st, v)) {
+        this.wakeAt(d.uid, t.restart.get(ic.name)!.notBefore);
+        return false;
+      }
       const again = await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox));
       this.restarted(t, ic.name, v, { state: 'Running', startTime: again.startedAt ?? now(), detailStatus: '' });
       this.emit(s);
@@ -458,6 +522,17 @@ export class Agent implements AgentHandle {
         .catch((e) => console.error(`agent: stop ${m[1]} after failed liveness probe: ${(e as Error).message}`))
         .finally(() => this.schedule(p!.uid));
     }
+  }
+
+  /** Reconciles the group again at `when` (a restart's backoff ends), since nothing else would. */
+  private wakeAt(uid: string, when: number) {
+    if (this.backoffTimers.has(uid) || this.closed) return;
+    const timer = setTimeout(() => {
+      this.backoffTimers.delete(uid);
+      if (this.groups.has(uid)) this.schedule(uid);
+    }, Math.max(0, when - Date.now()) + 5);
+    timer.unref();
+    this.backoffTimers.set(uid, timer);
   }
 
   private containerSpec(d: DesiredGroup, c: ContainerDef, image: PulledImage, sandbox: Sandbox): ContainerSpec {
@@ -547,6 +622,8 @@ export class Agent implements AgentHandle {
       return p?.uid === uid && p.gen !== keep;
     };
     const ids = (await this.o.containers.list()).filter(mine);
+    // the stop grace is waited out by all at once; removal (runtime, mounts, network: process
+    // runs) takes a start slot, so a burst of deletes pipelines like a burst of creates
     await Promise.all(ids.map(async (id) => {
       const name = parseId(id)!.name!;
       const st = await this.o.containers.status(id);
@@ -555,9 +632,17 @@ export class Agent implements AgentHandle {
         if (v) addEvent(v.events, 'Killing', `Killing container ${name}`);
         await this.o.containers.stop(id, this.o.stopGraceSeconds);
       }
-      await this.o.containers.remove(id);
     }));
-    for (const id of (await this.o.network.list()).filter(mine)) await this.o.network.teardown(id);
+    const sandboxes = (await this.o.network.list()).filter(mine);
+    if (ids.length > 0 || sandboxes.length > 0) {
+      const release = await this.startSlots.acquire();
+      try {
+        await Promise.all(ids.map((id) => this.o.containers.remove(id)));
+        for (const id of sandboxes) await this.o.network.teardown(id);
+      } finally {
+        release();
+      }
+    }
     for (const dir of (await readdir(this.volumesRoot()).catch(() => [] as string[])).filter(mine))
       await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
   }
@@ -668,4 +753,22 @@ function addEvent(events: Event[], name: string, message: string, type: Event['t
 
 function fmtBytes(n: number) {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
+}
+
+/** Counting semaphore: acquire() resolves with a release function once a slot is free (FIFO). */
+class Semaphore {
+  private waiting: (() => void)[] = [];
+  constructor(private free: number) {}
+  async acquire(): Promise<() => void> {
+    if (this.free > 0) this.free--;
+    else await new Promise<void>((r) => this.waiting.push(r));
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.free++;
+    };
+  }
 }

@@ -14,6 +14,8 @@ import { ContainerRuntime, chooseOciRuntime } from './runtime/container/runtime.
 import { ImageStore } from './runtime/image/store.js';
 import { NetworkManager } from './runtime/network/network.js';
 import { SqliteStore } from './store/sqlite.js';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { traceSince, tracing } from './lib/trace.js';
 
 export interface ServerConfig {
   /** Plain HTTP; loopback only unless allowInsecureHttp. */
@@ -35,14 +37,16 @@ export interface ServerConfig {
   advertiseAddress: string;
   insecureRegistries: string[];
   stopGraceSeconds: number;
-  /** Warm sandboxes (netns + IP) kept ready for creates; 0 makes each on demand. */
+  /** Warm sandboxes (netns + IP) kept ready for creates; 0 makes each on demand. Default 8. */
   sandboxPool: number;
-  /** 'auto' takes crun where the host lets it run (it starts containers faster), else runc. */
+  /** 'auto' (the default) takes crun where the host lets it run (it starts containers faster), else runc. */
   ociRuntime: 'runc' | 'crun' | 'auto';
   /** Zone of the groups' fqdns (`<dnsNameLabel>.<location>.<zone>`). */
   dnsZone: string;
   /** Where berth's DNS answers for that zone (UDP and TCP); '' turns it off; unset: DEFAULT_DNS_LISTEN if free. */
   dnsListen?: string;
+  /** Exits are seen as conmon records them; this backstop re-checks every running group (ms). Default 10000. */
+  agentPollMs: number;
 }
 
 export const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
@@ -68,8 +72,9 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     advertiseAddress: pick('advertiseAddress', defaultAdvertiseAddress()),
     insecureRegistries: pick('insecureRegistries', []),
     stopGraceSeconds: pick('stopGraceSeconds', 5),
-    sandboxPool: pick('sandboxPool', 0),
-    ociRuntime: pick('ociRuntime', 'runc'),
+    sandboxPool: pick('sandboxPool', 8),
+    ociRuntime: pick('ociRuntime', 'auto'),
+    agentPollMs: pick('agentPollMs', 10_000),
     dnsZone: pick('dnsZone', 'berth.internal'),
     dnsListen: flags.dnsListen ?? fromFile.dnsListen,
   };
@@ -114,13 +119,26 @@ export async function startServer(cfg: ServerConfig) {
   const network = new NetworkManager({
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
   });
+  const ociRuntime = chooseOciRuntime(cfg.ociRuntime);
+  if (cfg.ociRuntime === 'auto' && !ociRuntime.endsWith('crun') && existsSync('/usr/bin/crun'))
+    console.error('berth: crun is installed but this cgroup-v1 hybrid host has no v1 hugetlb hierarchy, which crun needs: using runc (mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb to let berth use crun)');
   const agent = new Agent({
     dataDir: cfg.dataDir,
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
-    containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: chooseOciRuntime(cfg.ociRuntime) }),
+    containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: ociRuntime }),
     network,
     stopGraceSeconds: cfg.stopGraceSeconds,
+    pollMs: cfg.agentPollMs,
   });
+  if (tracing) {
+    // event-loop lag: how long ready work waited for the single JS thread
+    const h = monitorEventLoopDelay({ resolution: 5 });
+    h.enable();
+    setInterval(() => {
+      traceSince(`max=${(h.max / 1e6).toFixed(0)} mean=${(h.mean / 1e6).toFixed(1)}`, 'loop.delay', performance.now());
+      h.reset();
+    }, 1000).unref();
+  }
   const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone });
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background

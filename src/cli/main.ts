@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `berth` command: the server, `up` for a one-command start, and `container` with az container's flags.
+import '../lib/threadpool.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';

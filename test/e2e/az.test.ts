@@ -65,7 +65,7 @@ test('az cloud register, login --service-principal, group create, container crea
   const rg = JSON.parse(await az('group', 'create', '-n', 'azrg', '-l', 'local'));
   assert.equal(rg.properties.provisioningState, 'Succeeded');
 
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const t0 = Date.now();
   const created = JSON.parse(await az('container', 'create', '-g', 'azrg', '-n', 'web', '--image', image, '--ports', '8093', '--ip-address', 'Public',
     '--cpu', '0.5', '--memory', '0.5', '--environment-variables', 'MODE=az', '--secure-environment-variables', 'TOKEN=az-secret'));
@@ -89,6 +89,6 @@ test('az cloud register, login --service-principal, group create, container crea
 
   await az('container', 'delete', '-g', 'azrg', '-n', 'web', '--yes');
   assert.deepEqual(JSON.parse(await az('container', 'list', '-g', 'azrg')), []);
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
   process.stderr.write(`az container create returned in ${createMs} ms\n`);
 });

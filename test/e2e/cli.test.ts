@@ -39,7 +39,7 @@ after(async () => {
 const berthCli = async (...args: string[]) => (await run(cli, args, { env, timeout: 60_000 })).stdout;
 
 test('create, show, list, logs, exec, restart, stop, start and delete through the CLI', async () => {
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const created = JSON.parse(await berthCli('container', 'create', '-g', 'cli', '-n', 'hello', '--image', image, '--cpu', '0.25', '--memory', '0.25',
     '--ports', '8088', '--ip-address', 'Public', '--environment-variables', 'GREETING=hi there', '--secure-environment-variables', 'PASSWORD=topsecret',
     '--command-line', 'sh -c "echo $GREETING; exec httpd -f -p 8088 -h /www"', '--restart-policy', 'OnFailure'));
@@ -69,7 +69,7 @@ test('create, show, list, logs, exec, restart, stop, start and delete through th
 
   await berthCli('container', 'delete', '-g', 'cli', '-n', 'hello', '--yes');
   assert.deepEqual(JSON.parse(await berthCli('container', 'list')), []);
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
   await assert.rejects(berthCli('container', 'show', '-g', 'cli', '-n', 'hello'), /ResourceNotFound/);
 });
 

@@ -49,7 +49,7 @@ const group = (): ContainerGroup => ({
 });
 
 test('the Azure SDK creates, reads, lists, updates, runs commands in, restarts, stops, starts and deletes a group', async () => {
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const created = await client.containerGroups.beginCreateOrUpdateAndWait('sdk-rg', 'web', group(), poll);
   assert.equal(created.provisioningState, 'Succeeded');
   assert.equal(created.instanceView?.state, 'Running');
@@ -113,7 +113,7 @@ test('the Azure SDK creates, reads, lists, updates, runs commands in, restarts, 
 
   await client.containerGroups.beginDeleteAndWait('sdk-rg', 'web', poll);
   await assert.rejects(client.containerGroups.get('sdk-rg', 'web'), (e: { statusCode?: number; code?: string }) => e.statusCode === 404 && e.code === 'ResourceNotFound');
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
 });
 
 test('a failed create reaches the SDK as a failed LRO with ACI\'s error code', async () => {

@@ -83,7 +83,7 @@ test('berth up, one curl PUT of a web server, HTTP on the published port, logs, 
   assert.equal((await run(cli, ['container', 'logs', '-g', 'demo', '-n', 'hello'], { env })).stdout, '');
 
   await run(cli, ['container', 'delete', '-g', 'demo', '-n', 'hello', '--yes'], { env });
-  assert.deepEqual(hostFootprint(runcRoot), before);
+  assert.deepEqual(hostFootprint(runcRoot, dataDir), before);
   const pid = Number(readFileSync(join(dataDir, 'server.pid'), 'utf8'));
   await run(cli, ['down', '--data-dir', dataDir], { env });
   assert.throws(() => process.kill(pid, 0), 'the server process is gone');

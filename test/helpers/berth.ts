@@ -1,6 +1,6 @@
 // Test fixture: a real `berth server` process on a private data dir, bridge and subnet, plus host-state probes.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -185,18 +185,61 @@ export const group = (image: string, o: { command?: string[]; ports?: number[]; 
   },
 });
 
-/** What a leak would leave on the host: counted before and after a test. */
-export function hostFootprint(runcRoot: string) {
+/**
+ * What a leak would leave on the host: counted before and after a test. With the data dir of a
+ * running server, what belongs to the server rather than to any group is left out: its warm
+ * sandbox pool (netns and veths, made and claimed in the background) and its network's shared
+ * rules (present while it has any sandbox). Without it (a stopped server), everything counts.
+ */
+export function hostFootprint(runcRoot: string, dataDir?: string) {
   const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { encoding: 'utf8' });
+  // listed before the pool's state files are read: a pool netns always has its file first
+  const netns = sh('ip netns list').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
+  const veths = sh('ip -o link show type veth').split('\n').filter(Boolean);
+  const rules = sh('iptables-save').split('\n').filter((l) => l.startsWith('-A'));
+  const pool = new Set<string>();
+  if (dataDir) {
+    const dir = join(dataDir, 'network', 'pool');
+    for (const f of existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : []) {
+      try {
+        pool.add((JSON.parse(readFileSync(join(dir, f), 'utf8')) as { netnsName: string }).netnsName);
+      } catch {
+        /* claimed or torn down meanwhile */
+      }
+    }
+  }
+  const networkRule = (l: string) => dataDir !== undefined && (l.includes('berth-net:') || l.startsWith('-A BERTH-MASQ-'));
   return {
-    netns: Number(sh('ip netns list | wc -l')),
-    veth: Number(sh('ip -o link show type veth | wc -l')),
-    iptablesRules: Number(sh("iptables-save | grep -c '^-A' || true")),
+    netns: netns.filter((n) => !pool.has(n)).length,
+    veth: veths.filter((l) => !pool.has(/ link-netns (\S+)/.exec(l)?.[1] ?? '')).length,
+    iptablesRules: rules.filter((l) => !networkRule(l)).length,
     overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
-    runcContainers: Number(sh(`runc --root ${runcRoot} list -q 2>/dev/null | grep -c . || true`)),
+    // runc and crun both keep one state dir per container under the root
+    runcContainers: ociContainers(runcRoot).size,
     // Exited conmons can linger as zombies until init reaps them: count only live ones.
     conmon: Number(sh("ps -C conmon -o stat= | grep -vc '^Z' || true")),
   };
+}
+
+/** Containers an OCI runtime (runc or crun, told by their state files) holds under `root`: id -> init PID. */
+export function ociContainers(root: string): Map<string, number> {
+  const out = new Map<string, number>();
+  let ids: string[] = [];
+  try {
+    ids = readdirSync(root);
+  } catch {
+    return out;
+  }
+  for (const id of ids) {
+    const bin = existsSync(join(root, id, 'state.json')) ? 'runc' : existsSync(join(root, id, 'status')) ? 'crun' : undefined;
+    if (!bin) continue;
+    try {
+      out.set(id, (JSON.parse(execFileSync(bin, ['--root', root, 'state', id], { encoding: 'utf8' })) as { pid: number }).pid);
+    } catch {
+      /* deleted meanwhile */
+    }
+  }
+  return out;
 }
 
 /** Removes a data dir, but never one with a mount inside: rm would reach into a container's rootfs. */

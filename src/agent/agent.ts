@@ -27,7 +27,7 @@ export interface AgentOptions {
    * conmon). Default 10 s.
    */
   pollMs?: number;
-  /** Groups provisioned (network + container starts) at once; the rest queue, so a burst pipelines instead of thrashing. Default 8. */
+  /** Groups provisioned (network + container starts) at once; the rest queue, so a burst pipelines instead of thrashing. Default 6. */
   maxConcurrentStarts?: number;
   /** First restart delay; doubles per consecutive restart up to maxBackoffMs. */
   backoffMs?: number;
@@ -81,7 +81,7 @@ export class Agent implements AgentHandle {
   constructor(opts: AgentOptions) {
     this.name = opts.name ?? 'local';
     this.o = {
-      pollMs: 10_000, maxConcurrentStarts: 8, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
+      pollMs: 10_000, maxConcurrentStarts: 6, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
     } as Required<Omit<AgentOptions, 'name'>>;
     this.startSlots = new Semaphore(Math.max(1, this.o.maxConcurrentStarts));
   }
@@ -134,7 +134,9 @@ export class Agent implements AgentHandle {
       if (uid && this.watched(uid)) this.schedule(uid);
     });
     this.timer = setInterval(() => {
-      for (const uid of this.groups.keys()) if (this.watched(uid)) this.schedule(uid);
+      // spread over the interval: hundreds of groups checked at once would stall creates in flight
+      const uids = [...this.groups.keys()].filter((uid) => this.watched(uid));
+      uids.forEach((uid, i) => setTimeout(() => this.watched(uid) && this.schedule(uid), (i * this.o.pollMs) / uids.length).unref());
     }, this.o.pollMs);
     this.timer.unref();
   }

@@ -546,8 +546,26 @@ export class ContainerRuntime {
     }
   }
 
+  /** The init PID of a container known to run it still (its recorded start time matches), else undefined. */
+  private async livePid(id: string): Promise<number | undefined> {
+    const meta = await this.readMeta(id);
+    if (!meta?.pid || !meta.pidStartTicks || this.readExit(id)) return undefined;
+    return processStartTicks(meta.pid) === meta.pidStartTicks ? meta.pid : undefined;
+  }
+
   async kill(id: string, signal: string = 'SIGTERM'): Promise<void> {
     this.checkId(id);
+    // what `runc kill` does for the init process, without a process run: hundreds of stops at once
+    // would otherwise each fork this process (milliseconds of a blocked event loop apiece)
+    const pid = await this.livePid(id);
+    if (pid) {
+      try {
+        process.kill(pid, signal as NodeJS.Signals);
+        return;
+      } catch {
+        /* gone meanwhile, or a signal name Node does not know: let the runtime decide */
+      }
+    }
     try {
       await run(this.binFor(id), this.runcArgs('kill', id, signal));
     } catch (e) {
@@ -595,7 +613,8 @@ export class ContainerRuntime {
     this.checkId(id);
     return this.locked(id, async () => {
       const conmonPid = this.conmonPid(id);
-      const st = await this.runcState(id);
+      // an exit on record means stopped: no need to ask the runtime (one process run less per delete)
+      const st = this.readExit(id) ? { status: 'stopped' as const } : await this.runcState(id);
       if (st && st.status !== 'stopped') {
         // SIGKILL and watching for conmon's exit file beats `delete --force`, which polls in 100 ms steps
         await this.kill(id, 'SIGKILL');

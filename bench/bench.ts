@@ -52,6 +52,8 @@ function parseArgs(argv: string[]): Options {
 const BRIDGE = 'btbench0';
 const SUBNET = '10.213.80.0/22';
 const SUB = 'bench';
+// Peers publish with a proxy that binds its host port: theirs stay below the ephemeral range (32768+), where a
+// client socket of the moment could hold the port.
 const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www'];
 /** ACI publishes a port as itself (no remapping): the server inside listens on the published port. */
 const httpdOn = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
@@ -199,7 +201,7 @@ export async function main(argv: string[]) {
         },
       },
       ...floor.runtimes.map((rt) => ({ name: `${rt} run -d (floor)`, sample: (i: number) => floor!.sample(rt, i) })),
-      ...peers.map((p, k) => ({ name: `${p.name} run -d`, sample: (i: number) => p.sample(i, 34000 + k * 2000 + i) })),
+      ...peers.map((p, k) => ({ name: `${p.name} run -d`, sample: (i: number) => p.sample(i, 20000 + k * 2000 + i) })),
     ];
     const berthDeletes: number[] = [];
     const samples = new Map<string, number[]>(subjects.map((s) => [s.name, []]));
@@ -228,7 +230,7 @@ export async function main(argv: string[]) {
 
     // --- density: monitors of the peers, then berth's with densityGroups running ---
     const density: Record<string, unknown> = {};
-    for (const [k, p] of peers.entries()) density[p.name] = await p.monitorPss(o.peerDensity, 38000 + k * 1000);
+    for (const [k, p] of peers.entries()) density[p.name] = await p.monitorPss(o.peerDensity, 24000 + k * 1000);
     const serverPid = berth.child.pid!;
     const pss0 = pssKiB(serverPid);
     const rss0 = rssKiB(serverPid);

@@ -269,13 +269,20 @@ export class NetworkManager {
    */
   private async claimFromPool(id: string, ports: PublishedPort[]): Promise<SandboxState | undefined> {
     for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
-      const st = await this.readState(poolId);
-      if (!st?.result || !existsSync(st.netnsPath) || !this.toSandbox(st)) {
-        await this.teardownLocked(poolId, false).catch(() => undefined);
-        continue;
-      }
-      await mkdir(this.opts.stateDir, { recursive: true });
-      await rename(this.statePath(poolId), this.statePath(id));
+      // under the pool sandbox's own lock: stopPool() tears it down either before (then it is
+      // skipped here) or after the rename (then its state is gone and it is left alone)
+      const st = await this.locked(poolId, async () => {
+        const st = await this.readState(poolId);
+        if (!st) return undefined;
+        if (!st.result || !existsSync(st.netnsPath) || !this.toSandbox(st)) {
+          await this.teardownLocked(poolId, false).catch(() => undefined);
+          return undefined;
+        }
+        await mkdir(this.opts.stateDir, { recursive: true });
+        await rename(this.statePath(poolId), this.statePath(id));
+        return st;
+      });
+      if (!st) continue;
       const claimed: SandboxState = { ...st, id, ports, hostPorts: true };
       await this.writeState(claimed);
       this.scheduleRefill();
@@ -325,7 +332,6 @@ export class NetworkManager {
    * Call once at start; stopPool() drains it.
    */
   async startPool(): Promise<void> {
-    this.poolStopped = false;
     const claimed = new Set<string>();
     for (const id of await this.list()) {
       const st = await this.readState(id);
@@ -337,7 +343,8 @@ export class NetworkManager {
       if (st && claimed.has(st.netnsName)) await rm(this.statePath(poolId), { force: true });
       else await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool cleanup ${poolId}: ${(e as Error).message}`));
     }
-    this.ready = [];
+    // only now: a claim meanwhile must not start a refill whose sandboxes the loop above would miss
+    this.poolStopped = false;
     // filled in the background: a start must not wait for it, and claims fall back to creating
     if (this.poolSize > 0) void this.refill();
   }
@@ -347,8 +354,14 @@ export class NetworkManager {
     this.poolStopped = true;
     clearTimeout(this.refillTimer);
     await this.filling;
-    const ids = this.ready.splice(0);
-    for (const poolId of ids) await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool teardown ${poolId}: ${(e as Error).message}`));
+    this.ready.splice(0);
+    // every pool sandbox on disk, not only those listed as ready: none may outlive the server
+    for (const poolId of await this.poolIds()) {
+      await this.locked(poolId, async () => {
+        // claimed meanwhile (renamed away): it belongs to its group now
+        if (await this.readState(poolId)) await this.teardownLocked(poolId, false);
+      }).catch((e) => console.error(`network: pool teardown ${poolId}: ${(e as Error).message}`));
+    }
     await this.pruneIfIdle();
   }
 

@@ -131,7 +131,9 @@ export class Agent implements AgentHandle {
     if (this.timer || this.closed) return;
     this.unwatchExits = this.o.containers.watchExits((id) => {
       const uid = parseId(id)?.uid;
-      if (uid && this.watched(uid)) this.schedule(uid);
+      // also while the group is still being provisioned: a container that exits at once must not
+      // be missed (a reconcile in flight runs once more)
+      if (uid && this.groups.get(uid)?.desired?.state === 'Running') this.schedule(uid);
     });
     this.timer = setInterval(() => {
       // spread over the interval: hundreds of groups checked at once would stall creates in flight

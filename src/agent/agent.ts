@@ -307,9 +307,7 @@ export class Agent implements AgentHandle {
     const inits = d.spec.initContainers ?? [];
     let images: Map<string, PulledImage> | undefined;
     const statuses = new Map<string, ContainerStatus | undefined>();
-    await span(d.uid, 'agent.status', async () => {
-      for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
-    });
+    for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
     const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
     // Init containers run before the first start of the group's containers, never again for this generation.
     const initPhase = inits.length > 0 && missing.length === d.spec.containers.length;

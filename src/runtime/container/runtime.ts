@@ -1,10 +1,11 @@
 // Runs containers with runc under conmon; all state lives on disk so containers outlive this process.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { runOffThread } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
 import type { ContainerSpec, ContainerStatus } from '../types.js';
 import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
@@ -63,16 +64,9 @@ interface RuncState {
 
 const ID_RE = /^[a-z0-9][a-z0-9_.-]*$/;
 
+/** Runs a command to its end off the event loop (mount, runc/crun state, start, kill, delete). */
 function run(file: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      if (err) {
-        const e = err as Error & { stderr?: string };
-        e.stderr = String(stderr);
-        reject(e);
-      } else resolve({ stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runOffThread(file, args, { timeoutMs: opts.timeoutMs ?? 30_000 });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

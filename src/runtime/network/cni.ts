@@ -1,9 +1,9 @@
 // Minimal CNI runner: executes a plugin chain (ADD with prevResult chaining, DEL in reverse) per the CNI spec.
-import { spawn } from 'node:child_process';
 import { access } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
+import { execOffThread } from '../../lib/spawner.js';
 
 export interface CniPluginConfig {
   type: string;
@@ -78,43 +78,29 @@ export async function invokePlugin(
     CNI_IFNAME: rt.ifName,
     CNI_PATH: cniPath,
   };
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, [], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    const timer = setTimeout(() => child.kill('SIGKILL'), PLUGIN_TIMEOUT_MS);
-    child.stdout.on('data', (c: Buffer) => out.push(c));
-    child.stderr.on('data', (c: Buffer) => err.push(c));
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(new CniPluginError(config.type, command, undefined, e.message));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const stdout = Buffer.concat(out).toString('utf8').trim();
-      const stderr = Buffer.concat(err).toString('utf8').trim();
-      if (code === 0) {
-        if (!stdout) return resolve(undefined);
-        try {
-          return resolve(JSON.parse(stdout));
-        } catch {
-          return reject(new CniPluginError(config.type, command, undefined, `unparsable output: ${stdout.slice(0, 500)}`));
-        }
-      }
-      let msg = stderr || stdout || `exited with ${signal ?? code}`;
-      let cniCode: number | undefined;
-      try {
-        const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
-        cniCode = e.code;
-        msg = [e.msg, e.details].filter(Boolean).join(': ') || msg;
-      } catch {
-        /* plain text error */
-      }
-      reject(new CniPluginError(config.type, command, cniCode, msg));
-    });
-    child.stdin.on('error', () => undefined); // a plugin may exit before reading its config
-    child.stdin.end(JSON.stringify(config));
-  });
+  // off the event loop: a create runs two or three plugins
+  const r = await execOffThread(bin, [], { env, input: JSON.stringify(config), timeoutMs: PLUGIN_TIMEOUT_MS });
+  if (r.error) throw new CniPluginError(config.type, command, undefined, r.error);
+  const stdout = r.stdout.trim();
+  const stderr = r.stderr.trim();
+  if (r.code === 0) {
+    if (!stdout) return undefined;
+    try {
+      return JSON.parse(stdout);
+    } catch {
+      throw new CniPluginError(config.type, command, undefined, `unparsable output: ${stdout.slice(0, 500)}`);
+    }
+  }
+  let msg = stderr || stdout || `exited with ${r.signal ?? r.code}`;
+  let cniCode: number | undefined;
+  try {
+    const e = JSON.parse(stdout) as { code?: number; msg?: string; details?: string };
+    cniCode = e.code;
+    msg = [e.msg, e.details].filter(Boolean).join(': ') || msg;
+  } catch {
+    /* plain text error */
+  }
+  throw new CniPluginError(config.type, command, cniCode, msg);
 }
 
 /** The config a plugin sees: its own section plus name, version, prevResult and granted runtimeConfig. */

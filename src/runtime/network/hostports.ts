@@ -1,7 +1,7 @@
 // Publishes a sandbox's ports on the host with one iptables-restore call (what CNI portmap does with a dozen iptables runs).
-import { execFile, spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { BerthError, Codes } from '../../lib/errors.js';
+import { execOffThread } from '../../lib/spawner.js';
 import type { PublishedPort } from '../types.js';
 
 /** nat chains shared by every berth sandbox on the host; each rule carries its sandbox in a comment. */
@@ -14,28 +14,17 @@ const JUMPS = [
   `-A POSTROUTING -j ${MASQ_CHAIN}`,
 ];
 
-function execText(file: string, args: string[]): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new BerthError(Codes.NetworkError, `${file} ${args.join(' ')}: ${String(stderr).trim() || err.message}`, 500));
-      else resolve(String(stdout));
-    });
-  });
+async function execText(file: string, args: string[]): Promise<string> {
+  const r = await execOffThread(file, args, { timeoutMs: 30_000 });
+  if (r.code !== 0 || r.error) throw new BerthError(Codes.NetworkError, `${file} ${args.join(' ')}: ${r.stderr.trim() || r.error || `exit ${r.code}`}`, 500);
+  return r.stdout;
 }
 
 /** Feeds a ruleset to `iptables-restore --noflush`: all of it applies, or none (one atomic commit). */
-function restore(rules: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('iptables-restore', ['--noflush', '-w', '5'], { stdio: ['pipe', 'ignore', 'pipe'] });
-    let err = '';
-    child.stderr.on('data', (c: Buffer) => (err += c));
-    child.on('error', (e) => reject(new BerthError(Codes.NetworkError, `iptables-restore: ${e.message}`, 500)));
-    child.on('close', (code) => {
-      if (code === 0) resolve();
-      else reject(new BerthError(Codes.NetworkError, `iptables-restore: ${err.trim() || `exit ${code}`}\n${rules}`, 500));
-    });
-    child.stdin.end(rules);
-  });
+async function restore(rules: string): Promise<void> {
+  const r = await execOffThread('iptables-restore', ['--noflush', '-w', '5'], { input: rules, timeoutMs: 30_000 });
+  if (r.error) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.error}`, 500);
+  if (r.code !== 0) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.stderr.trim() || `exit ${r.code}`}\n${rules}`, 500);
 }
 
 const comment = (id: string) => `berth:${id}`;

@@ -1,11 +1,11 @@
 // One network namespace per container group, wired to a host bridge by a CNI chain; state kept on disk.
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { runOffThread } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
@@ -51,12 +51,7 @@ const SANDBOX_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETNS_DIR = '/run/netns';
 
 function run(file: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    execFile(file, args, { timeout: 30_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(Object.assign(err, { stderr: String(stderr) }));
-      else resolve({ stdout: String(stdout), stderr: String(stderr) });
-    });
-  });
+  return runOffThread(file, args, { timeoutMs: 30_000 });
 }
 
 const errText = (e: unknown) => String((e as { stderr?: string }).stderr || (e as Error).message || e).trim();

@@ -27,6 +27,42 @@ async function restore(rules: string): Promise<void> {
   if (r.code !== 0) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.stderr.trim() || `exit ${r.code}`}\n${rules}`, 500);
 }
 
+/**
+ * Group commit of nat rule changes: what is asked for while an iptables-restore runs goes into the
+ * next one, so a burst of creates (or deletes) costs a few restores instead of one each (each
+ * restore reads the nat table, which grows with every published port). A batch that fails is
+ * retried request by request, so one bad request fails alone.
+ */
+let natQueue: { lines: string[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
+let natFlushing = false;
+
+function restoreNat(lines: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    natQueue.push({ lines, resolve, reject });
+    if (!natFlushing) void flushNat();
+  });
+}
+
+async function flushNat(): Promise<void> {
+  natFlushing = true;
+  try {
+    while (natQueue.length > 0) {
+      const batch = natQueue;
+      natQueue = [];
+      const table = (ls: string[]) => ['*nat', ...ls, 'COMMIT', ''].join('\n');
+      try {
+        await restore(table(batch.flatMap((b) => b.lines)));
+        for (const b of batch) b.resolve();
+      } catch (e) {
+        if (batch.length === 1) batch[0].reject(e);
+        else for (const b of batch) await restore(table(b.lines)).then(b.resolve, b.reject);
+      }
+    }
+  } finally {
+    natFlushing = false;
+  }
+}
+
 const comment = (id: string) => `berth:${id}`;
 const ownRule = (line: string, id: string) => line.includes(`--comment "${comment(id)}"`) || line.endsWith(`--comment ${comment(id)}`) || line.includes(`--comment ${comment(id)} `);
 
@@ -55,16 +91,16 @@ function ensureChains(): Promise<void> {
  */
 export async function publishPorts(id: string, ip: string, bridge: string, ports: PublishedPort[]): Promise<void> {
   if (ports.length === 0) return;
-  const rules = ['*nat', ...portRules(id, ip, ports).map((r) => `-A ${r}`), 'COMMIT', ''].join('\n');
+  const rules = portRules(id, ip, ports).map((r) => `-A ${r}`);
   await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1').catch(() => undefined);
   await ensureChains();
   try {
-    await restore(rules);
+    await restoreNat(rules);
   } catch {
     // someone pruned our chains since we last looked: make them again, once
     chainsReady = undefined;
     await ensureChains();
-    await restore(rules);
+    await restoreNat(rules);
   }
 }
 
@@ -92,7 +128,7 @@ export async function unpublishPorts(id: string, published?: { ip: string; ports
   if (published) {
     if (published.ports.length === 0) return;
     try {
-      await restore(['*nat', ...portRules(id, published.ip, published.ports).map((r) => `-D ${r}`), 'COMMIT', ''].join('\n'));
+      await restoreNat(portRules(id, published.ip, published.ports).map((r) => `-D ${r}`));
       return;
     } catch {
       /* some were not there: remove what is, by comment */

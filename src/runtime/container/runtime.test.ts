@@ -94,6 +94,7 @@ describe('ContainerRuntime', () => {
 
   it('mounts a rootfs ahead of start, and start uses it', async () => {
     await rt.prepare('prepared', image.layerDirs);
+    assert.equal(await rt.status('prepared'), undefined, 'a prepared container is not one to adopt: it still needs starting');
     const rootfs = join(root, 'prepared', 'bundle', 'rootfs');
     assert.ok(existsSync(join(rootfs, 'bin', 'busybox')), 'the overlay is mounted');
     const mounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => l.split(' ')[4] === rootfs).length;

@@ -274,7 +274,8 @@ export class ContainerRuntime {
     if (meta?.startedAt && meta.pid && meta.pidStartTicks && !this.readExit(id) && processStartTicks(meta.pid) === meta.pidStartTicks)
       return { id, state: 'running', pid: meta.pid, startedAt: meta.startedAt };
     let state = await this.runcState(id);
-    if (!meta && !state) return undefined;
+    // unknown, or only prepared (rootfs mounted, never started): nothing to report, start() will run it
+    if (!state && (!meta || (meta.restarts < 0 && !meta.startedAt && !this.readExit(id)))) return undefined;
     const base: ContainerStatus = { id, state: 'unknown', ...(meta?.startedAt ? { startedAt: meta.startedAt } : {}) };
 
     let exit = this.readExit(id);

@@ -97,7 +97,7 @@ test("az's scenario through berth's CLI: group create, container create/show/lis
   assert.equal(rg.properties.provisioningState, 'Succeeded');
   assert.equal(rg.name, 'azrg');
 
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const t0 = Date.now();
   const created = JSON.parse(await berthCli('container', 'create', '-g', 'azrg', '-n', 'web', '--image', azImage, '--ports', '8093', '--ip-address', 'Public',
     '--cpu', '0.5', '--memory', '0.5', '--environment-variables', 'MODE=az', '--secure-environment-variables', 'TOKEN=az-secret', '--dns-name-label', 'az-parity'));
@@ -127,7 +127,7 @@ test("az's scenario through berth's CLI: group create, container create/show/lis
   const deleted = JSON.parse(await berthCli('container', 'delete', '-g', 'azrg', '-n', 'web', '--yes'));
   assert.equal(deleted.name, 'web');
   assert.deepEqual(JSON.parse(await berthCli('container', 'list', '-g', 'azrg')), []);
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
   await assert.rejects(resolver.resolve4('az-parity.local.berth.internal'), { code: 'ENOTFOUND' });
   await berthCli('group', 'delete', '-n', 'azrg', '--yes');
   await assert.rejects(berthCli('group', 'show', '-n', 'azrg'), /ResourceGroupNotFound/);

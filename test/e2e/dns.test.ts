@@ -47,7 +47,7 @@ const group = (label: string, type: 'Public' | 'Private', scope?: string): Conta
 const lookup = (name: string) => resolver.resolve4(name).catch((e: { code: string }) => e.code);
 
 test('a Public group gets <label>.<location>.berth.internal, resolving to the address berth reports', async () => {
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const created = await client.containerGroups.beginCreateOrUpdateAndWait('rg-a', 'front', group('front-door', 'Public'), poll);
   assert.equal(created.ipAddress?.fqdn, 'front-door.local.berth.internal');
   assert.equal(created.ipAddress?.dnsNameLabel, 'front-door');
@@ -80,7 +80,7 @@ test('a Public group gets <label>.<location>.berth.internal, resolving to the ad
   // Delete: the name goes with the group, and the label is free again.
   await client.containerGroups.beginDeleteAndWait('rg-a', 'front', poll);
   assert.equal(await lookup('main-door.local.berth.internal'), 'ENOTFOUND');
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
 });
 
 test('a Private group resolves to its own address; reuse scopes put a hash in the name', async () => {

@@ -298,7 +298,7 @@ describe('gitRepo volumes', () => {
   });
 
   test('a clone that fails fails provisioning with GitRepoCloneFailed and leaves nothing behind; local paths are refused', async () => {
-    const before = hostFootprint(berth.runcRoot);
+    const before = hostFootprint(berth.runcRoot, berth.dataDir);
     const put = await api.create(RG, 'git-bad', body({
       volumes: [{ name: 'src', gitRepo: { repository: `git://${GATEWAY}:${port}/missing.git` } }],
       containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
@@ -307,7 +307,7 @@ describe('gitRepo volumes', () => {
     assert.equal(op.status, 'Failed');
     assert.equal(op.error?.code, 'GitRepoCloneFailed');
     assert.match(op.error!.message, /The gitRepo volume 'src' could not be cloned from 'git:\/\/10\.213\.100\.1:\d+\/missing\.git'/);
-    assert.deepEqual(hostFootprint(berth.runcRoot), before);
+    assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
     await api.deleteAndWait(RG, 'git-bad');
 
     // The host's loopback is not the group's: a repository served there is out of reach.

@@ -40,7 +40,7 @@ after(async () => {
 const waitClosed = (what: string) => api.waitFor(what, async () => open.size === 0, 10_000);
 
 test('provisioning that outruns provisioningTimeoutInSeconds fails with ARM\'s error and leaves nothing behind', async () => {
-  const before = hostFootprint(berth.runcRoot);
+  const before = hostFootprint(berth.runcRoot, berth.dataDir);
   const body = { ...group(image, { ports: [8097], publish: true }), properties: { ...group(image, { ports: [8097], publish: true }).properties, provisioningTimeoutInSeconds: 2 } };
   const t0 = Date.now();
   const put = await api.req('PUT', api.groupPath('rg', 'slow'), body);
@@ -60,7 +60,7 @@ test('provisioning that outruns provisioningTimeoutInSeconds fails with ARM\'s e
   assert.ok(g.properties.instanceView.events.some((e: { name: string; message: string }) => e.name === 'Failed' && /timeout/.test(e.message)));
   // Nothing left: no sandbox, no containers, no rules, and the stalled pull itself was abandoned.
   await waitClosed('the stalled pull to be abandoned');
-  assert.deepEqual(hostFootprint(berth.runcRoot), before);
+  assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
   await api.deleteAndWait('rg', 'slow');
 });
 

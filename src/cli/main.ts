@@ -231,8 +231,8 @@ withOutput(withGroup(container.command('create').description('Create a container
     const r = await arm.call('PUT', path, body);
     if (o.wait) {
       const seen = new Map<string, string>();
-      await arm.wait(r.headers.get('azure-asyncoperation')!, async () => {
-        // Show pull progress and other events as they happen.
+      // Show pull progress and other events as they happen.
+      const showEvents = async () => {
         const g = await arm.call('GET', path);
         for (const c of g.body.properties.containers ?? [])
           for (const e of c.properties.instanceView?.events ?? []) {
@@ -240,7 +240,10 @@ withOutput(withGroup(container.command('create').description('Create a container
             if (seen.get(k) !== e.message) process.stderr.write(`${c.name}: ${e.name}: ${e.message}\n`);
             seen.set(k, e.message);
           }
-      });
+      };
+      await arm.wait(r.headers.get('azure-asyncoperation')!, showEvents);
+      // a create may end between two polls: the events of its last moments too
+      await showEvents();
     }
     printGroups((await arm.call('GET', path)).body, o.output);
   });

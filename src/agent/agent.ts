@@ -319,6 +319,8 @@ export class Agent implements AgentHandle {
     const release = missing.length > 0 ? await span(d.uid, 'agent.startSlot', () => this.startSlots.acquire()) : undefined;
     let sandbox: Sandbox;
     try {
+      // superseded or deleted while it queued for a slot: nothing to make
+      signal.throwIfAborted();
       // the rootfs mounts do not need the network: they go on while the sandbox is claimed (with init
       // containers to run first, the group's own containers are mounted when they start)
       const prepared = Promise.allSettled((initPhase ? [] : missing).map((c) => this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs)));

@@ -46,7 +46,7 @@ class Spawner {
   private workers: Worker[] = [];
   private next = 0;
   private seq = 0;
-  private pending = new Map<number, (r: ExecResult) => void>();
+  private pending = new Map<number, { worker: Worker; done: (r: ExecResult) => void }>();
   private busy = new Map<Worker, number>();
 
   private pick(): Worker {
@@ -55,11 +55,25 @@ class Spawner {
       w.unref();
       w.on('message', (m: ExecResult & { id: number }) => {
         this.busy.set(w, (this.busy.get(w) ?? 1) - 1);
-        const done = this.pending.get(m.id);
+        const p = this.pending.get(m.id);
         this.pending.delete(m.id);
-        done?.(m);
+        p?.done(m);
       });
-      w.on('error', (e) => console.error(`spawner: worker failed: ${e.message}`));
+      // a worker that dies answers what it had with an error (never a hang), and is replaced
+      const lost = (why: string) => {
+        this.workers = this.workers.filter((x) => x !== w);
+        this.busy.delete(w);
+        for (const [id, p] of this.pending) {
+          if (p.worker !== w) continue;
+          this.pending.delete(id);
+          p.done({ code: null, signal: null, stdout: '', stderr: '', error: `spawner worker: ${why}` });
+        }
+      };
+      w.on('error', (e) => {
+        console.error(`spawner: worker failed: ${e.message}`);
+        lost(e.message);
+      });
+      w.on('exit', (code) => lost(`exited with ${code}`));
       this.workers.push(w);
       this.busy.set(w, 0);
       return w;
@@ -75,7 +89,7 @@ class Spawner {
     const w = this.pick();
     this.busy.set(w, (this.busy.get(w) ?? 0) + 1);
     return new Promise((resolve) => {
-      this.pending.set(id, resolve);
+      this.pending.set(id, { worker: w, done: resolve });
       // while a message is pending the worker must keep the process alive
       w.ref();
       const req: Request = { id, file, args, opts: { ...opts, env: opts.env ?? process.env } };

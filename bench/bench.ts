@@ -107,7 +107,12 @@ export async function deleteMany(api: Api, rg: string) {
   const names = [...(await statesOf(api, rg)).keys()];
   const t0 = performance.now();
   let failures = 0;
-  await Promise.all(names.map((n) => api.req('DELETE', api.groupPath(rg, n)).then((r) => { if (r.status !== 202 && r.status !== 204) failures++; })));
+  await Promise.all(names.map((n) => api.req('DELETE', api.groupPath(rg, n)).then((r) => {
+    if (r.status !== 202 && r.status !== 204) {
+      failures++;
+      log(`DELETE ${n}: ${r.status} ${r.text}`);
+    }
+  })));
   while ((await statesOf(api, rg)).size > 0) {
     if (ms(t0) > 600_000) throw new Error(`${rg}: groups still there after 10 min`);
     await sleep(250);

@@ -109,8 +109,10 @@ export async function deleteMany(api: Api, rg: string) {
   let failures = 0;
   await Promise.all(names.map((n) => api.req('DELETE', api.groupPath(rg, n)).then((r) => {
     if (r.status !== 202 && r.status !== 204) {
+      // counted as a failure; asked once more so the run can end and the host be cleaned
       failures++;
       log(`DELETE ${n}: ${r.status} ${r.text}`);
+      return sleep(1000).then(() => api.req('DELETE', api.groupPath(rg, n))).then((again) => log(`DELETE ${n} again: ${again.status}`));
     }
   })));
   while ((await statesOf(api, rg)).size > 0) {

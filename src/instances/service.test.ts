@@ -26,11 +26,11 @@ function fakeAgent(): AgentHandle {
   };
 }
 
-const body = (o: { port?: number; cpu?: number } = {}) => ({
+const body = (o: { port?: number; cpu?: number; image?: string } = {}) => ({
   location: 'local',
   properties: {
     osType: 'Linux',
-    containers: [{ name: 'main', properties: { image: 'example/img:1', ports: o.port ? [{ port: o.port }] : [], resources: { requests: { cpu: o.cpu ?? 0.5, memoryInGB: 0.5 } } } }],
+    containers: [{ name: 'main', properties: { image: o.image ?? 'example/img:1', ports: o.port ? [{ port: o.port }] : [], resources: { requests: { cpu: o.cpu ?? 0.5, memoryInGB: 0.5 } } } }],
     ...(o.port && { ipAddress: { type: 'Public', ports: [{ port: o.port, protocol: 'TCP' }] } }),
   },
 });
@@ -55,7 +55,7 @@ test('a published host port belongs to one group until it is deleted; other port
   await svc.start();
   assert.equal(await code(svc.createOrUpdate('sub-a', 'rg', 'one', body({ port: 8080 }))), 'ok');
   assert.equal(await code(svc.createOrUpdate('sub-b', 'other', 'two', body({ port: 8080 }))), 'PortAlreadyInUse', 'across subscriptions too: the host is shared');
-  assert.equal(await code(svc.createOrUpdate('sub-a', 'rg', 'one', body({ port: 8080, cpu: 0.25 }))), 'ok', 'the owner may update itself');
+  assert.equal(await code(svc.createOrUpdate('sub-a', 'rg', 'one', body({ port: 8080, image: 'example/img:2' }))), 'ok', 'the owner may update itself');
   assert.equal(await code(svc.createOrUpdate('sub-b', 'other', 'two', body({ port: 8081 }))), 'ok');
   await gone(svc, 'sub-a', 'rg', 'one');
   assert.equal(await code(svc.createOrUpdate('sub-b', 'other', 'three', body({ port: 8080 }))), 'ok', 'free again once its owner is gone');

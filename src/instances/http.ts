@@ -149,9 +149,10 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     });
   }
 
-  const listRoute = async (req: FastifyRequest<{ Params: Params; Querystring: Record<string, string> }>) => {
+  const listRoute = async (req: FastifyRequest<{ Params: Params; Querystring: Record<string, string> }>, reply: FastifyReply) => {
     const { sub, rg } = req.params;
     const q = req.query;
+    if (q.watch === 'true') return watchGroups(req, reply);
     const top = q.$top !== undefined ? Number(q.$top) : undefined;
     if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 1000))
       throw new BerthError(Codes.InvalidRequestContent, "'$top' must be an integer from 1 to 1000.", 400, '$top');
@@ -161,6 +162,35 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     const u = new URL(`${base(req)}${req.url}`);
     u.searchParams.set('$skiptoken', Buffer.from(r.next).toString('base64url'));
     return { value, nextLink: u.toString() };
+  };
+  /**
+   * berth extension (`?watch=true` on a list): a stream of newline-delimited JSON, one
+   * {"type":"CHANGED","resourceGroup","name"} line when a group's record or status changes, and a
+   * {"type":"HEARTBEAT"} line every 15 s. Clients list once, then read again on each line.
+   */
+  const watchGroups = async (req: FastifyRequest<{ Params: Params }>, reply: FastifyReply) => {
+    const { sub, rg } = req.params;
+    const send = (o: unknown) => reply.raw.write(`${JSON.stringify(o)}\n`);
+    // Changes that come together (a record and its status) go out as one line per group.
+    let pending = new Map<string, { resourceGroup: string; name: string }>();
+    let timer: NodeJS.Timeout | undefined;
+    const stop = o.service.watchGroups(sub, rg, (resourceGroup, name) => {
+      pending.set(`${resourceGroup}/${name}`, { resourceGroup, name });
+      timer ??= setTimeout(() => {
+        timer = undefined;
+        const batch = pending;
+        pending = new Map();
+        for (const g of batch.values()) send({ type: 'CHANGED', ...g });
+      }, 20);
+    });
+    reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-ms-request-id': String(reply.getHeader('x-ms-request-id')) });
+    send({ type: 'HEARTBEAT' });
+    const beat = setInterval(() => send({ type: 'HEARTBEAT' }), 15_000);
+    await new Promise<void>((resolve) => req.raw.socket.once('close', () => resolve()));
+    stop();
+    clearInterval(beat);
+    clearTimeout(timer);
+    return reply;
   };
   app.get(`/subscriptions/:sub/providers/${GROUP_TYPE}`, listRoute);
   app.get(`/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}`, listRoute);

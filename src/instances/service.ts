@@ -158,6 +158,28 @@ export class InstancesService {
     for (const r of records) if (r.deleting) this.agent.remove(r.uid);
   }
 
+  /**
+   * berth extension: calls `onChange(resourceGroup, name)` whenever a group of this subscription (or
+   * of one resource group) changes: its record (create, update, delete) or its status. A signal to
+   * read again, not the change itself, so a client never acts on a stale copy.
+   */
+  watchGroups(sub: string, rg: string | undefined, onChange: (resourceGroup: string, name: string) => void): () => void {
+    checkSubscriptionId(sub);
+    if (rg !== undefined) checkResourceGroupName(rg);
+    const prefix = rg === undefined ? `/groups/${sub.toLowerCase()}/` : groupKey(sub, rg, '');
+    const tell = (key: string | undefined) => {
+      if (!key?.startsWith(prefix)) return;
+      const [, , , rgName, name] = key.split('/');
+      if (name) onChange(rgName, name);
+    };
+    const stopRecords = this.store.watch(prefix, (e) => tell(e.key));
+    const stopStatus = this.store.watch('/status/', (e) => tell(this.live.get(e.key.slice('/status/'.length))));
+    return () => {
+      stopRecords();
+      stopStatus();
+    };
+  }
+
   async stop() {
     this.unwatch?.();
     clearTimeout(this.flushTimer);

@@ -185,4 +185,42 @@ describe('container groups through the ARM API', () => {
     assert.deepEqual(other.body.value, []);
     for (const [rg, n] of [['la', 'a1'], ['la', 'a2'], ['lb', 'b1']]) await api.deleteAndWait(rg, n);
   });
+
+  test('a watch on a resource group\'s list streams a line for each change of its groups, and only of its groups', async () => {
+    const api = new Api(berth, 'watch-sub');
+    const ac = new AbortController();
+    const res = await fetch(`${berth.url}/subscriptions/watch-sub/resourceGroups/wa/providers/Microsoft.ContainerInstance/containerGroups?api-version=2023-05-01&watch=true`, {
+      headers: { authorization: `Bearer ${berth.token}` }, signal: ac.signal,
+    });
+    assert.equal(res.status, 200);
+    assert.equal(res.headers.get('content-type'), 'application/x-ndjson');
+    const lines: { type: string; resourceGroup?: string; name?: string }[] = [];
+    const reading = (async () => {
+      let buf = '';
+      try {
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += Buffer.from(chunk).toString();
+          for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) lines.push(JSON.parse(buf.slice(0, i)));
+        }
+      } catch { /* aborted */ }
+    })();
+    try {
+      await api.waitFor('the first heartbeat', async () => lines.some((l) => l.type === 'HEARTBEAT'), 5000);
+      await api.create('other', 'elsewhere', group(web, { command: ['sleep', '1000'] }));
+      await api.createAndWait('wa', 'watched', group(web, { command: ['sleep', '1000'] }));
+      // Record and status changes of the watched group, as they happen; none of the other resource group.
+      await api.waitFor('a change line for the running group', async () => lines.filter((l) => l.type === 'CHANGED').length >= 2, 5000);
+      assert.ok(lines.filter((l) => l.type === 'CHANGED').every((l) => l.resourceGroup === 'wa' && l.name === 'watched'), JSON.stringify(lines));
+      const n = lines.length;
+      await api.deleteAndWait('wa', 'watched');
+      await api.waitFor('a change line for the delete', async () => lines.slice(n).some((l) => l.type === 'CHANGED' && l.name === 'watched'), 5000);
+      // Another subscription's token cannot watch this one.
+      const denied = await api.req('GET', `/subscriptions/watch-sub/resourceGroups/wa/providers/Microsoft.ContainerInstance/containerGroups?watch=true`, undefined, { token: 'not-the-token' });
+      assert.equal(denied.status, 401);
+    } finally {
+      ac.abort();
+      await reading;
+      await api.deleteAndWait('other', 'elsewhere');
+    }
+  });
 });

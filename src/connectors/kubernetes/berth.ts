@@ -94,6 +94,41 @@ export class BerthClient {
     return out;
   }
 
+  /**
+   * Follows berth's change stream for the connector's resource group (`?watch=true`, a berth
+   * extension): `onChange` gets each changed group's name, `onOpen` fires on each (re)connect (a
+   * moment when changes may have been missed). Reconnects until `signal` aborts.
+   */
+  async watchGroups(onChange: (name: string) => void, onOpen: () => void, onError: (e: Error) => void, signal: AbortSignal): Promise<void> {
+    let delay = 200;
+    while (!signal.aborted) {
+      try {
+        const res = await this.raw('GET', this.groupsPath(), undefined, { watch: true }, signal);
+        if (res.status !== 200 || !res.body) throw new BerthApiError(res.status, '', `watch: HTTP ${res.status}`);
+        onOpen();
+        delay = 200;
+        let buf = '';
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          buf += decoder.decode(chunk, { stream: true });
+          let i;
+          while ((i = buf.indexOf('\n')) >= 0) {
+            const line = buf.slice(0, i);
+            buf = buf.slice(i + 1);
+            const e = JSON.parse(line) as { type: string; name?: string };
+            if (e.type === 'CHANGED' && e.name) onChange(e.name);
+          }
+        }
+        if (!signal.aborted) throw new Error('watch: berth closed the stream');
+      } catch (e) {
+        if (signal.aborted) return;
+        onError(e as Error);
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+
   async getGroup(name: string): Promise<GroupResource | undefined> {
     try {
       return (await this.call<GroupResource>('GET', this.groupPath(name))).body;

@@ -21,7 +21,7 @@ export function registerKubernetesNode(program: Command) {
     .option('--location <name>', 'location of the groups', 'local')
     .option('--default-cpu <cores>', 'CPU request for containers that give none', Number, 0.25)
     .option('--default-memory-gb <gb>', 'memory request for containers that give none', Number, 0.25)
-    .option('--status-interval-ms <ms>', "how often berth's groups are read for pod status", Number, 500)
+    .option('--status-interval-ms <ms>', "how often berth's groups are read again for pod status (changes arrive at once through berth's watch)", Number, 10_000)
     .option('--sweep-interval-seconds <s>', 'how often groups without a pod are looked for', Number, 30)
     .option('--berth-endpoint <url>', 'berth API (default: BERTH_ENDPOINT or what `berth up` saved)')
     .option('--berth-token <token>', 'berth API token (default: BERTH_TOKEN or what `berth up` saved)')

@@ -43,6 +43,9 @@ export class VirtualNode {
   private readonly started = nowIso();
   private groups = new Map<string, GroupResource>();
   private polling = false;
+  /** A change arrived while a poll ran: poll once more when it ends. */
+  private pollAgain = false;
+  private berthWatch = new AbortController();
 
   constructor(readonly kube: Kube, readonly berth: BerthClient, readonly o: NodeOptions) {}
 
@@ -56,6 +59,13 @@ export class VirtualNode {
       (items) => this.onList(items),
       (e) => (e.type === 'DELETED' ? this.onPodGone(e.object) : this.onPod(e.object)),
       (err) => this.o.log(`pod watch: ${err.message}`));
+    // berth's change stream makes status follow changes at once; the periodic read is the backstop.
+    void this.berth.watchGroups(
+      () => void this.pollGroups().catch((e) => this.o.log(`status: ${(e as Error).message}`)),
+      () => void this.pollGroups().catch((e) => this.o.log(`status: ${(e as Error).message}`)),
+      (e) => this.o.log(`berth watch: ${e.message}`),
+      this.berthWatch.signal,
+    );
     this.every(this.o.statusIntervalMs, () => this.pollGroups());
     this.every(this.o.sweepIntervalMs, () => this.sweep());
   }
@@ -63,6 +73,7 @@ export class VirtualNode {
   stop() {
     this.stopped = true;
     this.watch?.stop();
+    this.berthWatch.abort();
     for (const t of this.timers) clearInterval(t);
   }
 
@@ -297,12 +308,18 @@ export class VirtualNode {
 
   /** One list call for all groups, then a status write for each pod whose status changed. */
   async pollGroups() {
-    if (this.polling) return;
+    if (this.polling) {
+      this.pollAgain = true;
+      return;
+    }
     this.polling = true;
     try {
-      const all = await this.berth.listGroups();
-      this.groups = new Map(all.filter((g) => g.tags?.[TAG.node] === this.o.nodeName).map((g) => [g.name, g]));
-      await Promise.all([...this.pods.values()].filter((t) => !t.refused && !t.deleting && this.groups.has(t.group)).map((t) => this.writeStatus(t)));
+      do {
+        this.pollAgain = false;
+        const all = await this.berth.listGroups();
+        this.groups = new Map(all.filter((g) => g.tags?.[TAG.node] === this.o.nodeName).map((g) => [g.name, g]));
+        await Promise.all([...this.pods.values()].filter((t) => !t.refused && !t.deleting && this.groups.has(t.group)).map((t) => this.writeStatus(t)));
+      } while (this.pollAgain && !this.stopped);
     } finally {
       this.polling = false;
     }

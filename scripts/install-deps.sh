@@ -3,7 +3,7 @@
 # Usage: install-deps.sh [--runtime-only]   (--runtime-only: what `berth server` needs, not the test tools)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-runtime_pkgs=(runc crun conmon containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates git)
+runtime_pkgs=(runc crun conmon containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates git gcc libc6-dev)
 # Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth.
 test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils)
 
@@ -31,3 +31,4 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
 fi
 echo "install-deps: building" >&2
 npx --no-install tsc -p . >&2
+bash "$root/scripts/build-helpers.sh" >&2

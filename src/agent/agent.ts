@@ -1,7 +1,6 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
-import { execFile, type ChildProcess } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { execFile } from 'node:child_process';
+import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
 import { span, traceSince } from '../lib/trace.js';
@@ -9,7 +8,7 @@ import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
 import { execProbe, httpProbe, type ProbeResult } from '../runtime/probe.js';
-import type { ContainerSpec, ContainerStatus, PulledImage, Sandbox } from '../runtime/types.js';
+import type { ContainerSpec, ContainerStatus, ExecHandle, ExecOptions, PulledImage, Sandbox } from '../runtime/types.js';
 import { Prober, type ProbeReport } from './prober.js';
 import type {
   AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef, VolumeDef,
@@ -76,7 +75,6 @@ export class Agent implements AgentHandle {
   private closed = false;
   private o: Required<Omit<AgentOptions, 'name'>>;
   private prober = new Prober((r) => this.onProbe(r));
-  private probeSeq = 0;
 
   constructor(opts: AgentOptions) {
     this.name = opts.name ?? 'local';
@@ -166,11 +164,11 @@ export class Agent implements AgentHandle {
     return this.o.containers.followLogs(this.currentContainerId(uid, container), opts, onChunk, signal);
   }
 
-  exec(uid: string, container: string, argv: string[]): ChildProcess {
+  async exec(uid: string, container: string, argv: string[], opts: ExecOptions = {}): Promise<ExecHandle> {
     const id = this.currentContainerId(uid, container);
     if (this.groups.get(uid)?.status?.containers[container]?.currentState.state !== 'Running')
       throw new BerthError(Codes.ContainerGroupNotRunning, `The container '${container}' is not running.`, 409);
-    return this.o.containers.exec(id, argv);
+    return this.o.containers.exec(id, argv, opts);
   }
 
   async cachedImages(): Promise<string[]> {
@@ -488,16 +486,7 @@ export class Agent implements AgentHandle {
   private async probe(id: string, p: ProbeDef, ip: string, timeoutMs: number): Promise<ProbeResult> {
     if (p.httpGet)
       return httpProbe({ host: ip, port: p.httpGet.port, path: p.httpGet.path, scheme: p.httpGet.scheme, headers: p.httpGet.httpHeaders, timeoutMs });
-    const pidFile = join(tmpdir(), `berth-probe-${process.pid}-${++this.probeSeq}.pid`);
-    try {
-      return await execProbe(
-        () => this.o.containers.exec(id, p.exec!.command, { pidFile }),
-        () => void readFile(pidFile, 'utf8').then((pid) => process.kill(Number(pid), 'SIGKILL')).catch(() => {}),
-        timeoutMs,
-      );
-    } finally {
-      await rm(pidFile, { force: true });
-    }
+    return execProbe(() => this.o.containers.exec(id, p.exec!.command), timeoutMs);
   }
 
   private onProbe(r: ProbeReport) {

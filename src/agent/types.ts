@@ -1,4 +1,7 @@
 // What the instances service asks of a host agent (desired groups) and what the agent reports back.
+import type { ExecHandle, ExecOptions } from '../runtime/types.js';
+
+export type { ExecHandle, ExecOptions, ExecResult, TerminalSize } from '../runtime/types.js';
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type Protocol = 'TCP' | 'UDP';
@@ -150,7 +153,8 @@ export interface AgentHandle {
   onRemoved(fn: (uid: string) => void): void;
   logs(uid: string, container: string, opts: LogOptions): Promise<string>;
   followLogs(uid: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal): Promise<void>;
-  exec(uid: string, container: string, argv: string[]): import('node:child_process').ChildProcess;
+  /** Starts a process in a running container; the caller must end it (kill) or see it end (done). */
+  exec(uid: string, container: string, argv: string[], opts?: ExecOptions): Promise<ExecHandle>;
   /** References of the images this host has locally. */
   cachedImages(): Promise<string[]>;
   close(): Promise<void>;

@@ -1,6 +1,5 @@
 // The ARM HTTP front: parses requests into service actions and renders results and errors as ARM does.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { ChildProcess } from 'node:child_process';
 import type { IncomingMessage } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -10,6 +9,7 @@ import { registerArmRoutes } from './arm.js';
 import type { Authenticator, Identity } from './auth.js';
 import { operationPath, renderGroup } from './render.js';
 import { GROUP_TYPE, PROVIDER, type InstancesService } from './service.js';
+import { parseExecRequest, runAttach, runExec, type StreamSession } from './streams.js';
 
 /** ACI api-versions berth answers: the SDK's (2023-05-01) and Debian's az CLI's (2022-10-01-preview) among them. */
 export const SUPPORTED_API_VERSIONS = ['2023-05-01', '2022-10-01-preview', '2022-09-01', '2021-10-01', '2021-09-01', '2021-07-01', '2021-03-01'];
@@ -22,17 +22,6 @@ export interface HttpOptions {
   subscriptions: string[];
   https?: { key: Buffer; cert: Buffer };
   logger?: boolean;
-}
-
-interface StreamSession {
-  kind: 'exec' | 'attach';
-  password: string;
-  sub: string;
-  rg: string;
-  name: string;
-  container: string;
-  argv: string[];
-  expires: number;
 }
 
 declare module 'fastify' {
@@ -214,22 +203,22 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return { content: await o.service.logs(sub, rg, name, container, { tail, timestamps }) };
   });
 
-  const newSession = async (req: FastifyRequest<{ Params: Params }>, kind: StreamSession['kind'], argv: string[]) => {
+  const newSession = async (req: FastifyRequest<{ Params: Params }>, kind: StreamSession['kind'], argv: string[], tty?: StreamSession['tty']) => {
     const { sub, rg, name, container } = req.params;
     const view = await o.service.get(sub, rg, name); // 404 before a session is made
     if (!view.record.spec.containers.some((c) => c.name === container))
       throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in container group '${name}'.`, 404, 'containerName');
     const id = randomBytes(16).toString('hex');
     const password = randomBytes(24).toString('base64url');
-    sessions.set(id, { kind, password, sub, rg, name, container, argv, expires: Date.now() + 60_000 });
+    sessions.set(id, { kind, password, sub, rg, name, container, argv, ...(tty && { tty }), expires: Date.now() + 60_000 });
     return { webSocketUri: `${base(req).replace(/^http/, 'ws')}/${kind}/${id}`, password };
   };
 
-  app.post<{ Params: Params; Body: { command?: unknown } | undefined }>(`${G}/containers/:container/exec`, async (req) => {
-    const cmd = req.body?.command;
-    if (typeof cmd !== 'string' || cmd.trim() === '')
-      throw new BerthError(Codes.MissingRequiredProperty, "The property 'command' is required.", 400, 'command');
-    return newSession(req, 'exec', cmd.trim().split(/\s+/));
+  // The command is split as a shell would split it, without expanding anything (lib/argv.ts); a
+  // terminalSize (what az and the SDK send) makes it a terminal session.
+  app.post<{ Params: Params }>(`${G}/containers/:container/exec`, async (req) => {
+    const { argv, tty } = parseExecRequest(req.body);
+    return newSession(req, 'exec', argv, tty);
   });
 
   app.post<{ Params: Params }>(`${G}/containers/:container/attach`, async (req) => newSession(req, 'attach', []));
@@ -275,8 +264,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return op;
   });
 
-  // Exec and attach sessions: the first text frame is the password; exec then carries stdin in and
-  // stdout/stderr out, attach the container's output as it is written.
+  // Exec and attach sessions (protocol: streams.ts).
   const wss = new WebSocketServer({ noServer: true });
   app.server.on('upgrade', (req: IncomingMessage, socket, head) => {
     const m = /^\/(exec|attach)\/([0-9a-f]{32})$/.exec((req.url ?? '').split('?')[0]);
@@ -286,48 +274,11 @@ export function buildServer(o: HttpOptions): FastifyInstance {
       return;
     }
     sessions.delete(m[2]); // single use
-    wss.handleUpgrade(req, socket, head, (ws) => (s.kind === 'exec' ? runExec(ws, s) : runAttach(ws, s)));
+    // ACI's attach takes the password as the Authorization header; the first text frame does as well.
+    const header = req.headers.authorization?.replace(/^Bearer\s+/i, '');
+    const preauthorized = header === s.password;
+    wss.handleUpgrade(req, socket, head, (ws) => (s.kind === 'exec' ? runExec : runAttach)(ws, s, o.service, preauthorized));
   });
-  const afterPassword = (ws: WebSocket, s: StreamSession, start: () => Promise<void>, onInput: (b: Buffer) => void) => {
-    let stage: 'auth' | 'starting' | 'running' = 'auth';
-    const early: Buffer[] = [];
-    ws.on('message', async (data, isBinary) => {
-      const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as ArrayBuffer);
-      if (stage === 'running') return onInput(buf);
-      if (stage === 'starting') return void early.push(buf);
-      if (isBinary || buf.toString() !== s.password) return ws.close(4001, 'invalid password');
-      stage = 'starting';
-      try {
-        await start();
-      } catch (e) {
-        return ws.close(4000, (e as Error).message.slice(0, 120));
-      }
-      for (const b of early) onInput(b);
-      stage = 'running';
-    });
-  };
-  const runExec = (ws: WebSocket, s: StreamSession) => {
-    let child: ChildProcess | undefined;
-    afterPassword(ws, s, async () => {
-      child = await o.service.exec(s.sub, s.rg, s.name, s.container, s.argv);
-      child.stdout?.on('data', (b: Buffer) => ws.send(b));
-      child.stderr?.on('data', (b: Buffer) => ws.send(b));
-      child.on('close', (code) => ws.close(1000, `exit ${code ?? -1}`));
-      ws.on('close', () => child!.kill('SIGKILL'));
-    }, (b) => {
-      // An empty frame is end of input.
-      if (b.length === 0) child!.stdin?.end();
-      else child!.stdin?.write(b);
-    });
-  };
-  const runAttach = (ws: WebSocket, s: StreamSession) => {
-    const ac = new AbortController();
-    ws.on('close', () => ac.abort());
-    afterPassword(ws, s, async () => {
-      void o.service.followLogs(s.sub, s.rg, s.name, s.container, { tail: 0 }, (text) => ws.send(Buffer.from(text)), ac.signal)
-        .then(() => ws.close(1000, 'container exited'), (e: Error) => ws.close(4000, e.message.slice(0, 120)));
-    }, () => {});
-  };
   registerArmRoutes(app, o);
   const sweep = setInterval(() => {
     for (const [id, s] of sessions) if (s.expires < Date.now()) sessions.delete(id);

@@ -1,7 +1,7 @@
 // The container instances core: typed actions on container groups, LROs, and the bridge to the agent.
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
-import type { AgentHandle, DesiredGroup, DnsNameLabelScope, GroupStatus, LogOptions } from '../agent/types.js';
+import type { AgentHandle, DesiredGroup, DnsNameLabelScope, ExecOptions, GroupStatus, LogOptions } from '../agent/types.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import { span, traceSince, tracing } from '../lib/trace.js';
 import type { Store } from '../store/store.js';
@@ -445,10 +445,10 @@ export class InstancesService {
     return this.agent.followLogs(rec.uid, container, opts, onChunk, signal);
   }
 
-  async exec(sub: string, rg: string, name: string, container: string, argv: string[]) {
+  async exec(sub: string, rg: string, name: string, container: string, argv: string[], opts: ExecOptions = {}) {
     const rec = await this.mustGet(sub, rg, name);
     this.mustHaveContainer(rec, container);
-    return this.agent.exec(rec.uid, container, argv);
+    return this.agent.exec(rec.uid, container, argv, opts);
   }
 
   async operation(sub: string, id: string): Promise<OperationView> {

@@ -1,7 +1,7 @@
 // Health probes of one container: an exec probe runs a command inside it, an httpGet probe asks its address.
-import type { ChildProcess } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import type { ExecHandle } from './types.js';
 
 export interface ProbeResult {
   ok: boolean;
@@ -13,43 +13,34 @@ const MAX_OUTPUT = 1024;
 
 /**
  * Runs `start()` (a process in the container) and succeeds when it exits 0 within the timeout. On
- * timeout the process is killed through `kill` (by the PID the runtime recorded), not left behind.
+ * timeout the exec session is killed (the process and everything it started), not left behind.
  */
-export function execProbe(start: () => ChildProcess, kill: () => void, timeoutMs: number): Promise<ProbeResult> {
-  return new Promise((resolve) => {
-    let child: ChildProcess;
-    try {
-      child = start();
-    } catch (e) {
-      resolve({ ok: false, message: (e as Error).message });
-      return;
-    }
-    let out = '';
-    const take = (d: Buffer) => {
-      if (out.length < MAX_OUTPUT) out += d.toString('utf8');
-    };
-    child.stdout?.on('data', take);
-    child.stderr?.on('data', take);
-    child.stdin?.end();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-      // runc exec exits once its process is gone; if it does not, it is ended too.
-      setTimeout(() => child.kill('SIGKILL'), 1000).unref();
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      resolve({ ok: false, message: e.message });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const said = out.trim().slice(0, MAX_OUTPUT);
-      if (timedOut) resolve({ ok: false, message: `command timed out after ${timeoutMs / 1000}s` });
-      else if (code === 0) resolve({ ok: true, message: said });
-      else resolve({ ok: false, message: `command exited with ${code ?? signal}${said ? `: ${said}` : ''}` });
-    });
-  });
+export async function execProbe(start: () => Promise<ExecHandle>, timeoutMs: number): Promise<ProbeResult> {
+  let proc: ExecHandle;
+  try {
+    proc = await start();
+  } catch (e) {
+    return { ok: false, message: (e as Error).message };
+  }
+  let out = '';
+  const take = (d: Buffer) => {
+    if (out.length < MAX_OUTPUT) out += d.toString('utf8');
+  };
+  proc.stdout.on('data', take);
+  proc.stderr.on('data', take);
+  proc.stdin.end();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    proc.kill();
+  }, timeoutMs);
+  const r = await proc.done;
+  clearTimeout(timer);
+  const said = out.trim().slice(0, MAX_OUTPUT);
+  if (timedOut) return { ok: false, message: `command timed out after ${timeoutMs / 1000}s` };
+  if (r.error !== undefined) return { ok: false, message: r.error };
+  if (r.exitCode === 0) return { ok: true, message: said };
+  return { ok: false, message: `command exited with ${r.exitCode}${said ? `: ${said}` : ''}` };
 }
 
 export interface HttpProbeTarget {

@@ -1,4 +1,5 @@
 // Contracts of the single-host runtime: images, containers (runc + conmon), group networks (CNI).
+import type { Readable, Writable } from 'node:stream';
 
 /** The parts of an OCI image config that shape a container's process. */
 export interface ImageConfig {
@@ -90,4 +91,42 @@ export interface Sandbox {
   id: string;
   netnsPath: string;
   ip: string;
+}
+
+/** The size of a terminal in character cells. */
+export interface TerminalSize {
+  rows: number;
+  cols: number;
+}
+
+export interface ExecOptions {
+  /** "KEY=value", added to the container's environment. */
+  env?: string[];
+  cwd?: string;
+  /** Run under a pseudo-terminal of this size (0 x 0: size unknown). */
+  tty?: TerminalSize;
+}
+
+export interface ExecResult {
+  /** The process's exit code; 128 + the signal's number when a signal ended it. */
+  exitCode?: number;
+  /** Set instead of exitCode when the process never ran (e.g. no such executable). */
+  error?: string;
+}
+
+/** A process started in a running container. */
+export interface ExecHandle {
+  readonly tty: boolean;
+  /** Its input; end() is end of input (with a tty: the terminal's EOF character, once). */
+  readonly stdin: Writable;
+  /** Its output; with a tty everything the terminal shows. */
+  readonly stdout: Readable;
+  /** Its stderr; with a tty only the OCI runtime's own messages. */
+  readonly stderr: Readable;
+  /** Resizes the terminal (no-op without one); the process gets SIGWINCH. */
+  resize(size: TerminalSize): void;
+  /** Ends the session: the process and every process of its session are killed. */
+  kill(): void;
+  /** Settles once the process has ended (or could not start) and its output has been passed on. */
+  readonly done: Promise<ExecResult>;
 }

@@ -1,14 +1,20 @@
 // Runs containers with runc under conmon; all state lives on disk so containers outlive this process.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createReadStream, existsSync, mkdirSync, readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
 import { runOffThread } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
-import type { ContainerSpec, ContainerStatus } from '../types.js';
+import type { ContainerSpec, ContainerStatus, ExecOptions } from '../types.js';
+import { ExecProcess } from './exec.js';
 import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
+
+/** Where scripts/build-helpers.sh puts berth-exec: dist/libexec, next to dist/src. */
+export const DEFAULT_EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
 
 /**
  * The OCI runtime to run containers with: crun starts a container in about half of runc's time,
@@ -39,6 +45,8 @@ export interface ContainerRuntimeOptions {
   cgroupParent?: string;
   /** Host resolv.conf to derive the containers' from. */
   hostResolvConf?: string;
+  /** The berth-exec helper (exec sessions, with or without a tty). */
+  execHelperPath?: string;
 }
 
 export interface LogOptions {
@@ -759,17 +767,42 @@ export class ContainerRuntime {
     return formatLines(selected, opts.timestamps);
   }
 
-  /** `runc exec` with plain pipes (no tty); the caller owns the returned process. */
-  exec(id: string, argv: string[], opts: { env?: string[]; cwd?: string; pidFile?: string } = {}): ChildProcess {
+  /**
+   * Runs a process in a running container, with the container's process settings (user, env,
+   * capabilities, …) and, when asked, a pseudo-terminal. It runs in its own session; berth-exec
+   * reaps it, and kill() (or the end of this process) kills the whole session.
+   */
+  async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
     this.checkId(id);
     if (argv.length === 0) throw new BerthError(Codes.RuntimeError, 'exec needs a command');
-    const args = ['exec'];
-    for (const e of opts.env ?? []) args.push('--env', e);
-    if (opts.cwd) args.push('--cwd', opts.cwd);
-    // The process's host PID, so a caller can end it (runc exec does not pass SIGKILL on).
-    if (opts.pidFile) args.push('--pid-file', opts.pidFile);
-    args.push(id, ...argv);
-    return spawn(this.binFor(id), this.runcArgs(...args), { stdio: ['pipe', 'pipe', 'pipe'] });
+    const helper = this.opts.execHelperPath ?? DEFAULT_EXEC_HELPER;
+    if (!existsSync(helper)) throw new BerthError(Codes.RuntimeError, `exec helper ${helper} is missing: run scripts/build-helpers.sh`);
+    let base: Record<string, unknown> & { env?: string[] };
+    try {
+      base = JSON.parse(await readFile(this.dir(id, 'bundle', 'config.json'), 'utf8')).process;
+    } catch {
+      throw new BerthError(Codes.ContainerNotFound, `container ${id} not found`, 404);
+    }
+    const tty = opts.tty;
+    const proc: Record<string, unknown> = {
+      ...base,
+      args: argv,
+      terminal: !!tty,
+      env: [...(base.env ?? []), ...(opts.env ?? [])],
+      ...(opts.cwd && { cwd: opts.cwd }),
+    };
+    delete proc.consoleSize;
+    // The size is set before the process runs, so its first look at the terminal sees it.
+    if (tty && tty.rows > 0 && tty.cols > 0) proc.consoleSize = { height: tty.rows, width: tty.cols };
+    // A short private path: the console socket's must fit in sun_path.
+    const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
+    const paths = { process: join(dir, 'process.json'), pid: join(dir, 'pid'), console: join(dir, 'console.sock') };
+    await writeFile(paths.process, JSON.stringify(proc), { mode: 0o600 });
+    const runtimeArgs = this.runcArgs('exec', '--detach', '--pid-file', paths.pid,
+      ...(tty ? ['--console-socket', paths.console] : []), '--process', paths.process, id);
+    // berth-exec removes the spec (it holds the container's secrets) as soon as the runtime has read it, even if berth dies.
+    return new ExecProcess(helper, [...(tty ? ['--console-socket', paths.console] : []), '--pid-file', paths.pid, '--cleanup', paths.process, '--', this.binFor(id), ...runtimeArgs],
+      !!tty, () => rm(dir, { recursive: true, force: true }));
   }
 }
 

@@ -8,6 +8,7 @@ import type { ContainerSpec, PulledImage } from '../types.js';
 const APPLETS = [
   'sh', 'sleep', 'echo', 'cat', 'httpd', 'wget', 'nc', 'dd', 'head', 'tail', 'true', 'false', 'id',
   'hostname', 'ip', 'ifconfig', 'grep', 'ls', 'env', 'pwd', 'seq', 'kill', 'ps', 'mkdir', 'rm', 'touch', 'mount', 'wc',
+  'stty', 'tty', 'cut',
 ];
 
 /** A one-layer "image" made of busybox-static with applet links and a passwd file. */

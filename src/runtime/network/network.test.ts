@@ -118,8 +118,8 @@ describe('NetworkManager', () => {
     assert.equal(await httpGet(`http://${sb.ip}:${p}/index.html`), 'hello from berth\n');
     const hosts = await rt.exec('web-httpd', ['cat', '/etc/hosts']);
     let hostsText = '';
-    hosts.stdout!.on('data', (c) => (hostsText += c));
-    await new Promise((r) => hosts.on('close', r));
+    hosts.stdout.on('data', (c) => (hostsText += c));
+    assert.deepEqual(await hosts.done, { exitCode: 0 });
     assert.match(hostsText, new RegExp(`^${sb.ip.replace(/\./g, '\\.')}\\tweb-httpd$`, 'm'));
 
     await rt.remove('web-httpd');

@@ -384,7 +384,7 @@ export class Agent implements AgentHandle {
         this.wakeAt(d.uid, t.restart.get(c.name)!.notBefore);
         continue;
       }
-      // Restart in place: same bundle and writable layer, the log file continues.
+      // Restart in place: same bundle and writable layer; the ended run's log becomes the previous log.
       const image = (await this.localImage(c.image)) ?? (await this.o.images.pull(c.image, { credentials: d.spec.imageRegistryCredentials }));
       const again = await this.o.containers.start(this.containerSpec(d, c, image, sandbox));
       this.restarted(t, c.name, v, runningState(c, again.startedAt));

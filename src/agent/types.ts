@@ -138,6 +138,8 @@ export interface GroupStatus {
 export interface LogOptions {
   tail?: number;
   timestamps?: boolean;
+  /** The log of the container's previous run (before its last restart). */
+  previous?: boolean;
 }
 
 /** The agent as the instances service sees it: in-process today, over the network later. */

@@ -191,6 +191,8 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     if (tail !== undefined && (!Number.isInteger(tail) || tail < 0))
       throw new BerthError(Codes.InvalidRequestContent, "'tail' must be a non-negative integer.", 400, 'tail');
     const timestamps = q.timestamps === 'true';
+    // berth extension: the log of the container's run before its last restart (404 when there was none).
+    if (q.previous === 'true') return { content: await o.service.logs(sub, rg, name, container, { tail, timestamps, previous: true }) };
     if (q.follow === 'true') {
       // berth extension: stream the log as it grows, as `az container attach` would.
       const ac = new AbortController();

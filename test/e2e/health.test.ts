@@ -80,8 +80,9 @@ describe('liveness probes', () => {
     assert.ok(unhealthy.count >= 2, 'failureThreshold 2: two failures before the kill');
     assert.ok(events(v).some((e) => e.name === 'Killing' && /failed liveness probe/.test(e.message)));
     assert.equal(v.previousState.state, 'Terminated');
-    // The restarted instance is the same container: its log continues.
-    assert.equal((await logs('live', 'app')).match(/started/g)?.length, 2);
+    // The restarted instance is the same container with a fresh log; the killed run's log is the previous one.
+    assert.equal(await api.waitFor('the new run\'s log', async () => (await logs('live', 'app'))?.includes('started') && logs('live', 'app')), 'started\n');
+    assert.equal((await api.req('GET', `${api.groupPath(RG, 'live')}/containers/app/logs?previous=true`)).body?.content, 'started\n');
     // The spec shows the probe as given, with Kubernetes' defaults filled in.
     assert.deepEqual(g.properties.containers[0].properties.livenessProbe, {
       exec: { command: ['cat', '/tmp/healthy'] }, initialDelaySeconds: 0, periodSeconds: 1, failureThreshold: 2, successThreshold: 1, timeoutSeconds: 1,

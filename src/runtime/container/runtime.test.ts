@@ -192,9 +192,10 @@ describe('ContainerRuntime', () => {
     assert.match(logs, /^\/usr\/local\/sbin:/m);
   });
 
-  it('restarts an exited container in the same bundle, keeping its writable layer and log', async () => {
+  it('restarts an exited container in the same bundle, keeping its writable layer and the previous run\'s log', async () => {
     const cmd = ['sh', '-c', 'echo run >> /root/runs; cat /root/runs | wc -l'];
     await runToEnd('restart', cmd);
+    await assert.rejects(rt.readLogs('restart', { previous: true }), /no previous run/);
     const first = await rt.status('restart');
     await sleep(10);
     const again = await rt.start(spec('restart', { command: cmd }));
@@ -202,7 +203,13 @@ describe('ContainerRuntime', () => {
     const st = await waitExited('restart');
     assert.equal(st.exitCode, 0);
     assert.notEqual(st.startedAt, first?.startedAt);
-    assert.equal((await rt.readLogs('restart')).split('\n').filter(Boolean).map((s) => s.trim()).join(','), '1,2');
+    const lines = (text: string) => text.split('\n').filter(Boolean).map((s) => s.trim()).join(',');
+    assert.equal(lines(await rt.readLogs('restart')), '2');
+    assert.equal(lines(await rt.readLogs('restart', { previous: true })), '1');
+    // only one previous run is kept
+    await rt.start(spec('restart', { command: cmd }));
+    await waitFor(async () => lines(await rt.readLogs('restart')) === '3');
+    assert.equal(lines(await rt.readLogs('restart', { previous: true })), '2');
   });
 
   it('start is idempotent, also when called concurrently', async () => {

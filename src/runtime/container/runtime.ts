@@ -52,6 +52,8 @@ export interface ContainerRuntimeOptions {
 export interface LogOptions {
   tail?: number;
   timestamps?: boolean;
+  /** The log of the run before the current one (a restart keeps exactly one). */
+  previous?: boolean;
 }
 
 /** What we keep next to the bundle; everything else is read back from runc and conmon's files. */
@@ -167,6 +169,20 @@ export class ContainerRuntime {
 
   logPath(id: string): string {
     return this.dir(id, 'ctr.log');
+  }
+
+  private previousLogPath(id: string): string {
+    return this.dir(id, 'ctr.previous.log');
+  }
+
+  /** On a restart, the log of the run that ended becomes the previous log; the new run starts a fresh one. */
+  private async rotateLog(id: string): Promise<void> {
+    try {
+      await rename(this.logPath(id), this.previousLogPath(id));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      await writeFile(this.previousLogPath(id), ''); // that run wrote nothing
+    }
   }
 
   private checkId(id: string): void {
@@ -389,6 +405,7 @@ export class ContainerRuntime {
     writes.push(writeFile(join(bundle, 'config.json'), JSON.stringify(oci)));
     await Promise.all(writes);
 
+    if (meta.restarts >= 0) await this.rotateLog(id);
     meta.restarts += 1;
     delete meta.startedAt;
     await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
@@ -640,11 +657,12 @@ export class ContainerRuntime {
 
   async readLogs(id: string, opts: LogOptions = {}): Promise<string> {
     this.checkId(id);
-    const path = this.logPath(id);
+    const path = opts.previous ? this.previousLogPath(id) : this.logPath(id);
     let size: number;
     try {
       size = (await stat(path)).size;
     } catch {
+      if (opts.previous) throw new BerthError(Codes.NotFound, `container ${id} has no previous run`, 404);
       return '';
     }
     return this.readLogsUpTo(path, size, opts);

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import WebSocket from 'ws';
+import { splitCommand } from '../lib/argv.js';
 import { ArmClient, CliError, loadCliConfig, saveCliConfig } from './client.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -36,29 +37,13 @@ function printGroups(v: any, output: Output) {
   print(Array.isArray(v) ? v.map(azContainerGroup) : azContainerGroup(v));
 }
 
-/** Splits a command line as a POSIX shell would for words and quotes (no expansion). */
-export function splitCommandLine(s: string): string[] {
-  const out: string[] = [];
-  let cur: string | undefined;
-  let q: '"' | "'" | undefined;
-  for (let i = 0; i < s.length; i++) {
-    const ch = s[i];
-    if (q) {
-      if (ch === q) q = undefined;
-      else if (ch === '\\' && q === '"' && i + 1 < s.length) cur += s[++i];
-      else cur += ch;
-    } else if (ch === '"' || ch === "'") {
-      q = ch;
-      cur ??= '';
-    } else if (/\s/.test(ch)) {
-      if (cur !== undefined) out.push(cur);
-      cur = undefined;
-    } else if (ch === '\\' && i + 1 < s.length) cur = (cur ?? '') + s[++i];
-    else cur = (cur ?? '') + ch;
+/** --command-line, split as a shell would split it (lib/argv.ts), as az does. */
+function splitCommandLine(s: string): string[] {
+  try {
+    return splitCommand(s);
+  } catch (e) {
+    throw new CliError(`--command-line: ${(e as Error).message}.`);
   }
-  if (q) throw new CliError('Unbalanced quotes in --command-line.');
-  if (cur !== undefined) out.push(cur);
-  return out;
 }
 
 const envPairs = (list: string[] | undefined, secure: boolean) =>
@@ -284,26 +269,62 @@ withGroup(container.command('logs').description('Show the log of a container'))
     for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
   });
 
-withGroup(container.command('exec').description('Run a command in a running container'))
-  .requiredOption('--exec-command <command>', 'command to run')
+withGroup(container.command('exec').description('Run a command in a running container (with a terminal when this one is a terminal)'))
+  .requiredOption('--exec-command <command>', "command to run, split as a shell would (quotes, backslashes; nothing expanded: use sh -c '…')")
   .option('--container-name <name>', 'container (default: the group name)')
   .action(async (o) => {
     const arm = new ArmClient(loadCliConfig());
     const path = `${arm.groupPath(o.resourceGroup, o.name)}/containers/${encodeURIComponent(o.containerName ?? o.name)}/exec`;
-    const r = await arm.call<{ webSocketUri: string; password: string }>('POST', path, { command: o.execCommand, terminalSize: { rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 } });
-    await new Promise<void>((done, fail) => {
+    // As docker exec -it: a terminal in the container only when both ends here are one.
+    const tty = process.stdin.isTTY && process.stdout.isTTY;
+    const size = () => ({ rows: process.stdout.rows ?? 24, cols: process.stdout.columns ?? 80 });
+    const r = await arm.call<{ webSocketUri: string; password: string }>('POST', path, { command: o.execCommand, ...(tty && { terminalSize: size() }) });
+    const code = await new Promise<number>((done, fail) => {
       const ws = new WebSocket(r.body.webSocketUri);
+      const onResize = () => ws.send(JSON.stringify({ resize: size() })); // berth's resize extension
+      const restore = () => {
+        if (tty) {
+          process.stdin.setRawMode(false);
+          process.stdout.off('resize', onResize);
+        }
+        process.stdin.destroy();
+      };
       ws.on('open', () => {
         ws.send(r.body.password);
-        if (!process.stdin.isTTY) process.stdin.on('data', (d) => ws.send(d));
+        if (tty) {
+          process.stdin.setRawMode(true);
+          process.stdout.on('resize', onResize);
+        }
+        process.stdin.on('data', (d) => ws.send(d, { binary: true }));
         process.stdin.on('end', () => ws.send(Buffer.alloc(0)));
       });
       ws.on('message', (d) => process.stdout.write(d as Buffer));
-      ws.on('close', (code, reason) => {
-        process.stdin.pause();
-        if (code === 1000 || code === 1005) done();
-        else fail(new CliError(`exec ended: ${reason.toString() || code}`));
+      ws.on('close', (c, reason) => {
+        restore();
+        const exit = /^exit (\d+)$/.exec(reason.toString());
+        if (c === 1000 && exit) done(Number(exit[1]));
+        else if (c === 1000 || c === 1005) done(0);
+        else fail(new CliError(`exec ended: ${reason.toString() || c}`));
       });
+      ws.on('error', (e) => {
+        restore();
+        fail(e);
+      });
+    });
+    // The command's exit code is this one's, as with docker exec and kubectl exec.
+    process.exitCode = code;
+  });
+
+withGroup(container.command('attach').description("Stream a container's output as it is written, until it ends"))
+  .option('--container-name <name>', 'container (default: the group name)')
+  .action(async (o) => {
+    const arm = new ArmClient(loadCliConfig());
+    const path = `${arm.groupPath(o.resourceGroup, o.name)}/containers/${encodeURIComponent(o.containerName ?? o.name)}/attach`;
+    const r = await arm.call<{ webSocketUri: string; password: string }>('POST', path);
+    await new Promise<void>((done, fail) => {
+      const ws = new WebSocket(r.body.webSocketUri, { headers: { authorization: r.body.password } });
+      ws.on('message', (d) => process.stdout.write(d as Buffer));
+      ws.on('close', (c, reason) => (c === 1000 || c === 1005 ? done() : fail(new CliError(`attach ended: ${reason.toString() || c}`))));
       ws.on('error', fail);
     });
   });

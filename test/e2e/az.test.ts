@@ -82,10 +82,13 @@ test('az cloud register, login --service-principal, group create, container crea
   assert.deepEqual(listed.map((g: { name: string }) => g.name), ['web']);
   assert.match(await az('container', 'logs', '-g', 'azrg', '-n', 'web'), /az says hi/);
 
-  // az container exec wants a terminal on stdin: give it one with script(1).
-  const cmd = ['az', 'container', 'exec', '-g', 'azrg', '-n', 'web', '--exec-command', 'cat /www/index.html'].map((a) => `'${a}'`).join(' ');
+  // az container exec wants a terminal on stdin: script(1) gives it one, sized by stty. az sends
+  // that size as terminalSize and the command runs under a terminal of that size.
+  const cmd = `stty rows 30 cols 90; exec az container exec -g azrg -n web --exec-command 'sh -c "tty; stty size; cat /www/index.html"'`;
   const exec = await run('script', ['-qfec', cmd, '/dev/null'], { env: env(), timeout: 60_000 });
-  assert.match(exec.stdout, new RegExp((await (await fetch('http://127.0.0.1:8093/')).text()).trim().replace(/[<>/]/g, '.')));
+  const screen = exec.stdout.replace(/\r/g, '');
+  assert.match(screen, /^\/dev\/pts\/\d+\n30 90\n/m);
+  assert.ok(screen.includes(await (await fetch('http://127.0.0.1:8093/')).text()), screen);
 
   await az('container', 'delete', '-g', 'azrg', '-n', 'web', '--yes');
   assert.deepEqual(JSON.parse(await az('container', 'list', '-g', 'azrg')), []);

@@ -61,6 +61,13 @@ test('create, show, list, logs, exec, restart, stop, start and delete through th
   const secret = await berthCli('container', 'exec', '-g', 'cli', '-n', 'hello', '--exec-command', 'env');
   assert.match(secret, /^PASSWORD=topsecret$/m);
   assert.match(secret, /^GREETING=hi there$/m);
+  // Quoted arguments reach the command whole; its exit code is the CLI's.
+  const failed = await berthCli('container', 'exec', '-g', 'cli', '-n', 'hello', '--exec-command', `sh -c 'echo "a  b"; exit 3'`).then(() => undefined, (e) => e);
+  assert.equal(failed?.code, 3);
+  assert.equal(failed?.stdout, 'a  b\n');
+  // Under a terminal (script(1), sized by stty) the command gets one of the same size.
+  const tty = await run('script', ['-qfec', `stty rows 20 cols 70; exec ${cli} container exec -g cli -n hello --exec-command 'sh -c "tty; stty size"'`, '/dev/null'], { env, timeout: 60_000 });
+  assert.match(tty.stdout.replace(/\r/g, ''), /^\/dev\/pts\/\d+\n20 70\n$/);
 
   await berthCli('container', 'restart', '-g', 'cli', '-n', 'hello');
   await berthCli('container', 'stop', '-g', 'cli', '-n', 'hello');
@@ -87,6 +94,16 @@ test('logs --follow streams lines as the container writes them, and create shows
   process.kill(follow.pid!, 'SIGTERM');
   assert.match(out, /^tick 1\ntick 2\n/);
   assert.match(out, /tick 15\n/, 'lines written after the follow began arrived');
+  // attach: only what is written from now on
+  const attach = spawn(cli, ['container', 'attach', '-g', 'cli', '-n', 'ticker'], { env });
+  let attached = '';
+  attach.stdout.on('data', (d) => (attached += d));
+  const t1 = Date.now();
+  while ((attached.match(/tick \d+\n/g) ?? []).length < 3 && Date.now() - t1 < 15_000) await new Promise((r) => setTimeout(r, 100));
+  process.kill(attach.pid!, 'SIGTERM');
+  const seen = (attached.match(/tick (\d+)\n/g) ?? []).map((l) => Number(l.slice(5)));
+  assert.ok(seen.length >= 3, attached);
+  assert.ok(seen[0] > 15, `attach began at tick ${seen[0]}, after what follow saw`);
   await berthCli('container', 'delete', '-g', 'cli', '-n', 'ticker');
 });
 
@@ -120,7 +137,7 @@ test("az's scenario through berth's CLI: group create, container create/show/lis
   assert.deepEqual(listed.map((g: { name: string }) => g.name), ['web']);
   assert.match(await berthCli('container', 'logs', '-g', 'azrg', '-n', 'web'), /az says hi/);
 
-  // az runs exec under a terminal (TTY support is another change); piped, the command's output is the same.
+  // az always asks for a terminal; berth's CLI only when it runs in one: piped, the output is the command's bytes.
   const exec = await berthCli('container', 'exec', '-g', 'azrg', '-n', 'web', '--exec-command', 'cat /www/index.html');
   assert.equal(exec, await (await fetch('http://127.0.0.1:8093/')).text());
 

@@ -6,7 +6,7 @@ import { ContainerInstanceManagementClient, type ContainerGroup } from '@azure/a
 import WebSocket from 'ws';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { childProcesses, execProcesses, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btsdk0';
 const SUB = 'sdk-sub';
@@ -85,7 +85,8 @@ test('the Azure SDK creates, reads, lists, updates, runs commands in, restarts, 
     ws.on('close', () => res(text));
     ws.on('error', rej);
   });
-  assert.equal(out, await (await fetch('http://127.0.0.1:8090/')).text());
+  // terminalSize (the SDK and az always send one) makes a terminal: its output ends lines with \r\n
+  assert.equal(out, (await (await fetch('http://127.0.0.1:8090/')).text()).replace(/\n/g, '\r\n'));
 
   const attach = await client.containers.attach('sdk-rg', 'web', 'web');
   assert.match(attach.webSocketUri!, /^wss:\/\//);
@@ -126,4 +127,107 @@ test('a failed create reaches the SDK as a failed LRO with ACI\'s error code', a
     client.containerGroups.beginCreateOrUpdateAndWait('sdk-rg', 'Bad_Name', group(), poll),
     (e: { statusCode?: number; code?: string }) => e.statusCode === 400 && e.code === 'InvalidResourceName',
   );
+});
+
+/** An exec or attach WebSocket as ACI's clients use it: the password first (or as Authorization), then frames. */
+function session(uri: string, password: string, o: { header?: boolean } = {}) {
+  const ws = new WebSocket(uri, o.header ? { headers: { authorization: password } } : {});
+  let text = '';
+  ws.on('message', (d) => (text += d.toString()));
+  const opened = new Promise<void>((res) => ws.on('open', () => {
+    if (!o.header) ws.send(password);
+    res();
+  }));
+  const closed = new Promise<{ code: number; reason: string }>((res, rej) => {
+    ws.on('close', (code, reason) => res({ code, reason: reason.toString() }));
+    ws.on('error', rej);
+  });
+  const waitFor = async (re: RegExp, ms = 15_000) => {
+    const t0 = Date.now();
+    while (!re.test(text)) {
+      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${re} in ${JSON.stringify(text)}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return text;
+  };
+  return { ws, opened, closed, output: () => text, waitFor };
+}
+
+async function until(what: string, fn: () => boolean, ms = 15_000) {
+  const t0 = Date.now();
+  while (!fn()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test('exec gives a terminal of the requested size that resizes, ends with the exit code and leaves nothing running; attach streams output', async () => {
+  const g: ContainerGroup = {
+    location: 'local', osType: 'Linux', restartPolicy: 'Always',
+    containers: [{
+      name: 'tick', image, command: ['sh', '-c', 'i=0; while true; do echo tick $i; i=$((i+1)); sleep 0.2; done'],
+      resources: { requests: { cpu: 0.25, memoryInGB: 0.25 } },
+    }],
+  };
+  await client.containerGroups.beginCreateOrUpdateAndWait('sdk-rg', 'tty', g, poll);
+  const [id] = ociContainers(berth.runcRoot).keys();
+  const children = childProcesses(berth.child.pid!);
+  assert.deepEqual(execProcesses(berth.runcRoot, id), []);
+  const exec = async (command: string, terminalSize?: { rows: number; cols: number }) => {
+    const r = await client.containers.executeCommand('sdk-rg', 'tty', 'tick', { command, ...(terminalSize && { terminalSize }) });
+    const s = session(r.webSocketUri!, r.password!);
+    await s.opened;
+    return s;
+  };
+
+  // A command under a terminal of the requested size; the close frame carries its exit code.
+  const once = await exec('sh -c "tty; stty size; exit 3"', { rows: 33, cols: 101 });
+  assert.deepEqual(await once.closed, { code: 1000, reason: 'exit 3' });
+  assert.match(once.output(), /^\/dev\/pts\/\d+\r\n33 101\r\n$/);
+
+  // An interactive shell: keystrokes as binary frames (as az sends them), berth's resize message.
+  const sh = await exec('/bin/sh', { rows: 10, cols: 40 });
+  sh.ws.send(Buffer.from('stty size\n'));
+  await sh.waitFor(/\r\n10 40\r\n/);
+  sh.ws.send(JSON.stringify({ resize: { rows: 50, cols: 160 } }));
+  sh.ws.send(Buffer.from('stty size\n'));
+  await sh.waitFor(/\r\n50 160\r\n/);
+  sh.ws.send(Buffer.from('exit 7\n'));
+  assert.deepEqual(await sh.closed, { code: 1000, reason: 'exit 7' });
+
+  // Hanging up kills everything the session started, with and without a terminal.
+  const hang = await exec('/bin/sh', { rows: 24, cols: 80 });
+  hang.ws.send(Buffer.from('sleep 1000 & sleep 1001\n'));
+  const piped = await exec("sh -c 'sleep 1002 & exec sleep 1003'");
+  await until('3 + 2 exec processes', () => execProcesses(berth.runcRoot, id).length === 3 + 2);
+  hang.ws.close();
+  piped.ws.close();
+  await until('no exec process left', () => execProcesses(berth.runcRoot, id).length === 0);
+  await until('no exec helper left', () => JSON.stringify(childProcesses(berth.child.pid!)) === JSON.stringify(children));
+
+  // Without terminalSize: pipes; quoted arguments survive; an empty frame is end of input.
+  const cat = await exec(`sh -c 'cat; echo "a  b" >&2'`);
+  cat.ws.send(Buffer.from('hello\n'));
+  cat.ws.send(Buffer.alloc(0));
+  assert.deepEqual(await cat.closed, { code: 1000, reason: 'exit 0' });
+  assert.equal(cat.output(), 'hello\na  b\n');
+  const missing = await exec('no-such-command');
+  const closed = await missing.closed;
+  assert.equal(closed.code, 4000);
+  assert.match(closed.reason, /^exec failed: .*no-such-command/);
+
+  // attach: the output from now on, as it is written; the password as Authorization (as ACI
+  // documents it for attach) or as the first frame.
+  for (const header of [true, false]) {
+    const a = await client.containers.attach('sdk-rg', 'tty', 'tick');
+    const s = session(a.webSocketUri!, a.password!, { header });
+    const text = await s.waitFor(/tick (\d+)\n(.|\n)*tick \d+\n/);
+    const seen = [...text.matchAll(/tick (\d+)\n/g)].map((m) => Number(m[1]));
+    assert.deepEqual(seen, seen.map((_, i) => seen[0] + i), 'consecutive lines, as written');
+    assert.ok(seen[0] > 0, 'nothing from before the attach');
+    s.ws.close();
+    await s.closed;
+  }
+
+  await client.containerGroups.beginDeleteAndWait('sdk-rg', 'tty', poll);
 });

@@ -249,3 +249,45 @@ export function cleanupDir(dir: string) {
   rmSync(dir, { recursive: true, force: true });
 }
 
+/** PIDs of the live processes in a container's cgroup (berth's default parent /berth; zombies are not listed). */
+export function containerProcesses(id: string): number[] {
+  return readFileSync(`/sys/fs/cgroup/pids/berth/${id}/cgroup.procs`, 'utf8').split('\n').filter(Boolean).map(Number).sort((a, b) => a - b);
+}
+
+const sessionOf = (pid: number) => {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[3]);
+};
+
+/**
+ * PIDs of the live processes in a container that exec sessions started: each exec runs in a
+ * session of its own, unlike the container's process and whatever it forks.
+ */
+export function execProcesses(runcRoot: string, id: string): number[] {
+  const init = ociContainers(runcRoot).get(id);
+  if (!init) return [];
+  const main = sessionOf(init);
+  return containerProcesses(id).filter((pid) => {
+    try {
+      return sessionOf(pid) !== main;
+    } catch {
+      return false; // ended meanwhile
+    }
+  });
+}
+
+/** PIDs of a process's live children (for berth: exec helpers and the runtime calls it makes). */
+export function childProcesses(pid: number): number[] {
+  const out: number[] = [];
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(ppid) === pid && state !== 'Z') out.push(Number(e));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return out.sort((a, b) => a - b);
+}

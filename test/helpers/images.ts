@@ -17,6 +17,7 @@ export const APPLETS = [
   'ps', 'mkdir', 'rm', 'touch', 'hostname', 'ip', 'ifconfig', 'dd', 'yes', 'seq', 'grep', 'sed', 'awk', 'cp', 'mv',
   'ln', 'chmod', 'kill', 'pwd', 'date', 'wc', 'sort', 'uname', 'whoami', 'printf', 'test', 'stat', 'mount', 'df',
   'free', 'top', 'nslookup', 'ping', 'netstat', 'route', 'sync', 'vi', 'tr', 'cut', 'find', 'xargs', 'uptime',
+  'stty', 'tty',
 ];
 
 export interface BuildImageOptions {

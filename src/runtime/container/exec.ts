@@ -44,7 +44,7 @@ export class ExecProcess implements ExecHandle {
         const [word, ...rest] = line.split(' ');
         if (word === 'pid') this.pid = Number(rest[0]);
         else if (word === 'exit') result = { exitCode: Number(rest[0]) };
-        else if (word === 'error') result = { error: rest.join(' ') };
+        else if (word === 'error') result = { error: runtimeReason(rest.join(' ')) };
       }
     });
     this.done = new Promise((resolve) => {
@@ -79,4 +79,24 @@ export class ExecProcess implements ExecHandle {
     }, KILL_GRACE_MS);
     this.killTimer.unref();
   }
+}
+
+/**
+ * The reason in the OCI runtime's error output: runc's `time=… level=error msg="exec failed: …"`,
+ * crun's `[colour]2024-…Z: executable file `x` not found…`; berth-exec appends the exit status.
+ */
+export function runtimeReason(line: string): string {
+  let text = line.replace(/\x1b\[[0-9;]*m/g, '').replace(/ \(exit status -?\d+\)$/, '').trim();
+  const m = /msg="((?:[^"\\]|\\.)*)"/.exec(text);
+  if (m) {
+    try {
+      text = JSON.parse(`"${m[1]}"`);
+    } catch {
+      text = m[1].replace(/\\(.)/g, '$1');
+    }
+  }
+  return text
+    .replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z: /, '')
+    .replace(/^exec failed: /, '')
+    .replace(/^unable to start container process: /, '');
 }

@@ -1,10 +1,11 @@
 // End-to-end: a real Kubernetes control plane schedules pods onto `berth kubernetes-node`, which runs them on a real berth server.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess, execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { Api, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, childProcesses, execProcesses, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { startControlPlane, type ControlPlane } from '../helpers/kube.js';
@@ -61,6 +62,42 @@ describe('kubernetes virtual node', { concurrency: false }, () => {
     process.kill(connector.pid!, signal);
     await exited;
   };
+  /** kubectl with input on its stdin; resolves with its output and exit code. */
+  const kubectlIn = (input: string, ...args: string[]) => new Promise<{ code: number | null; stdout: string; stderr: string }>((res) => {
+    const k = spawn(join(cp.bindir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    k.stdout!.on('data', (d) => (stdout += d));
+    k.stderr!.on('data', (d) => (stderr += d));
+    k.on('close', (code) => res({ code, stdout, stderr }));
+    k.stdin!.end(input);
+  });
+  /** kubectl under a pseudo-terminal of script(1), sized by stty, typed into through script's stdin. */
+  const kubectlTty = (rows: number, cols: number, ...args: string[]) => {
+    const cmd = [join(cp.bindir, 'kubectl'), '--kubeconfig', cp.kubeconfig, ...args].map((a) => `'${a}'`).join(' ');
+    const s = spawn('script', ['-qfec', `stty rows ${rows} cols ${cols}; exec ${cmd}`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let screen = '';
+    s.stdout!.on('data', (d) => (screen += d));
+    s.stderr!.on('data', (d) => (screen += d));
+    const exited = new Promise<number | null>((r) => s.on('close', r));
+    return {
+      script: s, exited, screen: () => screen,
+      type: (text: string) => s.stdin!.write(text),
+      waitFor: (re: RegExp) => waitFor(`${re} on kubectl's terminal`, async () => re.test(screen), 20_000).catch((e) => {
+        throw new Error(`${e.message}; the terminal shows ${JSON.stringify(screen)}`);
+      }),
+      /** kubectl itself (script's child): its terminal, to resize as a window manager would. */
+      kubectlPid: () => childProcesses(s.pid!)[0],
+    };
+  };
+  /** Processes that exec sessions started, in every container berth runs. */
+  const execLeft = () => [...ociContainers(berth.runcRoot).keys()].flatMap((id) => {
+    try {
+      return execProcesses(berth.runcRoot, id);
+    } catch {
+      return []; // a container going away meanwhile
+    }
+  });
   const groups = async () => ((await api.req('GET', `/subscriptions/${SUB}/resourceGroups/${RG}/providers/Microsoft.ContainerInstance/containerGroups`)).body?.value ?? []) as any[];
   const pods = async (selector: string) => (await cp.json('get', 'pods', '-l', selector)).items as any[];
 
@@ -204,11 +241,22 @@ describe('kubernetes virtual node', { concurrency: false }, () => {
     const follow = spawn(join(cp.bindir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'logs', '-f', 'ticker'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     follow.stdout!.on('data', (d) => (out += d));
+    // attach: the output from now on, as it is written
+    const attach = spawn(join(cp.bindir, 'kubectl'), ['--kubeconfig', cp.kubeconfig, 'attach', 'ticker'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let attached = '';
+    attach.stdout!.on('data', (d) => (attached += d));
+    attach.stderr!.on('data', (d) => (attached += d));
     try {
       await waitFor('logs -f to show a later line', async () => /tick 0\n/.test(out) && /tick [3-9]\n/.test(out), 20_000);
       assert.equal(follow.exitCode, null, 'kubectl logs -f is still streaming');
+      await waitFor('kubectl attach to show two lines', async () => (attached.match(/tick \d+\n/g) ?? []).length >= 2, 20_000)
+        .catch((e) => Promise.reject(new Error(`${e.message}: ${attached}`)));
+      const seen = (attached.match(/tick (\d+)\n/g) ?? []).map((l) => Number(l.slice(5)));
+      assert.deepEqual(seen, seen.map((_, i) => seen[0] + i));
+      assert.equal(attach.exitCode, null, 'kubectl attach is still streaming');
     } finally {
       follow.kill('SIGTERM');
+      attach.kill('SIGTERM');
       await cp.kubectl('delete', 'pod', 'ticker', '--wait=false');
     }
     await cp.kubectl('exec', name, '--', 'touch', '/scratch/made-by-exec');
@@ -218,8 +266,47 @@ describe('kubernetes virtual node', { concurrency: false }, () => {
     const failed = await cp.kubectl('exec', name, '--', 'false').then(() => undefined, (e) => e);
     assert.ok(failed, 'a failing command fails kubectl exec');
     assert.match(String(failed.stderr), /exit code 1/);
-    const spaced = await cp.kubectl('exec', name, '--', 'sh', '-c', 'echo a b').then(() => undefined, (e) => e);
-    assert.match(String(spaced?.stderr), /splits the command on whitespace/);
+    // Arguments with spaces and quotes arrive whole.
+    assert.equal(await cp.kubectl('exec', name, '--', 'sh', '-c', `echo "a  b" 'c'`), 'a  b c\n');
+    // -i: input reaches the command and its end ends it; without -i there is no input at all.
+    assert.deepEqual(await kubectlIn('piped\n', 'exec', '-i', name, '--', 'cat'), { code: 0, stdout: 'piped\n', stderr: '' });
+    assert.deepEqual(await kubectlIn('', 'exec', name, '--', 'cat'), { code: 0, stdout: '', stderr: '' });
+    // No restart yet: nothing to show for --previous, with the kubelet's words.
+    const noPrev = await cp.kubectl('logs', name, '--previous').then(() => undefined, (e) => e);
+    assert.match(String(noPrev?.stderr), /previous terminated container "web" in pod ".*" not found/);
+  });
+
+  it('kubectl exec -it gives a terminal that follows kubectl\'s own size, and a hang-up kills what it started', async () => {
+    const [p] = await pods('app=web');
+    const name = p.metadata.name;
+    assert.deepEqual(execLeft(), []);
+    const t = kubectlTty(33, 101, 'exec', '-it', name, '--', 'sh');
+    try {
+      t.type('tty; stty size\n');
+      await t.waitFor(/\/dev\/pts\/\d+\r?\n33 101\r?\n/);
+      // The window changes: kubectl sees SIGWINCH and sends the new size over the resize channel.
+      execFileSync('stty', ['-F', readlinkSync(`/proc/${t.kubectlPid()}/fd/0`), 'rows', '44', 'cols', '120']);
+      await sleep(300);
+      t.type('stty size\n');
+      await t.waitFor(/\n44 120\r?\n/);
+      t.type('exit 5\n');
+      assert.equal(await t.exited, 5, t.screen());
+    } finally {
+      t.script.kill('SIGKILL');
+    }
+    await waitFor('no exec process left', async () => execLeft().length === 0, 10_000);
+
+    // kubectl dies mid-session: the API server drops the stream, and berth the session.
+    const h = kubectlTty(24, 80, 'exec', '-it', name, '--', 'sh');
+    try {
+      h.type('sleep 1000\n');
+      await waitFor('sh and sleep running', async () => execLeft().length === 2, 20_000);
+      process.kill(h.kubectlPid(), 'SIGKILL');
+      await h.exited;
+      await waitFor('the session killed', async () => execLeft().length === 0, 15_000);
+    } finally {
+      h.script.kill('SIGKILL');
+    }
   });
 
   it('follows scale to 5 and to 0 with container groups, leaving none behind', async () => {
@@ -233,20 +320,37 @@ describe('kubernetes virtual node', { concurrency: false }, () => {
     await waitFor('no pods and no groups', async () => (await pods('app=web')).length === 0 && (await groups()).length === 0, 60_000);
   });
 
-  it('restarts a failing container per the pod policy and reports restartCount', async () => {
+  it('restarts a failing container per the pod policy, reports restartCount and keeps the previous run\'s log', async () => {
     await cp.apply({
       apiVersion: 'v1', kind: 'Pod', metadata: { name: 'crasher' },
-      spec: { tolerations: toleration, nodeName: NODE, restartPolicy: 'Always', containers: [{ name: 'c', image, command: ['sh', '-c', 'echo crashing; exit 3'] }] },
+      spec: {
+        tolerations: toleration, nodeName: NODE, restartPolicy: 'Always',
+        containers: [{
+          name: 'c', image, volumeMounts: [{ name: 'data', mountPath: '/data' }],
+          command: ['sh', '-c', 'n=$(($(cat /data/n 2>/dev/null || echo 0) + 1)); echo $n > /data/n; echo run $n; exit 3'],
+        }],
+        volumes: [{ name: 'data', emptyDir: {} }],
+      },
     });
     try {
-      const p = await waitFor('restartCount >= 1', async () => {
+      const p = await waitFor('restartCount >= 2', async () => {
         const x = await cp.json('get', 'pod', 'crasher');
-        return x.status.containerStatuses?.[0]?.restartCount >= 1 && x;
+        return x.status.containerStatuses?.[0]?.restartCount >= 2 && x;
       }, 60_000);
       const cs = p.status.containerStatuses[0];
       // Between restarts the container is either back-off waiting or briefly running again; the last run's exit code is kept.
       assert.equal(cs.lastState.terminated?.exitCode ?? cs.state.terminated?.exitCode, 3, JSON.stringify(cs));
       assert.equal(p.status.phase, 'Running');
+      // logs: the current run only; --previous: the one before (read between two restarts).
+      const { cur, prev } = await waitFor('the current and the previous run\'s logs', async () => {
+        const c1 = await cp.kubectl('logs', 'crasher');
+        const pr = await cp.kubectl('logs', 'crasher', '--previous');
+        const c2 = await cp.kubectl('logs', 'crasher');
+        return c1 === c2 && /^run \d+\n$/.test(c1) && { cur: c1, prev: pr };
+      }, 30_000, 100);
+      const n = Number(/\d+/.exec(cur)![0]);
+      assert.ok(n >= 2, cur);
+      assert.equal(prev, `run ${n - 1}\n`);
     } finally {
       await cp.kubectl('delete', 'pod', 'crasher', '--wait=true', '--timeout=30s');
     }

@@ -157,7 +157,8 @@ export class BerthClient {
     return !op;
   }
 
-  async logs(name: string, container: string, q: { tail?: number; timestamps?: boolean }): Promise<string> {
+  /** `previous`: berth's extension for the log of the run before the last restart. */
+  async logs(name: string, container: string, q: { tail?: number; timestamps?: boolean; previous?: boolean }): Promise<string> {
     const r = await this.call<{ content: string }>('GET', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/logs`, undefined, q);
     return r.body.content;
   }
@@ -172,18 +173,34 @@ export class BerthClient {
     return res.body as unknown as AsyncIterable<Uint8Array>;
   }
 
-  /** Opens an exec session: berth answers a WebSocket URI and a password to send as its first frame. */
-  async exec(name: string, container: string, command: string): Promise<WebSocket> {
+  /**
+   * Opens an exec session: berth answers a WebSocket URI and a password to send as its first frame.
+   * `command` is one string, split by berth as a shell would (quote an argv with quoteCommand);
+   * a terminal size makes it a terminal session.
+   */
+  async exec(name: string, container: string, command: string, tty?: { rows: number; cols: number }): Promise<WebSocket> {
     const r = await this.call<{ webSocketUri: string; password: string }>('POST', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/exec`, {
       command,
-      terminalSize: { rows: 24, cols: 80 },
+      ...(tty && { terminalSize: tty }),
     });
-    const ws = new WebSocket(r.body.webSocketUri);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('error', reject);
-    });
+    const ws = await open(r.body.webSocketUri);
     ws.send(r.body.password);
     return ws;
   }
+
+  /** Opens an attach session: the container's output from now on. */
+  async attach(name: string, container: string): Promise<WebSocket> {
+    const r = await this.call<{ webSocketUri: string; password: string }>('POST', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/attach`);
+    const ws = await open(r.body.webSocketUri);
+    ws.send(r.body.password);
+    return ws;
+  }
+}
+
+function open(uri: string): Promise<WebSocket> {
+  const ws = new WebSocket(uri);
+  return new Promise<WebSocket>((resolve, reject) => {
+    ws.once('open', () => resolve(ws));
+    ws.once('error', reject);
+  });
 }

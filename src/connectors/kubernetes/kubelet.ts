@@ -1,4 +1,4 @@
-// The kubelet API of the virtual node (TLS): logs, exec and pod listings served from berth's ARM API, for `kubectl logs/exec`.
+// The kubelet API of the virtual node (TLS): logs, exec, attach and pod listings served from berth's ARM API, for `kubectl logs/exec/attach`.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -6,7 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { BerthClient } from './berth.js';
+import { quoteCommand } from '../../lib/argv.js';
+import { BerthApiError, type BerthClient } from './berth.js';
 import type { VirtualNode } from './node.js';
 
 export interface KubeletOptions {
@@ -96,13 +97,21 @@ export class KubeletServer {
     });
     this.server.on('upgrade', (req, socket, head) => {
       const u = new URL(req.url ?? '/', 'https://kubelet');
-      const m = /^\/exec\/([^/]+)\/([^/]+)\/(?:[^/]+\/)?([^/]+)$/.exec(u.pathname);
+      // /{exec|attach}/{namespace}/{pod}[/{uid}]/{container}
+      const m = /^\/(exec|attach)\/([^/]+)\/([^/]+)\/(?:[^/]+\/)?([^/]+)$/.exec(u.pathname);
       if (!m) {
-        const why = u.pathname.startsWith('/attach/') ? 'attach is not supported by berth' : 'not found';
-        socket.end(`HTTP/1.1 ${u.pathname.startsWith('/attach/') ? 501 : 404} ${why}\r\nContent-Length: 0\r\n\r\n`);
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n');
         return;
       }
-      this.wss.handleUpgrade(req, socket, head, (ws) => void this.exec(ws, decodeURIComponent(m[1]), decodeURIComponent(m[2]), decodeURIComponent(m[3]), u.searchParams));
+      let parts: string[];
+      try {
+        parts = m.map(decodeURIComponent);
+      } catch {
+        socket.end('HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n');
+        return;
+      }
+      const [, kind, ns, pod, container] = parts;
+      this.wss.handleUpgrade(req, socket, head, (ws) => void this.stream(ws, kind as 'exec' | 'attach', ns, pod, container, u.searchParams));
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', reject);
@@ -135,7 +144,10 @@ export class KubeletServer {
     let m = /^\/containerLogs\/([^/]+)\/([^/]+)\/([^/]+)$/.exec(p);
     if (m) return this.logs(req, res, decodeURIComponent(m[1]), decodeURIComponent(m[2]), decodeURIComponent(m[3]), u.searchParams);
     m = /^\/(exec|attach|portForward|run)\//.exec(p);
-    if (m) return this.send(res, m[1] === 'exec' ? 400 : 501, m[1] === 'exec' ? 'exec needs a WebSocket upgrade (v4/v5.channel.k8s.io)' : `${m[1]} is not supported by berth`);
+    if (m) {
+      const ws = m[1] === 'exec' || m[1] === 'attach';
+      return this.send(res, ws ? 400 : 501, ws ? `${m[1]} needs a WebSocket upgrade (v4/v5.channel.k8s.io)` : `${m[1]} is not supported by berth`);
+    }
     return this.send(res, 404, 'not found');
   }
 
@@ -155,7 +167,6 @@ export class KubeletServer {
   private async logs(req: IncomingMessage, res: ServerResponse, ns: string, pod: string, container: string, q: URLSearchParams) {
     const group = this.node.groupOf(ns, pod);
     if (!group) return this.send(res, 404, `pod ${ns}/${pod} is not on node ${this.o.nodeName}`);
-    if (q.get('previous') === 'true') return this.send(res, 400, 'berth keeps no logs of previous container instances');
     const num = (k: string) => (q.get(k) !== null && q.get(k) !== '' ? Number(q.get(k)) : undefined);
     const tail = num('tailLines');
     const sinceSeconds = num('sinceSeconds');
@@ -163,6 +174,18 @@ export class KubeletServer {
     const sinceMs = sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime ? Date.parse(sinceTime) : undefined;
     const filter = new LogFilter({ sinceMs, timestamps: q.get('timestamps') === 'true', limitBytes: num('limitBytes') });
     // Always ask berth for timestamps: they are what sinceSeconds/sinceTime filter on.
+    if (q.get('previous') === 'true') {
+      // The ended run before the last restart: it has nothing more to follow.
+      let content: string;
+      try {
+        content = await this.berth.logs(group, container, { tail, timestamps: true, previous: true });
+      } catch (e) {
+        if (e instanceof BerthApiError && e.status === 404)
+          return this.send(res, 400, `previous terminated container "${container}" in pod "${pod}" not found`);
+        throw e;
+      }
+      return this.send(res, 200, filter.push(content, true));
+    }
     if (q.get('follow') !== 'true') {
       const content = await this.berth.logs(group, container, { tail, timestamps: true });
       return this.send(res, 200, filter.push(content, true));
@@ -184,46 +207,96 @@ export class KubeletServer {
     res.end();
   }
 
-  private async exec(ws: WebSocket, ns: string, pod: string, container: string, q: URLSearchParams) {
+  /**
+   * exec and attach over Kubernetes' stream protocol (v5/v4.channel.k8s.io: channel 0 stdin, 1 stdout,
+   * 2 stderr, 3 status, 4 resize, 255 close), passed on to berth's exec/attach WebSocket.
+   */
+  private async stream(ws: WebSocket, kind: 'exec' | 'attach', ns: string, pod: string, container: string, q: URLSearchParams) {
     const frame = (ch: number, data: Buffer | string) => ws.readyState === ws.OPEN && ws.send(Buffer.concat([Buffer.from([ch]), Buffer.from(data)]));
     const finish = (status: object) => {
       frame(CH.error, JSON.stringify({ metadata: {}, ...status }));
       ws.close(1000);
     };
     const failure = (message: string, extra: object = {}) => finish({ status: 'Failure', message, reason: 'InternalError', ...extra });
+    const flag = (k: string) => q.get(k) === '1' || q.get(k) === 'true';
+    // The API server passes kubectl's -i and -t as input=1 and tty=1.
+    const tty = kind === 'exec' && flag('tty');
+    const stdin = kind === 'exec' && (flag('input') || flag('stdin'));
     const argv = q.getAll('command');
     const group = this.node.groupOf(ns, pod);
     if (!group) return failure(`pod ${ns}/${pod} is not on node ${this.o.nodeName}`);
-    if (argv.length === 0) return failure('no command given');
-    // berth's exec API takes one command string and splits it on whitespace: arguments with spaces cannot survive.
-    if (argv.some((a) => a === '' || /\s/.test(a)))
-      return failure("berth's exec API splits the command on whitespace: arguments containing spaces are not supported yet");
-    let upstream: WebSocket;
+    if (kind === 'exec' && argv.length === 0) return failure('no command given');
+
+    // kubectl sends its terminal's size at once: the session starts with it (so the command's
+    // first look at its terminal sees it); keystrokes that come meanwhile are kept.
+    let upstream: WebSocket | undefined;
+    let size: { rows: number; cols: number } | undefined;
+    let sized = () => {};
+    let stdinClosed = false;
+    let closed = false;
+    const early: Buffer[] = [];
+    ws.on('message', (d) => {
+      const b = d as Buffer;
+      if (b.length === 0) return;
+      const data = b.subarray(1);
+      if (b[0] === CH.stdin && stdin && data.length > 0) {
+        if (upstream) upstream.send(data);
+        else early.push(Buffer.from(data));
+      } else if (b[0] === CH.resize && tty) {
+        let r: { Width?: unknown; Height?: unknown };
+        try {
+          r = JSON.parse(data.toString());
+        } catch {
+          return;
+        }
+        if (!Number.isInteger(r.Width) || !Number.isInteger(r.Height)) return;
+        const next = { rows: r.Height as number, cols: r.Width as number };
+        if (upstream) upstream.send(JSON.stringify({ resize: next })); // berth's resize extension
+        else {
+          size = next;
+          sized();
+        }
+      } else if (b[0] === CH.close && data[0] === CH.stdin && stdin) {
+        // v5: the client closed stdin; berth takes an empty frame as end of input.
+        stdinClosed = true;
+        upstream?.send(Buffer.alloc(0));
+      }
+    });
+    ws.on('close', () => {
+      closed = true;
+      upstream?.close(); // berth kills what the session started
+    });
+    if (tty && !size) await new Promise<void>((r) => {
+      sized = r;
+      setTimeout(r, 1000);
+    });
+    if (closed) return;
+    const asked = size ?? { rows: 24, cols: 80 };
     try {
-      upstream = await this.berth.exec(group, container, argv.join(' '));
+      upstream = kind === 'exec'
+        ? await this.berth.exec(group, container, quoteCommand(argv), tty ? asked : undefined)
+        : await this.berth.attach(group, container);
     } catch (e) {
-      return failure(`berth exec: ${(e as Error).message}`);
+      return failure(`berth ${kind}: ${(e as Error).message}`);
     }
+    if (closed) return void upstream.close();
+    // A resize that came while the session was being opened
+    if (tty && size && size !== asked) upstream.send(JSON.stringify({ resize: size }));
+    for (const b of early) upstream.send(b);
+    // Without -i the command gets no input at all (as from /dev/null), not an input that never ends.
+    if (kind === 'exec' && (!stdin || stdinClosed)) upstream.send(Buffer.alloc(0));
     upstream.on('message', (d) => frame(CH.stdout, d as Buffer));
     upstream.on('close', (code, reason) => {
       const r = reason.toString();
       const exit = /^exit (-?\d+)$/.exec(r);
-      if (code === 1000 && exit && exit[1] === '0') return finish({ status: 'Success' });
-      if (code === 1000 && exit)
+      if (code === 1000 && exit && exit[1] !== '0')
         return finish({
           status: 'Failure', message: `command terminated with non-zero exit code: exit status ${exit[1]}`, reason: 'NonZeroExitCode',
           details: { causes: [{ reason: 'ExitCode', message: exit[1] }] },
         });
       if (code === 1000 || code === 1005) return finish({ status: 'Success' });
-      failure(`berth exec ended: ${r || code}`);
+      failure(`berth ${kind} ended: ${r || code}`);
     });
-    upstream.on('error', (e) => failure(`berth exec: ${e.message}`));
-    ws.on('message', (d) => {
-      const b = d as Buffer;
-      if (b.length === 0) return;
-      if (b[0] === CH.stdin && b.length > 1) upstream.send(b.subarray(1));
-      // Resize has no meaning without a TTY; the v5 close of stdin cannot be passed on (berth's exec has no EOF).
-    });
-    ws.on('close', () => upstream.close());
+    upstream.on('error', (e) => failure(`berth ${kind}: ${e.message}`));
   }
 }

@@ -180,7 +180,7 @@ function checkContainer(c: any, where: string) {
   if (c.startupProbe) throw new Unmappable(`${where}: startupProbe is not supported by berth`);
   if (c.lifecycle) throw new Unmappable(`${where}: lifecycle hooks are not supported by berth`);
   if (c.workingDir) throw new Unmappable(`${where}: workingDir is not supported by berth`);
-  if (c.stdin || c.tty) throw new Unmappable(`${where}: stdin/tty containers are not supported by berth (no attach)`);
+  if (c.stdin || c.tty) throw new Unmappable(`${where}: stdin/tty containers are not supported by berth (containers run without a terminal or stdin; attach is output-only)`);
   const sc = c.securityContext;
   if (sc && Object.values(sc).some((v) => v !== undefined && v !== null && v !== false))
     throw new Unmappable(`${where}: securityContext is not supported by berth`);

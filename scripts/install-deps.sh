@@ -24,10 +24,13 @@ fi
 cd "$root"
 # better-sqlite3 builds from source against the local Node headers (no prebuilt download is possible).
 export npm_config_nodedir=/usr
-if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ] \
+# Installed again only when the lockfile's content changed (a fresh checkout's newer mtime is no reason).
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ "$(cat node_modules/.berth-lock-sha256 2>/dev/null)" != "$lock_sum" ] \
    || ! node -e "require('better-sqlite3')" 2>/dev/null; then
   echo "install-deps: npm ci" >&2
   npm ci --no-audit --no-fund >&2
+  echo "$lock_sum" > node_modules/.berth-lock-sha256
 fi
 echo "install-deps: building" >&2
 npx --no-install tsc -p . >&2

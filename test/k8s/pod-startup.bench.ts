@@ -22,7 +22,6 @@ let log = '';
 const connector = spawn(process.execPath, [
   join(repo, 'dist/src/cli/main.js'), 'kubernetes-node', '--kubeconfig', cp.kubeconfig, '--node-name', NODE, '--node-ip', '127.0.0.1',
   '--kubelet-listen', '127.0.0.1', '--kubelet-port', '0', '--berth-endpoint', berth.url, '--berth-token', berth.token, '--subscription', 'k8s-bench',
-  '--status-interval-ms', '100',
 ], { stdio: ['ignore', 'pipe', 'pipe'] });
 connector.stderr!.on('data', (d) => (log += d));
 try {

@@ -354,10 +354,7 @@ export class Agent implements AgentHandle {
       // Start the missing ones together: a group's containers come up side by side.
       await Promise.all(missing.map(async (c) => {
         const st = await span(d.uid, 'agent.containers.start', () => this.o.containers.start(this.containerSpec(d, c, images!.get(c.image)!, sandbox)));
-        const v = s.containers[c.name];
-        addEvent(v.events, 'Created', `Created container ${c.name}`);
-        addEvent(v.events, 'Started', `Started container ${c.name}`);
-        v.currentState = runningState(c, st.startedAt);
+        announceStart(s.containers[c.name], c, st);
         statuses.set(c.name, st);
       })).finally(() => published.catch(() => undefined));
       await published;
@@ -374,16 +371,9 @@ export class Agent implements AgentHandle {
         continue;
       }
       if (st.state !== 'exited') continue;
-      if (v.currentState.state !== 'Terminated' || v.currentState.startTime !== st.startedAt) {
-        v.currentState = terminated(st);
-        if (st.oomKilled) addEvent(v.events, 'OOMKilled', `Container ${c.name} exceeded its memory limit and was killed`, 'Warning');
-        this.emit(s);
-      }
+      this.observeExit(s, c.name, v, st);
       if (!shouldRestart(d.spec.restartPolicy, st.exitCode ?? 0)) continue;
-      if (!this.backoffOver(t, c.name, st, v)) {
-        this.wakeAt(d.uid, t.restart.get(c.name)!.notBefore);
-        continue;
-      }
+      if (!this.backoffOver(d.uid, t, c.name, st, v)) continue;
       // Restart in place: same bundle and writable layer; the ended run's log becomes the previous log.
       const image = (await this.localImage(c.image)) ?? (await this.o.images.pull(c.image, { credentials: d.spec.imageRegistryCredentials }));
       const again = await this.o.containers.start(this.containerSpec(d, c, image, sandbox));
@@ -411,43 +401,41 @@ export class Agent implements AgentHandle {
       if (!st) {
         // Gone from the host after it completed (a crash between steps): done is done.
         if (v.currentState.state === 'Terminated' && v.currentState.exitCode === 0) continue;
-        const started = await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox));
-        addEvent(v.events, 'Created', `Created container ${ic.name}`);
-        addEvent(v.events, 'Started', `Started container ${ic.name}`);
-        v.currentState = { state: 'Running', startTime: started.startedAt ?? now(), detailStatus: '' };
+        announceStart(v, def, await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox)));
         this.emit(s);
         return false;
       }
       if (st.state === 'running') {
         if (v.currentState.state !== 'Running') {
-          v.currentState = { state: 'Running', startTime: st.startedAt ?? now(), detailStatus: '' };
+          v.currentState = runningState(def, st.startedAt);
           this.emit(s);
         }
         return false;
       }
       if (st.state !== 'exited') return false;
-      if (v.currentState.state !== 'Terminated' || v.currentState.startTime !== st.startedAt) {
-        v.currentState = terminated(st);
-        if (st.oomKilled) addEvent(v.events, 'OOMKilled', `Container ${ic.name} exceeded its memory limit and was killed`, 'Warning');
-        this.emit(s);
-      }
+      this.observeExit(s, ic.name, v, st);
       if (st.exitCode === 0) continue;
       // A failed init container is retried unless the group never restarts anything (then the group has failed).
       if (d.spec.restartPolicy === 'Never') return false;
-      if (!this.backoffOver(t, ic.name, st, v)) {
-        this.wakeAt(d.uid, t.restart.get(ic.name)!.notBefore);
-        return false;
-      }
+      if (!this.backoffOver(d.uid, t, ic.name, st, v)) return false;
       const again = await this.o.containers.start(this.containerSpec(d, def, images.get(ic.image)!, sandbox));
-      this.restarted(t, ic.name, v, { state: 'Running', startTime: again.startedAt ?? now(), detailStatus: '' });
+      this.restarted(t, ic.name, v, runningState(def, again.startedAt));
       this.emit(s);
       return false;
     }
     return true;
   }
 
-  /** Restart backoff: true once the exited container may be started again. */
-  private backoffOver(t: Tracked, name: string, st: ContainerStatus, v: ContainerView) {
+  /** Records a container's exit in its view once per run (an OOM kill as an event too). */
+  private observeExit(s: GroupStatus, name: string, v: ContainerView, st: ContainerStatus) {
+    if (v.currentState.state === 'Terminated' && v.currentState.startTime === st.startedAt) return;
+    v.currentState = terminated(st);
+    if (st.oomKilled) addEvent(v.events, 'OOMKilled', `Container ${name} exceeded its memory limit and was killed`, 'Warning');
+    this.emit(s);
+  }
+
+  /** Restart backoff: true once the exited container may be started again; until then the group is woken when it may. */
+  private backoffOver(uid: string, t: Tracked, name: string, st: ContainerStatus, v: ContainerView) {
     const r = t.restart.get(name) ?? { notBefore: 0, streak: 0 };
     const ranMs = st.startedAt && st.finishedAt ? Date.parse(st.finishedAt) - Date.parse(st.startedAt) : 0;
     if (r.notBefore === 0) {
@@ -456,7 +444,9 @@ export class Agent implements AgentHandle {
       t.restart.set(name, r);
       if (r.streak > 0) addEvent(v.events, 'BackOff', `Back-off restarting failed container ${name}`, 'Warning');
     }
-    return Date.now() >= r.notBefore;
+    if (Date.now() >= r.notBefore) return true;
+    this.wakeAt(uid, r.notBefore);
+    return false;
   }
 
   private restarted(t: Tracked, name: string, v: ContainerView, state: ContainerState) {
@@ -639,6 +629,13 @@ export class Agent implements AgentHandle {
     for (const dir of (await readdir(this.volumesRoot()).catch(() => [] as string[])).filter(mine))
       await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
   }
+}
+
+/** A fresh start of a container (or init container) in its view. */
+function announceStart(v: ContainerView, c: ContainerDef, st: ContainerStatus) {
+  addEvent(v.events, 'Created', `Created container ${c.name}`);
+  addEvent(v.events, 'Started', `Started container ${c.name}`);
+  v.currentState = runningState(c, st.startedAt);
 }
 
 const waitingView = (): ContainerView => ({ restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Waiting' }, events: [] });

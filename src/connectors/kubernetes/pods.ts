@@ -214,22 +214,17 @@ async function resolveEnv(pod: any, c: any, r: Resolver, o: MapOptions, where: s
     const vf = e.valueFrom;
     if (!vf) {
       vars.set(e.name, { value: expand(e.value ?? '', plain()), secure: false });
-    } else if (vf.configMapKeyRef) {
-      const cm = await r.configMap(ns, vf.configMapKeyRef.name);
-      const v = cm?.data?.[vf.configMapKeyRef.key];
+    } else if (vf.configMapKeyRef || vf.secretKeyRef) {
+      // Secrets' values are base64 and become secure values; configMaps' are plain text.
+      const secret = !vf.configMapKeyRef;
+      const ref = vf.configMapKeyRef ?? vf.secretKeyRef;
+      const src = secret ? await r.secret(ns, ref.name) : await r.configMap(ns, ref.name);
+      const v = src?.data?.[ref.key];
       if (v === undefined) {
-        if (vf.configMapKeyRef.optional) continue;
-        throw new MissingReference(`${where}: env '${e.name}': key '${vf.configMapKeyRef.key}' of configMap '${vf.configMapKeyRef.name}' not found`);
+        if (ref.optional) continue;
+        throw new MissingReference(`${where}: env '${e.name}': key '${ref.key}' of ${secret ? 'secret' : 'configMap'} '${ref.name}' not found`);
       }
-      vars.set(e.name, { value: v, secure: false });
-    } else if (vf.secretKeyRef) {
-      const s = await r.secret(ns, vf.secretKeyRef.name);
-      const v = s?.data?.[vf.secretKeyRef.key];
-      if (v === undefined) {
-        if (vf.secretKeyRef.optional) continue;
-        throw new MissingReference(`${where}: env '${e.name}': key '${vf.secretKeyRef.key}' of secret '${vf.secretKeyRef.name}' not found`);
-      }
-      vars.set(e.name, { value: Buffer.from(v, 'base64').toString(), secure: true });
+      vars.set(e.name, { value: secret ? Buffer.from(v, 'base64').toString() : v, secure: secret });
     } else if (vf.fieldRef) {
       vars.set(e.name, { value: fieldRef(pod, vf.fieldRef.fieldPath, o), secure: false });
     } else if (vf.resourceFieldRef) {

@@ -1,6 +1,6 @@
 // Profiling aid: runs a berth server with BERTH_TRACE on, sequential then concurrent creates, and sums where the time went per phase.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Api, cleanupDir, group, startBerth } from '../test/helpers/berth.js';
@@ -9,7 +9,7 @@ import { startRegistry } from '../test/helpers/registry.js';
 import { createMany, deleteMany } from './bench.js';
 import { run, sleep, summarize, waitTcp } from './lib.js';
 
-// Usage: node dist/bench/profile.js [--seq N] [--groups N] [--pool N] [--runtime R]   (under flock /tmp/berth-tests.lock)
+// Usage: node dist/bench/profile.js [--seq N] [--groups N] [--pool N] [--runtime R] [--cpu-prof DIR (the server's V8 profile)]   (under flock /tmp/berth-tests.lock)
 const argv = process.argv.slice(2);
 const num = (f: string, d: number) => (argv.includes(f) ? Number(argv[argv.indexOf(f) + 1]) : d);
 const str = (f: string, d: string) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
@@ -32,6 +32,59 @@ function summarizeTrace(file: string, since: number, until: number) {
   return out.join('\n');
 }
 
+/** CPU seconds so far: the whole host (busy), the server's own threads, its reaped children, and this bench client. */
+function cpuNow(pid: number) {
+  const hz = 100;
+  const host = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const busy = host.reduce((a, b) => a + b, 0) - host[3] - host[4];
+  const fields = (p: number | string) => {
+    const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+    return st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+  };
+  const f = fields(pid);
+  // the server's commands run as children of its berth-spawnd: their CPU is that helper's reaped children's
+  let spawned = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
+      try {
+        if (readFileSync(`/proc/${child}/comm`, 'utf8').trim() !== 'berth-spawnd') continue;
+        const c = fields(child);
+        spawned += c[11] + c[12] + c[13] + c[14];
+      } catch {
+        /* gone */
+      }
+    }
+  }
+  const u = process.cpuUsage();
+  return { host: busy / hz, server: (f[11] + f[12]) / hz, children: (f[13] + f[14] + spawned) / hz, client: (u.user + u.system) / 1e6, wall: performance.now() / 1000 };
+}
+
+function cpuSince(a: ReturnType<typeof cpuNow>, b: ReturnType<typeof cpuNow>) {
+  const d = (k: keyof typeof a) => (b[k] - a[k]).toFixed(1);
+  const host = b.host - a.host;
+  const known = b.server - a.server + (b.children - a.children) + (b.client - a.client);
+  return `cpu seconds over ${d('wall')} s: host busy ${host.toFixed(1)} = berth server ${d('server')} + the commands it ran (CNI plugins, crun, conmon's start, iptables) ${d('children')} + bench client ${d('client')} + other (conmon monitors, containers, other users) ${(host - known).toFixed(1)}`;
+}
+
+/** Sequential creates one at a time: where each phase starts and ends, in ms after the PUT was sent (medians). */
+function timeline(file: string, windows: [number, number][]) {
+  const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; what: string; start: number; ms: number });
+  const by = new Map<string, { from: number[]; to: number[] }>();
+  for (const [w0, w1] of windows) {
+    for (const r of rows) {
+      if (r.what === 'loop.delay' || r.start < w0 - 1 || r.start > w1) continue;
+      const e = by.get(r.what) ?? { from: [], to: [] };
+      e.from.push(r.start - w0);
+      e.to.push(r.start + r.ms - w0);
+      by.set(r.what, e);
+    }
+  }
+  const accept = summarize(windows.map(([a, b]) => b - a))!;
+  const lines = [...by].sort((a, b) => summarize(a[1].from)!.p50 - summarize(b[1].from)!.p50)
+    .map(([what, e]) => `${what.padEnd(26)} n=${String(e.from.length).padStart(4)} from=${summarize(e.from)!.p50.toFixed(1).padStart(7)} to=${summarize(e.to)!.p50.toFixed(1).padStart(7)}`);
+  return `timeline (ms after the PUT; port accepts at p50 ${accept.p50.toFixed(1)}):\n${lines.join('\n')}`;
+}
+
 async function main() {
   const work = mkdtempSync(join(tmpdir(), 'berth-prof-'));
   const trace = join(work, 'trace.jsonl');
@@ -41,7 +94,8 @@ async function main() {
   const dataDir = join(work, 'berth');
   execFileSync('mkdir', ['-p', dataDir]);
   writeFileSync(join(dataDir, 'config.json'), JSON.stringify({ sandboxPool: num('--pool', 8), ociRuntime: str('--runtime', 'auto') }));
-  const berth = await startBerth({ dataDir, bridge: 'btprof0', subnet: '10.213.76.0/22', runcRoot });
+  const cpuProf = str('--cpu-prof', '');
+  const berth = await startBerth({ dataDir, bridge: 'btprof0', subnet: '10.213.76.0/22', runcRoot, ...(cpuProf && { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', cpuProf] }) });
   try {
     const image = (await buildImage(registry.host, 'prof', '1', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] })).reference;
     const api = new Api(berth, 'bench'); // createMany lists the 'bench' subscription
@@ -50,24 +104,29 @@ async function main() {
     await sleep(3000);
     const seq = num('--seq', 10);
     const lat: number[] = [];
+    const windows: [number, number][] = [];
     let t = Date.now();
     for (let i = 0; i < seq; i++) {
       const port = 33000 + i;
       const t0 = performance.now();
+      const w0 = performance.timeOrigin + t0;
       await api.req('PUT', api.groupPath('lat', `l${i}`), group(image, { command: ['httpd', '-f', '-p', String(port), '-h', '/www'], ports: [port], publish: true }));
       await waitTcp('127.0.0.1', port);
       lat.push(performance.now() - t0);
+      windows.push([w0, performance.timeOrigin + performance.now()]);
       await api.deleteAndWait('lat', `l${i}`);
       await sleep(300);
     }
     await sleep(1000);
-    console.log(`sequential: ${JSON.stringify(summarize(lat))}\n${summarizeTrace(trace, t, Date.now())}\n`);
+    console.log(`sequential: ${JSON.stringify(summarize(lat))}\n${summarizeTrace(trace, t, Date.now())}\n${timeline(trace, windows)}\n`);
     const n = num('--groups', 100);
     if (n > 0) {
       t = Date.now();
+      const cpu0 = cpuNow(berth.child.pid!);
       const tp = await createMany(api, image, 'tp', n, 43000);
+      const cpu = cpuSince(cpu0, cpuNow(berth.child.pid!));
       await sleep(1000);
-      console.log(`concurrent: ${JSON.stringify(tp)}\n${summarizeTrace(trace, t, Date.now())}\n`);
+      console.log(`concurrent: ${JSON.stringify(tp)}\n${cpu}\n${summarizeTrace(trace, t, Date.now())}\n`);
       t = Date.now();
       const td = await deleteMany(api, 'tp');
       await sleep(1000);

@@ -305,13 +305,15 @@ export class Agent implements AgentHandle {
     const inits = d.spec.initContainers ?? [];
     let images: Map<string, PulledImage> | undefined;
     const statuses = new Map<string, ContainerStatus | undefined>();
-    for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+    await span(d.uid, 'agent.statuses', async () => {
+      for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+    });
     const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
     // Init containers run before the first start of the group's containers, never again for this generation.
     const initPhase = inits.length > 0 && missing.length === d.spec.containers.length;
     if (missing.length > 0) {
       // Every image first (init containers' too): a pull failure fails provisioning before anything runs.
-      images = await this.pullAll(d, s, [...(initPhase ? inits : []), ...missing], signal);
+      images = await span(d.uid, 'agent.images', () => this.pullAll(d, s, [...(initPhase ? inits : []), ...missing], signal));
     }
     signal.throwIfAborted();
     const release = missing.length > 0 ? await span(d.uid, 'agent.startSlot', () => this.startSlots.acquire()) : undefined;
@@ -321,7 +323,7 @@ export class Agent implements AgentHandle {
       signal.throwIfAborted();
       // the rootfs mounts do not need the network: they go on while the sandbox is claimed (with init
       // containers to run first, the group's own containers are mounted when they start)
-      const prepared = Promise.allSettled((initPhase ? [] : missing).map((c) => this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs)));
+      const prepared = Promise.allSettled((initPhase ? [] : missing).map((c) => span(d.uid, 'agent.prepare', () => this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs))));
       // host ports are published while the containers start (both finish before Running is reported)
       let published: Promise<unknown> = Promise.resolve();
       try {
@@ -346,7 +348,7 @@ export class Agent implements AgentHandle {
         this.emit(s);
       }
       signal.throwIfAborted();
-      if (missing.length > 0) await this.prepareVolumes(d, sandbox);
+      if (missing.length > 0) await span(d.uid, 'agent.volumes', () => this.prepareVolumes(d, sandbox));
       if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) {
         await published;
         return;

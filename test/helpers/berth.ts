@@ -35,6 +35,8 @@ export interface BerthOptions {
   extraArgs?: string[];
   /** Written to DATA_DIR/config.json before the server starts (service principals, subscriptions, …). */
   config?: Record<string, unknown>;
+  /** Options for node itself, before the script (e.g. --cpu-prof for bench/profile.js). */
+  nodeArgs?: string[];
 }
 
 export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
@@ -44,6 +46,7 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
   if (o.config) writeFileSync(join(dataDir, 'config.json'), JSON.stringify(o.config));
   let out = '';
   const child = spawn(process.execPath, [
+    ...(o.nodeArgs ?? []),
     join(repo, 'dist/src/cli/main.js'), 'server', '--listen', o.listen ?? '127.0.0.1:0', '--listen-https', '127.0.0.1:0', '--data-dir', dataDir, '--token', token,
     // One CA for every server of a test run, so a test process can trust it from the start (NODE_EXTRA_CA_CERTS).
     ...(process.env.BERTH_TEST_TLS_DIR ? ['--tls-dir', process.env.BERTH_TEST_TLS_DIR] : []),

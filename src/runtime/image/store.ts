@@ -2,8 +2,8 @@
 
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { createReadStream, existsSync, readFileSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -475,18 +475,16 @@ function run(cmd: string, args: string[]): Promise<void> {
   return childDone(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] }), cmd);
 }
 
+// The store's metadata (references, manifests, configs, layer dirs) is a few small files read on
+// every create: read synchronously, as a round trip through libuv's thread pool costs more than the
+// read itself, and under load that pool queues behind everything else.
 async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
+  return existsSync(path);
 }
 
 async function readFileOrUndefined(path: string): Promise<Buffer | undefined> {
   try {
-    return await readFile(path);
+    return readFileSync(path);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;

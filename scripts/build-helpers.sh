@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds berth's native helper berth-exec (exec with a pseudo-terminal) into dist/libexec/.
-# It needs only a C compiler and libc headers, which building better-sqlite3 needs anyway.
+# Builds berth's native helpers into dist/libexec/: berth-exec (exec with a pseudo-terminal) and
+# berth-spawnd (starts berth's commands without forking the Node.js process).
+# They need only a C compiler and libc headers, which building better-sqlite3 needs anyway.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-src="$root/src/runtime/container/berth-exec.c"
-out="$root/dist/libexec/berth-exec"
-if [ -x "$out" ] && [ "$out" -nt "$src" ]; then exit 0; fi
-mkdir -p "$(dirname "$out")"
-cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o "$out.tmp" "$src"
-mv "$out.tmp" "$out"
+build() {
+  local src="$root/$1" out="$root/dist/libexec/$2"
+  if [ -x "$out" ] && [ "$out" -nt "$src" ]; then return 0; fi
+  mkdir -p "$(dirname "$out")"
+  cc -O2 -Wall -Wextra -Werror -D_FORTIFY_SOURCE=2 -fstack-protector-strong -o "$out.tmp" "$src"
+  mv "$out.tmp" "$out"
+}
+build src/runtime/container/berth-exec.c berth-exec
+build src/lib/berth-spawnd.c berth-spawnd

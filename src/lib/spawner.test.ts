@@ -1,16 +1,115 @@
-// The off-thread command runner keeps execFile's contract: output, exit code, stdin, a missing binary, a timeout.
+// The command runner (berth-spawnd) keeps execFile's contract: output, exit code, stdin, env, cwd, a missing binary, a timeout.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { execOffThread, runOffThread } from './spawner.js';
+import { DEFAULT_SPAWN_HELPER, execOffThread, runOffThread, spawnWithSyncPipe } from './spawner.js';
 
-test('runs commands off the event loop with their output, exit code and stdin', async () => {
+const pidAlive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('the helper is built, and commands run through it (not through a fork of this process)', async () => {
+  assert.ok(existsSync(DEFAULT_SPAWN_HELPER), 'npm run build makes dist/libexec/berth-spawnd');
+  const { stdout } = await runOffThread('/bin/sh', ['-c', 'cat /proc/$PPID/comm']);
+  assert.equal(stdout.trim(), 'berth-spawnd');
+});
+
+test('runs commands with their output, exit code, stdin, env and working directory', async () => {
   const ok = await execOffThread('/bin/sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'from stdin' });
   assert.deepEqual({ code: ok.code, stdout: ok.stdout, stderr: ok.stderr, error: ok.error }, { code: 3, stdout: 'from stdin', stderr: 'err\n', error: undefined });
-  const many = await Promise.all(Array.from({ length: 20 }, (_, i) => runOffThread('/bin/echo', [String(i)])));
-  assert.deepEqual(many.map((r) => r.stdout), Array.from({ length: 20 }, (_, i) => `${i}\n`));
+  const many = await Promise.all(Array.from({ length: 50 }, (_, i) => runOffThread('/bin/echo', [String(i)])));
+  assert.deepEqual(many.map((r) => r.stdout), Array.from({ length: 50 }, (_, i) => `${i}\n`));
   await assert.rejects(runOffThread('/bin/sh', ['-c', 'echo nope >&2; exit 1']), (e: Error & { stderr?: string; code?: number }) => e.stderr === 'nope\n' && e.code === 1);
+  // a name is looked up in the PATH of the env given; the env is exactly the one given
+  const env = await runOffThread('env', [], { env: { PATH: '/usr/bin:/bin', ONLY: 'this' } });
+  assert.deepEqual(env.stdout.trim().split('\n').sort(), ['ONLY=this', 'PATH=/usr/bin:/bin']);
+  assert.equal((await runOffThread('pwd', [], { cwd: '/proc' })).stdout, '/proc\n');
+  // large output and large input pass whole
+  const big = 'x'.repeat(3 << 20);
+  assert.equal((await runOffThread('/bin/cat', [], { input: big })).stdout.length, big.length);
   const missing = await execOffThread('/nonexistent/binary', []);
   assert.match(missing.error ?? '', /ENOENT/);
+  assert.match((await execOffThread('no-such-command-anywhere', [])).error ?? '', /ENOENT/);
   const slow = await execOffThread('/bin/sleep', ['5'], { timeoutMs: 100 });
   assert.equal(slow.signal, 'SIGKILL');
+  const signalled = await execOffThread('/bin/sh', ['-c', 'kill -TERM $$']);
+  assert.deepEqual([signalled.code, signalled.signal], [null, 'SIGTERM']);
+});
+
+test('built-in mount and umount call the kernel directly and report its errors', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spawnd-'));
+  try {
+    await runOffThread('@mount', ['berthtest', dir, 'tmpfs', '0', 'size=1m']);
+    writeFileSync(join(dir, 'f'), 'on tmpfs');
+    assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${dir} .* - tmpfs berthtest `));
+    await runOffThread('@umount', [dir, '0']);
+    assert.equal(existsSync(join(dir, 'f')), false);
+    await assert.rejects(runOffThread('@umount', [dir, '0']), (e: Error & { stderr?: string }) => /not mounted|Invalid argument/.test(e.stderr ?? ''));
+    await assert.rejects(runOffThread('@mount', ['x', join(dir, 'missing'), 'tmpfs', '0', '']), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
+  } finally {
+    try { execFileSync('umount', [dir], { stdio: 'ignore' }); } catch { /* not mounted */ }
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a process with a sync pipe is answered on its first line and lives on, with stdio on /dev/null', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spawnd-'));
+  try {
+    const script = 'echo "{\\"data\\": $$}" >&3; exec 3>&-; echo out; t=$(readlink /proc/$$/fd/1); echo "-> $t" > fd1.tmp; mv fd1.tmp fd1; exec sleep 30';
+    const r = await spawnWithSyncPipe('/bin/sh', ['-c', script], { env: { PATH: '/usr/bin:/bin' }, cwd: dir });
+    const pid = (JSON.parse(r.line) as { data: number }).data;
+    assert.equal(r.error, undefined);
+    assert.ok(pidAlive(pid), 'still running after the answer');
+    for (let i = 0; i < 100 && !existsSync(join(dir, 'fd1')); i++) await new Promise((res) => setTimeout(res, 20));
+    assert.match(readFileSync(join(dir, 'fd1'), 'utf8'), /-> \/dev\/null/);
+    // its own session: it is no process group leader's follower of ours
+    assert.equal(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[3], String(pid));
+    process.kill(pid, 'SIGKILL');
+    const gone = await spawnWithSyncPipe('/bin/sh', ['-c', 'exit 1'], { env: { PATH: '/bin' }, cwd: dir });
+    assert.equal(gone.line, '');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a helper that dies fails what it was running, and the next command gets a new one', async () => {
+  const helperPid = Number((await runOffThread('/bin/sh', ['-c', 'echo $PPID'])).stdout);
+  const running = execOffThread('/bin/sleep', ['10']);
+  await new Promise((res) => setTimeout(res, 100));
+  process.kill(helperPid, 'SIGKILL');
+  const r = await running;
+  assert.match(r.error ?? '', /berth-spawnd exited/);
+  const again = Number((await runOffThread('/bin/sh', ['-c', 'echo $PPID'])).stdout);
+  assert.notEqual(again, helperPid);
+  assert.equal((await runOffThread('/bin/echo', ['fine'])).stdout, 'fine\n');
+});
+
+test('built-in netns-add makes a named network namespace with its loopback up, netns-del removes it', async () => {
+  const name = `berth-spawnd-test-${process.pid}`;
+  const path = `/run/netns/${name}`;
+  try {
+    await runOffThread('@netns-add', [name]);
+    assert.ok(existsSync(path));
+    const links = execFileSync('ip', ['-n', name, '-o', 'link', 'show'], { encoding: 'utf8' }).trim().split('\n');
+    assert.equal(links.length, 1, 'only the loopback');
+    assert.match(links[0], /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
+    // a separate namespace: not the host's
+    assert.notEqual(execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }), execFileSync('ip', ['netns', 'exec', name, 'readlink', '/proc/self/ns/net'], { encoding: 'utf8' }));
+    await assert.rejects(runOffThread('@netns-add', [name]), (e: Error & { stderr?: string }) => /File exists/.test(e.stderr ?? ''));
+    await assert.rejects(runOffThread('@netns-add', ['../etc']), (e: Error & { stderr?: string }) => /invalid network namespace name/.test(e.stderr ?? ''));
+    await runOffThread('@netns-del', [name]);
+    assert.equal(existsSync(path), false);
+    assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${path} `));
+    await assert.rejects(runOffThread('@netns-del', [name]), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
+  } finally {
+    if (existsSync(path)) execFileSync('ip', ['netns', 'delete', name]);
+  }
 });

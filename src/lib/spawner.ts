@@ -1,7 +1,12 @@
-// Runs short-lived commands from worker threads: starting a process blocks its thread for ~3 ms (fork + exec), which must not be the event loop's.
-import { execFile } from 'node:child_process';
-import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
+// Starts berth's short-lived commands through berth-spawnd, a small C process started once: forking
+// the Node.js process itself costs ~4 ms of CPU per command (its page tables are copied), which at
+// a few commands per container was the largest share of berth's own CPU under load.
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
+import { basename } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { traceSince, traceValue, tracing } from './trace.js';
 
 export interface ExecResult {
   code: number | null;
@@ -17,94 +22,140 @@ export interface ExecOptions {
   input?: string;
   env?: NodeJS.ProcessEnv;
   timeoutMs?: number;
+  /** Working directory (default: berth's). */
+  cwd?: string;
 }
 
-interface Request {
-  id: number;
-  file: string;
-  args: string[];
-  opts: ExecOptions;
+/** Where scripts/build-helpers.sh puts it: dist/libexec, next to dist/src. */
+export const DEFAULT_SPAWN_HELPER = fileURLToPath(new URL('../../libexec/berth-spawnd', import.meta.url));
+
+const F_SYNC3 = 1;
+const HEADER = 40; // len id status signal errno pid cpu_us out_len err_len sync_len
+
+interface Answer {
+  status: number;
+  signal: number;
+  errno: number;
+  pid: number;
+  /** CPU time of the process (and the children it waited for), microseconds. */
+  cpuUs: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  sync: Buffer;
 }
 
-// The worker's code: execFile per request, answers with the outcome. Kept as a string so the
-// module works from the TypeScript output and from tests alike.
-const WORKER = `
-const { parentPort } = require('node:worker_threads');
-const { execFile } = require('node:child_process');
-parentPort.on('message', (r) => {
-  const child = execFile(r.file, r.args, { env: r.opts.env, timeout: r.opts.timeoutMs ?? 30000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-    const start = err && typeof err.code === 'string' ? err.message : undefined;
-    parentPort.postMessage({ id: r.id, code: err ? (typeof err.code === 'number' ? err.code : null) : 0, signal: err?.signal ?? null, stdout: String(stdout), stderr: String(stderr), error: start });
-  });
-  child.stdin?.on('error', () => undefined);
-  if (r.opts.input !== undefined) child.stdin.end(r.opts.input);
-  else child.stdin?.end();
-});
-`;
+const signalNames = new Map(Object.entries(constants.signals).map(([k, v]) => [v as number, k]));
+const errnoNames = new Map(Object.entries(constants.errno).map(([k, v]) => [v as number, k]));
 
-class Spawner {
-  private workers: Worker[] = [];
-  private next = 0;
+class SpawnHelper {
+  private child?: ChildProcess;
+  private buf: Buffer = Buffer.alloc(0);
   private seq = 0;
-  private pending = new Map<number, { worker: Worker; done: (r: ExecResult) => void }>();
-  private busy = new Map<Worker, number>();
+  private readonly pending = new Map<number, (a: Answer | Error) => void>();
 
-  private pick(): Worker {
-    if (this.workers.length < Math.min(2, availableParallelism())) {
-      const w = new Worker(WORKER, { eval: true });
-      w.unref();
-      w.on('message', (m: ExecResult & { id: number }) => {
-        this.busy.set(w, (this.busy.get(w) ?? 1) - 1);
-        const p = this.pending.get(m.id);
-        this.pending.delete(m.id);
-        p?.done(m);
-      });
-      // a worker that dies answers what it had with an error (never a hang), and is replaced
-      const lost = (why: string) => {
-        this.workers = this.workers.filter((x) => x !== w);
-        this.busy.delete(w);
-        for (const [id, p] of this.pending) {
-          if (p.worker !== w) continue;
-          this.pending.delete(id);
-          p.done({ code: null, signal: null, stdout: '', stderr: '', error: `spawner worker: ${why}` });
-        }
-      };
-      w.on('error', (e) => {
-        console.error(`spawner: worker failed: ${e.message}`);
-        lost(e.message);
-      });
-      w.on('exit', (code) => lost(`exited with ${code}`));
-      this.workers.push(w);
-      this.busy.set(w, 0);
-      return w;
-    }
-    // the least busy worker (round robin among equals)
-    let best = this.workers[this.next++ % this.workers.length];
-    for (const w of this.workers) if ((this.busy.get(w) ?? 0) < (this.busy.get(best) ?? 0)) best = w;
-    return best;
+  constructor(private readonly path: string) {}
+
+  private start(): ChildProcess {
+    const child = spawn(this.path, [], { stdio: ['pipe', 'pipe', 'inherit'] });
+    this.child = child;
+    this.buf = Buffer.alloc(0);
+    child.stdout!.on('data', (d: Buffer) => this.onData(d));
+    child.stdin!.on('error', () => undefined);
+    // a helper that dies answers what it had with an error (never a hang), and is replaced on the next command
+    const lost = (why: string) => {
+      if (this.child !== child) return;
+      this.child = undefined;
+      for (const [id, done] of this.pending) {
+        this.pending.delete(id);
+        done(new Error(`berth-spawnd ${why}`));
+      }
+    };
+    child.on('error', (e) => lost(`failed: ${e.message}`));
+    child.on('exit', (code, signal) => lost(`exited with ${signal ?? code}`));
+    this.idle(child);
+    return child;
   }
 
-  run(file: string, args: string[], opts: ExecOptions): Promise<ExecResult> {
-    const id = ++this.seq;
-    const w = this.pick();
-    this.busy.set(w, (this.busy.get(w) ?? 0) + 1);
-    return new Promise((resolve) => {
-      this.pending.set(id, { worker: w, done: resolve });
-      // while a message is pending the worker must keep the process alive
-      w.ref();
-      const req: Request = { id, file, args, opts: { ...opts, env: opts.env ?? process.env } };
-      w.postMessage(req);
-    }).finally(() => {
-      if ((this.busy.get(w) ?? 0) === 0) w.unref();
-    }) as Promise<ExecResult>;
+  /** Keeps the process alive only while answers are awaited. */
+  private idle(child: ChildProcess) {
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void }).unref?.();
+    (child.stdin as unknown as { unref?: () => void }).unref?.();
+  }
+
+  private onData(d: Buffer) {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    while (this.buf.length >= HEADER) {
+      const len = this.buf.readUInt32LE(0);
+      if (this.buf.length < 4 + len) break;
+      const b = this.buf;
+      const [id, status, signal, errno, pid, cpuUs, outLen, errLen, syncLen] = [4, 8, 12, 16, 20, 24, 28, 32, 36].map((o, i) => (i === 1 ? b.readInt32LE(o) : b.readUInt32LE(o)));
+      let o = HEADER;
+      const take = (n: number) => b.subarray(o, (o += n));
+      const a: Answer = { status, signal, errno, pid, cpuUs, stdout: take(outLen), stderr: take(errLen), sync: take(syncLen) };
+      this.buf = b.subarray(4 + len);
+      const done = this.pending.get(id);
+      this.pending.delete(id);
+      done?.(a);
+      if (this.pending.size === 0 && this.child) this.idle(this.child);
+    }
+  }
+
+  run(file: string, args: string[], opts: ExecOptions, flags = 0): Promise<Answer> {
+    const child = this.child ?? this.start();
+    const id = (this.seq = (this.seq + 1) >>> 0);
+    const env = Object.entries(opts.env ?? process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
+    const strings = Buffer.from([opts.cwd ?? '', file, ...args, ...env].map((s) => `${s}\0`).join(''));
+    const input = Buffer.from(opts.input ?? '');
+    const head = Buffer.alloc(28);
+    [strings.length + input.length + 24, id, flags, Math.max(0, Math.round(opts.timeoutMs ?? 30_000)), 1 + args.length, env.length, input.length]
+      .forEach((v, i) => head.writeUInt32LE(v, i * 4));
+    return new Promise<Answer>((resolve, reject) => {
+      this.pending.set(id, (a) => (a instanceof Error ? reject(a) : resolve(a)));
+      child.ref();
+      (child.stdout as unknown as { ref?: () => void }).ref?.();
+      child.stdin!.write(Buffer.concat([head, strings, input]));
+    });
   }
 }
 
-let spawner: Spawner | undefined;
+let helper: SpawnHelper | undefined;
+let warned = false;
+
+function theHelper(): SpawnHelper | undefined {
+  if (helper) return helper;
+  const path = process.env.BERTH_SPAWN_HELPER ?? DEFAULT_SPAWN_HELPER;
+  if (process.env.BERTH_SPAWN_INLINE === '1') return undefined;
+  if (!existsSync(path)) {
+    if (!warned) console.error(`spawner: ${path} is missing (run scripts/build-helpers.sh); starting commands from the event loop`);
+    warned = true;
+    return undefined;
+  }
+  return (helper = new SpawnHelper(path));
+}
+
+/** A command's name in traces: the program, with the subcommand for ip, the OCI runtimes, the built-ins and CNI plugins. */
+function commandName(file: string, args: string[], env?: NodeJS.ProcessEnv): string {
+  const prog = basename(file);
+  if (env?.CNI_COMMAND) return `${prog}.${env.CNI_COMMAND}`;
+  if (prog === 'runc' || prog === 'crun') return `${prog}.${args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '--root') ?? ''}`;
+  if (prog === 'ip') return `${prog}.${args[0] ?? ''}`;
+  return prog;
+}
+
+function toResult(file: string, a: Answer): ExecResult {
+  return {
+    code: a.errno || a.signal ? null : a.status,
+    signal: a.signal ? (signalNames.get(a.signal) ?? String(a.signal)) : null,
+    stdout: a.stdout.toString(),
+    stderr: a.stderr.toString(),
+    error: a.errno ? `spawn ${file} ${errnoNames.get(a.errno) ?? `errno ${a.errno}`}` : undefined,
+  };
+}
 
 /**
- * execFile's contract off the event loop: resolves with stdout and stderr when the command exits
- * 0, else rejects with an Error carrying `stderr`, `code` and `signal`.
+ * execFile's contract: resolves with stdout and stderr when the command exits 0, else rejects with
+ * an Error carrying `stderr`, `code` and `signal`.
  */
 export async function runOffThread(file: string, args: string[], opts: ExecOptions = {}): Promise<{ stdout: string; stderr: string }> {
   const r = await execOffThread(file, args, opts);
@@ -114,21 +165,70 @@ export async function runOffThread(file: string, args: string[], opts: ExecOptio
 }
 
 /**
- * Runs `file args` to completion off the event loop and resolves with its outcome (it never
- * rejects: callers look at `code`, `error`). BERTH_SPAWN_INLINE=1 runs it on the calling thread.
+ * Runs `file args` to completion and resolves with its outcome (it never rejects: callers look at
+ * `code`, `error`). A timeout kills it with SIGKILL. berth-spawnd's built-ins (`@mount`,
+ * `@umount`) are run the same way. BERTH_SPAWN_INLINE=1 starts it from this process instead.
  */
-export function execOffThread(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  if (process.env.BERTH_SPAWN_INLINE === '1') {
+export async function execOffThread(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const h = theHelper();
+  if (h) {
+    try {
+      const t0 = performance.now();
+      const a = await h.run(file, args, opts);
+      // BERTH_TRACE: each command's wall time (cmd.) and CPU time (cpu.), by program
+      if (tracing) {
+        const name = commandName(file, args, opts.env);
+        traceSince(String(a.pid), `cmd.${name}`, t0);
+        traceValue(String(a.pid), `cpu.${name}`, a.cpuUs / 1000);
+      }
+      return toResult(file, a);
+    } catch (e) {
+      return { code: null, signal: null, stdout: '', stderr: '', error: (e as Error).message };
+    }
+  }
+  if (file.startsWith('@')) return { code: null, signal: null, stdout: '', stderr: '', error: `${file} needs berth-spawnd` };
+  return new Promise((resolve) => {
+    const child = execFile(file, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
+      const e = err as (Error & { code?: number | string; signal?: string }) | null;
+      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr), error: e && typeof e.code === 'string' ? e.message : undefined });
+    });
+    child.stdin?.on('error', () => undefined);
+    if (opts.input !== undefined) child.stdin!.end(opts.input);
+    else child.stdin?.end();
+  });
+}
+
+/**
+ * Starts a process that outlives the call (conmon) in its own session with its stdio on /dev/null
+ * and a pipe as fd 3; resolves with the first line it writes there (or all it wrote before closing
+ * it). The process is never waited for.
+ */
+export async function spawnWithSyncPipe(file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string }): Promise<{ line: string; error?: string }> {
+  const h = theHelper();
+  if (!h) {
     return new Promise((resolve) => {
-      const child = execFile(file, args, { env: opts.env ?? process.env, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-        const e = err as (Error & { code?: number | string; signal?: string }) | null;
-        resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr), error: e && typeof e.code === 'string' ? e.message : undefined });
+      const child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env });
+      child.unref();
+      const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
+      let buf = '';
+      const finish = (error?: string) => {
+        pipe.destroy();
+        resolve({ line: buf.split('\n')[0], error });
+      };
+      child.on('error', (e) => finish(e.message));
+      pipe.on('data', (c: Buffer) => {
+        buf += c.toString();
+        if (buf.includes('\n')) finish();
       });
-      child.stdin?.on('error', () => undefined);
-      if (opts.input !== undefined) child.stdin!.end(opts.input);
-      else child.stdin?.end();
+      pipe.on('end', () => finish());
+      pipe.on('error', (e: Error) => finish(e.message));
     });
   }
-  spawner ??= new Spawner();
-  return spawner.run(file, args, opts);
+  try {
+    const a = await h.run(file, args, { env: opts.env, cwd: opts.cwd, timeoutMs: 0 }, F_SYNC3);
+    if (a.errno) return { line: '', error: toResult(file, a).error };
+    return { line: a.sync.toString().split('\n')[0] };
+  } catch (e) {
+    return { line: '', error: (e as Error).message };
+  }
 }

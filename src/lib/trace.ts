@@ -21,6 +21,14 @@ export function traceSince(id: string, what: string, t0: number): void {
   timer.unref?.();
 }
 
+/** Records a measured amount (e.g. a command's CPU time) as `what` of `id`, as if it had lasted `ms`. */
+export function traceValue(id: string, what: string, ms: number): void {
+  if (!file) return;
+  buf.push(`${JSON.stringify({ id, what, start: Math.round((performance.timeOrigin + performance.now()) * 10) / 10, ms: Math.round(ms * 100) / 100 })}\n`);
+  timer ??= setTimeout(flush, 500);
+  timer.unref?.();
+}
+
 /** Runs `fn`, recording its duration as `what` of `id` when tracing is on. */
 export async function span<T>(id: string, what: string, fn: () => Promise<T>): Promise<T> {
   if (!file) return fn();

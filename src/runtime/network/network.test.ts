@@ -174,8 +174,9 @@ describe('NetworkManager', () => {
 
   it('tears down a sandbox whose setup was cut short by a crash', async () => {
     const before = hostNetworkCounts();
-    // the fake bridge kills the Node process running setup once the real one has made the veth and taken an IP
-    const cniPath = cniDirWithBridgeAdd('cni-crashing', 'kill -9 $PPID; sleep 5; exit 1');
+    // the fake bridge kills the Node process running setup once the real one has made the veth and
+    // taken an IP (its parent is berth-spawnd, whose parent is that process)
+    const cniPath = cniDirWithBridgeAdd('cni-crashing', 'kill -9 $(cut -d" " -f4 /proc/$PPID/stat); sleep 5; exit 1');
     const script = join(dir, 'crasher.mjs');
     writeFileSync(script, `
       import { NetworkManager } from ${JSON.stringify(new URL('./network.js', import.meta.url).href)};

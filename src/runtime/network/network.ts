@@ -1,7 +1,7 @@
-// One network namespace per container group, wired to a host bridge by a CNI chain; state kept on disk.
+// One network namespace per container group, wired to a host bridge by the CNI bridge plugin; state kept on disk.
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
@@ -89,7 +89,8 @@ export class NetworkManager {
       cniVersion: '1.0.0',
       name: this.name,
       plugins: [
-        { type: 'loopback' },
+        // the loopback is brought up where the namespace is made (berth-spawnd's @netns-add, one
+        // syscall), not by the loopback plugin (a Go program run per sandbox, for ADD and DEL)
         {
           type: 'bridge',
           bridge: this.bridge,
@@ -126,20 +127,22 @@ export class NetworkManager {
     return this.locks.run(id, fn);
   }
 
+  // A sandbox's state is one small file, read and written synchronously: a round trip through
+  // libuv's thread pool costs more than the I/O, and under load it queues behind everything else.
   private async readState(id: string): Promise<SandboxState | undefined> {
     try {
-      return JSON.parse(await readFile(this.statePath(id), 'utf8')) as SandboxState;
+      return JSON.parse(readFileSync(this.statePath(id), 'utf8')) as SandboxState;
     } catch {
       return undefined;
     }
   }
 
   private async writeState(st: SandboxState): Promise<void> {
-    await mkdir(POOL_ID_RE.test(st.id) ? this.poolDir() : this.opts.stateDir, { recursive: true });
+    mkdirSync(POOL_ID_RE.test(st.id) ? this.poolDir() : this.opts.stateDir, { recursive: true });
     const path = this.statePath(st.id);
     const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(st));
-    await rename(tmp, path);
+    writeFileSync(tmp, JSON.stringify(st));
+    renameSync(tmp, path);
   }
 
   private toSandbox(st: SandboxState): Sandbox | undefined {
@@ -243,7 +246,8 @@ export class NetworkManager {
     await this.writeState(st);
     try {
       await ensureNetworkRules(this.bridge, this.subnet);
-      if (!existsSync(netnsPath)) await run('ip', ['netns', 'add', netnsName]);
+      // what `ip netns add` does, and the loopback up, without running ip
+      if (!existsSync(netnsPath)) await run('@netns-add', [netnsName]);
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
       await this.writeState(st);
     } catch (e) {
@@ -273,8 +277,8 @@ export class NetworkManager {
           await this.teardownLocked(poolId, false).catch(() => undefined);
           return undefined;
         }
-        await mkdir(this.opts.stateDir, { recursive: true });
-        await rename(this.statePath(poolId), this.statePath(id));
+        mkdirSync(this.opts.stateDir, { recursive: true });
+        renameSync(this.statePath(poolId), this.statePath(id));
         return st;
       });
       if (!st) continue;
@@ -446,9 +450,9 @@ export class NetworkManager {
     }
     if (existsSync(netnsPath)) {
       try {
-        await run('ip', ['netns', 'delete', netnsName]);
+        await run('@netns-del', [netnsName]);
       } catch (e) {
-        errors.push(`ip netns delete ${netnsName}: ${errText(e)}`);
+        errors.push(`deleting netns ${netnsName}: ${errText(e)}`);
       }
     }
     if (errors.length > 0) {

@@ -9,7 +9,7 @@ import { buildImage } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { startFloor, type Floor } from './floor.js';
 import {
-  findProcesses, iptablesSnapshot, meanPssMiB, pssKiB, restoreIptables, rssKiB, run, sleep, summarize, version, waitTcp, type Summary,
+  childrenNamed, findProcesses, iptablesSnapshot, meanPssMiB, pssKiB, restoreIptables, rssKiB, run, sleep, summarize, version, waitTcp, type Summary,
 } from './lib.js';
 import { startDocker, startPodman, type Peer } from './peers.js';
 
@@ -239,18 +239,20 @@ export async function main(argv: string[]) {
     const density: Record<string, unknown> = {};
     for (const [k, p] of peers.entries()) density[p.name] = await p.monitorPss(o.peerDensity, 24000 + k * 1000);
     const serverPid = berth.child.pid!;
-    const pss0 = pssKiB(serverPid);
+    // the server and its berth-spawnd (one for the whole server) are berth's own memory
+    const berthPssKiB = () => pssKiB(serverPid) + childrenNamed(serverPid, 'berth-spawnd').reduce((a, p) => a + pssKiB(p), 0);
+    const pss0 = berthPssKiB();
     const rss0 = rssKiB(serverPid);
     const dens = await createMany(api, image, 'dens', o.densityGroups, 40000);
     await sleep(500);
     const conmons = findProcesses('conmon', dataDir);
-    const growthPss = (pssKiB(serverPid) - pss0) / 1024 / o.densityGroups;
+    const growthPss = (berthPssKiB() - pss0) / 1024 / o.densityGroups;
     const growthRss = (rssKiB(serverPid) - rss0) / 1024 / o.densityGroups;
     density.berth = {
       groups: o.densityGroups, running: dens.groups - dens.failures, monitor: 'conmon', count: conmons.length,
       meanMonitorPssMiB: round3(meanPssMiB(conmons)), serverPssGrowthPerGroupMiB: round3(growthPss), serverRssGrowthPerGroupMiB: round3(growthRss),
       perGroupOverheadMiB: round3(meanPssMiB(conmons) + Math.max(0, growthPss)),
-      serverPssMiB: round3(pssKiB(serverPid) / 1024),
+      serverPssMiB: round3(berthPssKiB() / 1024),
     };
     for (const p of peers) {
       const d = density[p.name] as { meanPssMiB: number };
@@ -263,6 +265,8 @@ export async function main(argv: string[]) {
     for (const c of cleanups.splice(0)) await c();
 
     // --- throughput and teardown: all at once, through the API ---
+    // from a settled host: the kernel finishes the deleted groups' namespaces and writeback in the background
+    await sleep(o.quick ? 1000 : 10_000);
     const tp = await createMany(api, image, 'tp', o.throughputGroups, 42000);
     log(`throughput: ${JSON.stringify(tp)}`);
     const td = await deleteMany(api, 'tp');

@@ -105,6 +105,25 @@ export function findProcesses(comm: string, marker: string): number[] {
   return out;
 }
 
+/** Child processes of `pid` (any of its threads) whose comm is `comm`. */
+export function childrenNamed(pid: number, comm: string): number[] {
+  const out: number[] = [];
+  try {
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      for (const c of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
+        try {
+          if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === comm) out.push(Number(c));
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  } catch {
+    /* gone */
+  }
+  return out;
+}
+
 /** Mean PSS (MiB) of the given processes. */
 export function meanPssMiB(pids: number[]): number {
   if (pids.length === 0) return 0;

@@ -7,7 +7,7 @@ import { Api, cleanupDir, group, startBerth } from '../test/helpers/berth.js';
 import { buildImage } from '../test/helpers/images.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { createMany, deleteMany } from './bench.js';
-import { run, sleep, summarize, waitTcp } from './lib.js';
+import { findProcesses, run, sleep, summarize, waitTcp } from './lib.js';
 
 // Usage: node dist/bench/profile.js [--seq N] [--groups N] [--pool N] [--runtime R] [--cpu-prof DIR (the server's V8 profile)]   (under flock /tmp/berth-tests.lock)
 const argv = process.argv.slice(2);
@@ -30,6 +30,23 @@ function summarizeTrace(file: string, since: number, until: number) {
   }
   out.push(`loop delay per second: ${loop.join(' | ')}`);
   return out.join('\n');
+}
+
+/** Own CPU seconds (user + system) of every live process, kernel threads included: pid -> [name, seconds]. */
+function cpuByComm(): Map<string, [string, number]> {
+  const out = new Map<string, [string, number]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\/\d+.*$/, '');
+      const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+      out.set(d, [comm, (f[11] + f[12]) / 100]);
+    } catch {
+      /* gone */
+    }
+  }
+  return out;
 }
 
 /** CPU seconds so far: the whole host (busy), the server's own threads, its reaped children, and this bench client. */
@@ -123,10 +140,26 @@ async function main() {
     if (n > 0) {
       t = Date.now();
       const cpu0 = cpuNow(berth.child.pid!);
+      const procs0 = cpuByComm();
       const tp = await createMany(api, image, 'tp', n, 43000);
       const cpu = cpuSince(cpu0, cpuNow(berth.child.pid!));
+      const procs1 = cpuByComm();
+      const byComm = new Map<string, number>();
+      for (const [pid, [comm, t]] of procs1) byComm.set(comm, (byComm.get(comm) ?? 0) + t - (procs0.get(pid)?.[1] ?? 0));
+      const topComm = [...byComm].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([c, t]) => `${c} ${t.toFixed(1)}`).join(', ');
+      // conmon and the `crun create` it waited for, per group (the monitors of this burst are all alive now)
+      const conmons = findProcesses('conmon', dataDir);
+      const monitorCpu = conmons.reduce((a, p) => {
+        try {
+          const st = readFileSync(`/proc/${p}/stat`, 'utf8');
+          const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+          return a + (f[11] + f[12] + f[13] + f[14]) / 100;
+        } catch {
+          return a;
+        }
+      }, 0);
       await sleep(1000);
-      console.log(`concurrent: ${JSON.stringify(tp)}\n${cpu}\n${summarizeTrace(trace, t, Date.now())}\n`);
+      console.log(`concurrent: ${JSON.stringify(tp)}\n${cpu}\nconmon monitors (with crun create): ${monitorCpu.toFixed(1)} s for ${conmons.length}\nlive processes' own CPU seconds (exited ones count in their parent), by name: ${topComm}\n${summarizeTrace(trace, t, Date.now())}\n`);
       t = Date.now();
       const td = await deleteMany(api, 'tp');
       await sleep(1000);

@@ -468,11 +468,8 @@ int main(void) {
       }
       pp = &j->next;
     }
-    if (in_eof && !jobs) return 0;
-    if (in_eof) {
-      /* berth is gone: nobody reads answers any more; leave the children running */
-      return 0;
-    }
+    /* berth is gone: nobody reads answers any more; the children run on */
+    if (in_eof) return 0;
     size_t n = 0, need = 2;
     for (struct job *j = jobs; j; j = j->next) need += 4;
     if (need > cap) {

@@ -127,7 +127,7 @@ function theHelper(): SpawnHelper | undefined {
   const path = process.env.BERTH_SPAWN_HELPER ?? DEFAULT_SPAWN_HELPER;
   if (process.env.BERTH_SPAWN_INLINE === '1') return undefined;
   if (!existsSync(path)) {
-    if (!warned) console.error(`spawner: ${path} is missing (run scripts/build-helpers.sh); starting commands from the event loop`);
+    if (!warned) console.error(`spawner: ${path} is missing (run scripts/build-helpers.sh): commands start from this process, and mounts and network namespaces cannot be made`);
     warned = true;
     return undefined;
   }
@@ -186,7 +186,10 @@ export async function execOffThread(file: string, args: string[], opts: ExecOpti
       return { code: null, signal: null, stdout: '', stderr: '', error: (e as Error).message };
     }
   }
-  if (file.startsWith('@')) return { code: null, signal: null, stdout: '', stderr: '', error: `${file} needs berth-spawnd` };
+  if (file.startsWith('@')) {
+    const why = `${file} is a built-in of berth-spawnd, which is missing: run scripts/build-helpers.sh`;
+    return { code: null, signal: null, stdout: '', stderr: why, error: why };
+  }
   return new Promise((resolve) => {
     const child = execFile(file, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: number | string; signal?: string }) | null;

@@ -35,6 +35,9 @@ test('runs commands with their output, exit code, stdin, env and working directo
   // large output and large input pass whole
   const big = 'x'.repeat(3 << 20);
   assert.equal((await runOffThread('/bin/cat', [], { input: big })).stdout.length, big.length);
+  // a NUL inside an argument cannot reach execve: refused, and the helper keeps its framing
+  assert.match((await execOffThread('/bin/echo', ['a\0b'])).error ?? '', /NUL byte/);
+  assert.equal((await runOffThread('/bin/echo', ['still in step'])).stdout, 'still in step\n');
   const missing = await execOffThread('/nonexistent/binary', []);
   assert.match(missing.error ?? '', /ENOENT/);
   assert.match((await execOffThread('no-such-command-anywhere', [])).error ?? '', /ENOENT/);

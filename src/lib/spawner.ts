@@ -71,7 +71,8 @@ class SpawnHelper {
       }
     };
     child.on('error', (e) => lost(`failed: ${e.message}`));
-    child.on('exit', (code, signal) => lost(`exited with ${signal ?? code}`));
+    // 'close', not 'exit': every answer it wrote before dying has been read by then
+    child.on('close', (code, signal) => lost(`exited with ${signal ?? code}`));
     this.idle(child);
     return child;
   }
@@ -105,7 +106,10 @@ class SpawnHelper {
     const child = this.child ?? this.start();
     const id = (this.seq = (this.seq + 1) >>> 0);
     const env = Object.entries(opts.env ?? process.env).filter(([, v]) => v !== undefined).map(([k, v]) => `${k}=${v}`);
-    const strings = Buffer.from([opts.cwd ?? '', file, ...args, ...env].map((s) => `${s}\0`).join(''));
+    const all = [opts.cwd ?? '', file, ...args, ...env];
+    // strings travel NUL-terminated (as execve takes them): one with a NUL inside cannot be passed
+    if (all.some((x) => x.includes('\0'))) return Promise.reject(new Error(`a command line or environment of ${file} contains a NUL byte`));
+    const strings = Buffer.from(all.map((x) => `${x}\0`).join(''));
     const input = Buffer.from(opts.input ?? '');
     const head = Buffer.alloc(28);
     [strings.length + input.length + 24, id, flags, Math.max(0, Math.round(opts.timeoutMs ?? 30_000)), 1 + args.length, env.length, input.length]
@@ -134,7 +138,7 @@ function theHelper(): SpawnHelper | undefined {
   return (helper = new SpawnHelper(path));
 }
 
-/** A command's name in traces: the program, with the subcommand for ip, the OCI runtimes, the built-ins and CNI plugins. */
+/** A command's name in traces: the program (or built-in), with the subcommand for ip and the OCI runtimes, and the command of CNI plugins. */
 function commandName(file: string, args: string[], env?: NodeJS.ProcessEnv): string {
   const prog = basename(file);
   if (env?.CNI_COMMAND) return `${prog}.${env.CNI_COMMAND}`;

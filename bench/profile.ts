@@ -54,6 +54,8 @@ function cpuNow(pid: number) {
   const hz = 100;
   const host = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const busy = host.reduce((a, b) => a + b, 0) - host[3] - host[4];
+  // user nice system idle iowait irq softirq steal
+  const split = { user: (host[0] + host[1]) / hz, system: host[2] / hz, softirq: (host[5] + host[6]) / hz, steal: (host[7] ?? 0) / hz };
   const fields = (p: number | string) => {
     const st = readFileSync(`/proc/${p}/stat`, 'utf8');
     return st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
@@ -73,14 +75,15 @@ function cpuNow(pid: number) {
     }
   }
   const u = process.cpuUsage();
-  return { host: busy / hz, server: (f[11] + f[12]) / hz, children: (f[13] + f[14] + spawned) / hz, client: (u.user + u.system) / 1e6, wall: performance.now() / 1000 };
+  return { split, host: busy / hz, server: (f[11] + f[12]) / hz, children: (f[13] + f[14] + spawned) / hz, client: (u.user + u.system) / 1e6, wall: performance.now() / 1000 };
 }
 
 function cpuSince(a: ReturnType<typeof cpuNow>, b: ReturnType<typeof cpuNow>) {
-  const d = (k: keyof typeof a) => (b[k] - a[k]).toFixed(1);
+  const d = (k: Exclude<keyof typeof a, 'split'>) => (b[k] - a[k]).toFixed(1);
+  const split = Object.keys(a.split).map((k) => `${k} ${(b.split[k as keyof typeof a.split] - a.split[k as keyof typeof a.split]).toFixed(1)}`).join(', ');
   const host = b.host - a.host;
   const known = b.server - a.server + (b.children - a.children) + (b.client - a.client);
-  return `cpu seconds over ${d('wall')} s: host busy ${host.toFixed(1)} = berth server ${d('server')} + the commands it ran (CNI plugins, crun, conmon's start, iptables) ${d('children')} + bench client ${d('client')} + other (conmon monitors, containers, other users) ${(host - known).toFixed(1)}`;
+  return `cpu seconds over ${d('wall')} s: host busy ${host.toFixed(1)} (${split}) = berth server ${d('server')} + the commands it ran (CNI plugins, crun, conmon's start, iptables) ${d('children')} + bench client ${d('client')} + other (conmon monitors, containers, other users) ${(host - known).toFixed(1)}`;
 }
 
 /** Sequential creates one at a time: where each phase starts and ends, in ms after the PUT was sent (medians). */

@@ -1,6 +1,6 @@
 // One network namespace per container group, wired to a host bridge by the CNI bridge plugin; state kept on disk.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
@@ -74,6 +74,12 @@ export class NetworkManager {
   private refillTimer?: NodeJS.Timeout;
   /** Pool sandboxes being made right now. */
   private warming = 0;
+  /**
+   * CNI results of the warm pool sandboxes, kept here rather than written to their state files: a
+   * pool sandbox left by an earlier process is torn down at start (DEL needs no result), and its
+   * claim writes the result into the group's state in one new file.
+   */
+  private readonly warmResults = new Map<string, CniResult>();
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.name = opts.name ?? 'berth';
@@ -249,7 +255,8 @@ export class NetworkManager {
       // what `ip netns add` does, and the loopback up, without running ip
       if (!existsSync(netnsPath)) await run('@netns-add', [netnsName]);
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
-      await this.writeState(st);
+      if (POOL_ID_RE.test(id)) this.warmResults.set(id, st.result);
+      else await this.writeState(st);
     } catch (e) {
       await this.teardownLocked(id, false).catch(() => undefined);
       if (e instanceof BerthError) throw e;
@@ -263,27 +270,29 @@ export class NetworkManager {
   }
 
   /**
-   * Hands a warm pool sandbox over to `id`: the rename moves ownership atomically, so after a crash
-   * the sandbox belongs to exactly one of the pool and `id`, never to both or neither.
+   * Hands a warm pool sandbox over to `id`: its state is written as `id`'s, then the pool's file is
+   * removed, so after a crash the sandbox belongs to `id` or to the pool, never to neither (with
+   * both files left, startPool() sees it claimed and only removes the pool's file).
    */
   private async claimFromPool(id: string, ports: PublishedPort[]): Promise<SandboxState | undefined> {
     for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
       // under the pool sandbox's own lock: stopPool() tears it down either before (then it is
-      // skipped here) or after the rename (then its state is gone and it is left alone)
-      const st = await this.locked(poolId, async () => {
+      // skipped here) or after the claim (then its pool state is gone and it is left alone)
+      const claimed = await this.locked(poolId, async () => {
         const st = await this.readState(poolId);
         if (!st) return undefined;
+        st.result ??= this.warmResults.get(poolId);
         if (!st.result || !existsSync(st.netnsPath) || !this.toSandbox(st)) {
           await this.teardownLocked(poolId, false).catch(() => undefined);
           return undefined;
         }
-        mkdirSync(this.opts.stateDir, { recursive: true });
-        renameSync(this.statePath(poolId), this.statePath(id));
-        return st;
+        const claimed: SandboxState = { ...st, id, ports, hostPorts: true };
+        await this.writeState(claimed);
+        rmSync(this.statePath(poolId), { force: true });
+        this.warmResults.delete(poolId);
+        return claimed;
       });
-      if (!st) continue;
-      const claimed: SandboxState = { ...st, id, ports, hostPorts: true };
-      await this.writeState(claimed);
+      if (!claimed) continue;
       this.scheduleRefill();
       return claimed;
     }
@@ -428,6 +437,7 @@ export class NetworkManager {
 
   private async teardownLocked(id: string, prune: boolean): Promise<void> {
     const st = await this.readState(id);
+    if (st) st.result ??= this.warmResults.get(id);
     const netnsName = st?.netnsName ?? `berth-${id}`;
     const netnsPath = st?.netnsPath ?? join(NETNS_DIR, netnsName);
     const errors: string[] = [];
@@ -460,6 +470,7 @@ export class NetworkManager {
       throw new BerthError(Codes.NetworkError, `tearing down sandbox ${id}: ${errors.join('; ')}`, 500);
     }
     await rm(this.statePath(id), { force: true });
+    this.warmResults.delete(id);
     if (!POOL_ID_RE.test(id)) await this.releasePorts(id);
     // the host-port chains go with the last published port, even while the pool keeps the network busy
     if (st?.ports.length && (await this.ports()).size === 0) await pruneHostportChains().catch(() => undefined);

@@ -1,6 +1,6 @@
 // The real Azure CLI (Debian's azure-cli) against berth: custom cloud, service-principal login, az group/container.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { endE2e, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const run = promisify(execFile);
 const BRIDGE = 'btaz0';
@@ -43,15 +43,7 @@ before(async () => {
   image = (await buildImage(registry.host, 'web', '1', { cmd: ['sh', '-c', 'echo az says hi; exec httpd -f -p 8093 -h /www'] })).reference;
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.72.0/24', config: { servicePrincipals: [SP], subscriptions: [SUB] } });
 });
-after(async () => {
-  try {
-    await berth?.destroy([SUB]);
-  } finally {
-    rmSync(configDir, { recursive: true, force: true });
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE, cleanup: () => rmSync(configDir, { recursive: true, force: true }) }));
 
 test('az cloud register, login --service-principal, group create, container create/show/list/logs/exec/delete', async () => {
   const arm = `${berth.httpsUrl}/`;

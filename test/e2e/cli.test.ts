@@ -1,6 +1,6 @@
 // The berth CLI against a real server: az container's verbs and flags give the API's results.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -10,7 +10,7 @@ import { after, before, test } from 'node:test';
 import { Resolver } from 'node:dns/promises';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { endE2e, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const run = promisify(execFile);
 const cli = join(resolve(dirname(fileURLToPath(import.meta.url)), '../../..'), 'bin/berth');
@@ -26,15 +26,10 @@ before(async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.67.0/24' });
   env = { ...process.env, BERTH_ENDPOINT: berth.url, BERTH_TOKEN: berth.token, BERTH_SUBSCRIPTION: 'cli-sub', BERTH_CONFIG_DIR: mkdtempSync(join(tmpdir(), 'berth-cli-')) };
 });
-after(async () => {
-  try {
-    await berth?.destroy(['cli-sub']);
-  } finally {
-    await registry?.stop();
-    if (env?.BERTH_CONFIG_DIR) rmSync(env.BERTH_CONFIG_DIR, { recursive: true, force: true });
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({
+  berth, subscriptions: ['cli-sub'], registry, bridge: BRIDGE,
+  cleanup: () => env?.BERTH_CONFIG_DIR && rmSync(env.BERTH_CONFIG_DIR, { recursive: true, force: true }),
+}));
 
 const berthCli = async (...args: string[]) => (await run(cli, args, { env, timeout: 60_000 })).stdout;
 

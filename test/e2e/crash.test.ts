@@ -1,10 +1,9 @@
 // kill -9 of berth while groups run: after a restart every group is still Running with the same processes.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Api, group, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, group, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btcrash0';
 const SUBNET = '10.213.66.0/24';
@@ -17,14 +16,7 @@ before(async () => {
   registry = await startRegistry();
   image = (await buildImage(registry.host, 'ticker', '1')).reference;
 });
-after(async () => {
-  try {
-    await berth?.destroy(['crash-sub']);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: ['crash-sub'], registry, bridge: BRIDGE }));
 
 const runcPids = (root: string) => ociContainers(root);
 

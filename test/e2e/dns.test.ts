@@ -1,12 +1,12 @@
 // dnsNameLabel -> ipAddress.fqdn, answered by berth's own DNS: real queries (node's c-ares resolver) against a real server.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { Resolver } from 'node:dns/promises';
 import { after, before, test } from 'node:test';
-import { ContainerInstanceManagementClient, type ContainerGroup } from '@azure/arm-containerinstance';
+import type { ContainerGroup, ContainerInstanceManagementClient } from '@azure/arm-containerinstance';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Api, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { sdkClient } from '../helpers/sdk.js';
+import { Api, endE2e, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btdns0';
 const SUB = 'dns-sub';
@@ -24,19 +24,11 @@ before(async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.120.0/24' });
   assert.ok(berth.dnsAddress, 'the server says where its DNS answers');
   api = new Api(berth, SUB);
-  const credential = { getToken: async () => ({ token: berth.token, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  client = new ContainerInstanceManagementClient(credential, SUB, { endpoint: berth.httpsUrl });
+  client = sdkClient(berth, SUB);
   resolver = new Resolver({ timeout: 2000, tries: 2 });
   resolver.setServers([berth.dnsAddress!]);
 });
-after(async () => {
-  try {
-    await berth?.destroy([SUB]);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));
 
 const group = (label: string, type: 'Public' | 'Private', scope?: string): ContainerGroup => ({
   location: 'local',

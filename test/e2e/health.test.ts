@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Api, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'bthealth0';
 const SUBNET = '10.213.100.0/24';
@@ -27,14 +27,7 @@ before(async () => {
   api = new Api(berth);
 });
 
-after(async () => {
-  try {
-    await berth?.destroy([api.sub]);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [api?.sub ?? 'e2e-sub'], registry, bridge: BRIDGE }));
 
 const container = (name: string, props: Record<string, unknown>) => ({
   name,

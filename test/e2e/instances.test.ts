@@ -1,10 +1,9 @@
 // End to end through the ARM API of a real `berth server`: real registry, runc, conmon and CNI.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { INDEX_HTML, buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { Api, group, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, group, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'bte2e0';
 const SUBNET = '10.213.64.0/24';
@@ -35,14 +34,7 @@ function join_runc() {
   return `/run/berth-test-${process.pid}/runc`;
 }
 
-after(async () => {
-  try {
-    await berth?.destroy([api.sub, 'list-sub']);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [api?.sub ?? 'e2e-sub', 'list-sub'], registry, bridge: BRIDGE }));
 
 describe('container groups through the ARM API', () => {
   test('quickstart: a web server group answers on its published port, logs, and leaves nothing behind on delete', async () => {

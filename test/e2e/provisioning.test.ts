@@ -1,9 +1,8 @@
 // provisioningTimeoutInSeconds against a registry that accepts connections and never answers.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, test } from 'node:test';
-import { Api, group, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, group, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btdns1';
 let berth: BerthProcess;
@@ -27,15 +26,13 @@ before(async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.121.0/24' });
   api = new Api(berth, 'prov-sub');
 });
-after(async () => {
-  try {
-    await berth?.destroy(['prov-sub']);
-  } finally {
+after(() => endE2e({
+  berth, subscriptions: ['prov-sub'], bridge: BRIDGE,
+  cleanup: async () => {
     for (const s of open) s.destroy();
     await new Promise((r) => stall?.close(r));
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+  },
+}));
 
 const waitClosed = (what: string) => api.waitFor(what, async () => open.size === 0, 10_000);
 

@@ -1,11 +1,10 @@
 // Every response of every ACI operation validates against the 2023-05-01 spec's declared schema.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { allOperations, responseSchema, validate } from '../helpers/swagger.js';
-import { Api, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btschema0';
 const SUB = 'schema-sub';
@@ -21,14 +20,7 @@ before(async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.71.0/24' });
   api = new Api(berth, SUB);
 });
-after(async () => {
-  try {
-    await berth?.destroy([SUB]);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));
 
 /** Calls the API and checks the body against what the spec declares for that operation and status. */
 async function call(method: string, path: string, body?: unknown) {

@@ -1,12 +1,12 @@
 // The unmodified Azure SDK (@azure/arm-containerinstance 9.x, api-version 2023-05-01) drives berth over HTTPS.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { ContainerInstanceManagementClient, type ContainerGroup } from '@azure/arm-containerinstance';
+import type { ContainerGroup, ContainerInstanceManagementClient } from '@azure/arm-containerinstance';
 import WebSocket from 'ws';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { childProcesses, execProcesses, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { sdkClient } from '../helpers/sdk.js';
+import { childProcesses, endE2e, execProcesses, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btsdk0';
 const SUB = 'sdk-sub';
@@ -23,17 +23,9 @@ before(async () => {
   image = (await buildImage(registry.host, 'web', '1', { cmd: ['sh', '-c', 'echo hello from sdk; exec httpd -f -p 8090 -h /www'] })).reference;
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.69.0/24' });
   assert.equal(berth.caCert, `${process.env.BERTH_TEST_TLS_DIR}/ca.crt`);
-  const credential = { getToken: async () => ({ token: berth.token, expiresOnTimestamp: Date.now() + 3_600_000 }) };
-  client = new ContainerInstanceManagementClient(credential, SUB, { endpoint: berth.httpsUrl });
+  client = sdkClient(berth, SUB);
 });
-after(async () => {
-  try {
-    await berth?.destroy([SUB]);
-  } finally {
-    await registry?.stop();
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));
 
 const group = (): ContainerGroup => ({
   location: 'local',

@@ -1,8 +1,7 @@
 // Two service principals, two subscriptions: each logs in through berth's token endpoint and sees only its own.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { Api, group, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, group, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'bttenant0';
 let berth: BerthProcess;
@@ -14,13 +13,7 @@ const principals = [
 before(async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.70.0/24', config: { servicePrincipals: principals, subscriptions: ['sub-a', 'sub-b'] } });
 });
-after(async () => {
-  try {
-    await berth?.destroy(['sub-a', 'sub-b']);
-  } finally {
-    execFileSync('bash', ['-c', `ip link del ${BRIDGE} 2>/dev/null || true`]);
-  }
-});
+after(() => endE2e({ berth, subscriptions: ['sub-a', 'sub-b'], bridge: BRIDGE }));
 
 async function login(clientId: string, clientSecret: string, tenant = 'adfs') {
   const conf = await (await fetch(`${berth.httpsUrl}/adfs/.well-known/openid-configuration`)).json() as { token_endpoint: string };

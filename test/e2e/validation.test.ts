@@ -1,8 +1,7 @@
 // Bad input through the ARM API: each malformed or out-of-limit request gets its 4xx ARM error and nothing is created.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { Api, group, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { Api, endE2e, group, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 let berth: BerthProcess;
 let api: Api;
@@ -13,13 +12,7 @@ before(async () => {
   berth = await startBerth({ bridge: 'btval0', subnet: '10.213.65.0/24' });
   api = new Api(berth, 'val-sub');
 });
-after(async () => {
-  try {
-    await berth?.destroy(['val-sub']);
-  } finally {
-    execFileSync('bash', ['-c', 'ip link del btval0 2>/dev/null || true']);
-  }
-});
+after(() => endE2e({ berth, subscriptions: ['val-sub'], bridge: 'btval0' }));
 
 type Case = { name: string; status: number; code: string; target?: RegExp; method?: string; path?: string; body?: unknown; raw?: string; token?: string | null; apiVersion?: string | null; contentType?: string };
 

@@ -194,6 +194,27 @@ export const group = (image: string, o: { command?: string[]; ports?: number[]; 
  * sandbox pool (netns and veths, made and claimed in the background) and its network's shared
  * rules (present while it has any sandbox). Without it (a stopped server), everything counts.
  */
+/**
+ * An end-to-end file's after(): deletes the groups of `subscriptions` and stops the server, then
+ * runs `cleanup`, stops the registry and removes the test's bridge, each even when one before failed.
+ */
+export async function endE2e(o: { berth?: BerthProcess; subscriptions: string[]; registry?: { stop(): Promise<void> }; bridge: string; cleanup?: () => unknown }) {
+  try {
+    await o.berth?.destroy(o.subscriptions);
+  } finally {
+    try {
+      await o.cleanup?.();
+    } finally {
+      await o.registry?.stop();
+      try {
+        execFileSync('ip', ['link', 'del', o.bridge], { stdio: 'ignore' });
+      } catch {
+        /* never made, or gone with the server */
+      }
+    }
+  }
+}
+
 export function hostFootprint(runcRoot: string, dataDir?: string) {
   const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { encoding: 'utf8' });
   // listed before the pool's state files are read: a pool netns always has its file first

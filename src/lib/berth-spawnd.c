@@ -10,8 +10,9 @@
  *           environment), then stdin_len bytes for the child's stdin. `len` counts what follows it.
  * Answer:   len id status signal errno pid cpu_us out_len err_len sync_len, then the three outputs.
  *           cpu_us is the CPU time (user + system) the process and the children it waited for used.
- *           status is the exit code (-1 when killed by `signal`); errno is set when the command
- *           could not be started at all (then status is -1 and signal 0).
+ *           status is the exit code (-1 when killed by `signal`, -2 when answered before it
+ *           exited: F_SYNC3); errno is set when the command could not be started at all (then
+ *           status is -1 and signal 0).
  *
  * flags:    F_SYNC3  fd 3 of the child is a pipe; the answer is sent as soon as a whole line (or
  *                    EOF) arrived on it, whether or not the process has exited (conmon reports the

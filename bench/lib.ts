@@ -105,6 +105,12 @@ export function findProcesses(comm: string, marker: string): number[] {
   return out;
 }
 
+/** The fields of /proc/PID/stat after the command name (index 11 is utime, 12 stime, 13 cutime, 14 cstime, in ticks). */
+export function procStat(pid: number | string): { comm: string; fields: number[] } {
+  const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), fields: st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number) };
+}
+
 /** Child processes of `pid` (any of its threads) whose comm is `comm`. */
 export function childrenNamed(pid: number, comm: string): number[] {
   const out: number[] = [];

@@ -7,7 +7,7 @@ import { Api, cleanupDir, group, startBerth } from '../test/helpers/berth.js';
 import { buildImage } from '../test/helpers/images.js';
 import { startRegistry } from '../test/helpers/registry.js';
 import { createMany, deleteMany } from './bench.js';
-import { findProcesses, run, sleep, summarize, waitTcp } from './lib.js';
+import { childrenNamed, findProcesses, procStat, run, sleep, summarize, waitTcp } from './lib.js';
 
 // Usage: node dist/bench/profile.js [--seq N] [--groups N] [--pool N] [--runtime R] [--cpu-prof DIR (the server's V8 profile)]   (under flock /tmp/berth-tests.lock)
 const argv = process.argv.slice(2);
@@ -32,16 +32,14 @@ function summarizeTrace(file: string, since: number, until: number) {
   return out.join('\n');
 }
 
-/** Own CPU seconds (user + system) of every live process, kernel threads included: pid -> [name, seconds]. */
+/** Own CPU seconds (user + system) of every live process, kernel threads included (their names cut at "/"): pid -> [name, seconds]. */
 function cpuByComm(): Map<string, [string, number]> {
   const out = new Map<string, [string, number]>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
-      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const comm = st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')).replace(/\/\d+.*$/, '');
-      const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
-      out.set(d, [comm, (f[11] + f[12]) / 100]);
+      const { comm, fields: f } = procStat(d);
+      out.set(d, [comm.replace(/\/.*$/, ''), (f[11] + f[12]) / 100]);
     } catch {
       /* gone */
     }
@@ -56,22 +54,15 @@ function cpuNow(pid: number) {
   const busy = host.reduce((a, b) => a + b, 0) - host[3] - host[4];
   // user nice system idle iowait irq softirq steal
   const split = { user: (host[0] + host[1]) / hz, system: host[2] / hz, softirq: (host[5] + host[6]) / hz, steal: (host[7] ?? 0) / hz };
-  const fields = (p: number | string) => {
-    const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-    return st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
-  };
-  const f = fields(pid);
+  const f = procStat(pid).fields;
   // the server's commands run as children of its berth-spawnd: their CPU is that helper's reaped children's
   let spawned = 0;
-  for (const task of readdirSync(`/proc/${pid}/task`)) {
-    for (const child of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
-      try {
-        if (readFileSync(`/proc/${child}/comm`, 'utf8').trim() !== 'berth-spawnd') continue;
-        const c = fields(child);
-        spawned += c[11] + c[12] + c[13] + c[14];
-      } catch {
-        /* gone */
-      }
+  for (const child of childrenNamed(pid, 'berth-spawnd')) {
+    try {
+      const c = procStat(child).fields;
+      spawned += c[11] + c[12] + c[13] + c[14];
+    } catch {
+      /* gone */
     }
   }
   const u = process.cpuUsage();
@@ -154,8 +145,7 @@ async function main() {
       const conmons = findProcesses('conmon', dataDir);
       const monitorCpu = conmons.reduce((a, p) => {
         try {
-          const st = readFileSync(`/proc/${p}/stat`, 'utf8');
-          const f = st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number);
+          const f = procStat(p).fields;
           return a + (f[11] + f[12] + f[13] + f[14]) / 100;
         } catch {
           return a;

@@ -12,21 +12,20 @@ function flush() {
   if (file && lines.length) void appendFile(file, lines.join('')).catch(() => undefined);
 }
 
-/** Records that `what` of `id` took from `t0` (performance.now()) until now. */
-export function traceSince(id: string, what: string, t0: number): void {
-  if (!file) return;
-  const t1 = performance.now();
-  buf.push(`${JSON.stringify({ id, what, start: Math.round((performance.timeOrigin + t0) * 10) / 10, ms: Math.round((t1 - t0) * 100) / 100 })}\n`);
+function record(id: string, what: string, t0: number, ms: number): void {
+  buf.push(`${JSON.stringify({ id, what, start: Math.round((performance.timeOrigin + t0) * 10) / 10, ms: Math.round(ms * 100) / 100 })}\n`);
   timer ??= setTimeout(flush, 500);
   timer.unref?.();
 }
 
-/** Records a measured amount (e.g. a command's CPU time) as `what` of `id`, as if it had lasted `ms`. */
+/** Records that `what` of `id` took from `t0` (performance.now()) until now. */
+export function traceSince(id: string, what: string, t0: number): void {
+  if (file) record(id, what, t0, performance.now() - t0);
+}
+
+/** Records a measured amount (e.g. a command's CPU time) as `what` of `id`, as if it had lasted `ms` from now. */
 export function traceValue(id: string, what: string, ms: number): void {
-  if (!file) return;
-  buf.push(`${JSON.stringify({ id, what, start: Math.round((performance.timeOrigin + performance.now()) * 10) / 10, ms: Math.round(ms * 100) / 100 })}\n`);
-  timer ??= setTimeout(flush, 500);
-  timer.unref?.();
+  if (file) record(id, what, performance.now(), ms);
 }
 
 /** Runs `fn`, recording its duration as `what` of `id` when tracing is on. */

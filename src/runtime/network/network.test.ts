@@ -1,7 +1,7 @@
 // Integration tests of NetworkManager with the real CNI plugins, iptables and containers (needs root).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -243,10 +243,15 @@ describe('NetworkManager', () => {
     const [, signal] = await new Promise<[number | null, string | null]>((r) => child.on('exit', (c, s) => r([c, s])));
     assert.equal(signal, 'SIGKILL');
     assert.equal(hostNetworkCounts().netns, before.netns + 3);
+    // a claim writes the group's state, then removes the pool's: a crash between the two leaves both
+    const claimedState = JSON.parse(readFileSync(join(netOpts.stateDir, 'claimed.json'), 'utf8')) as { id: string };
+    const halfClaimed = join(netOpts.stateDir, 'pool', 'pool-0123456789ab.json');
+    writeFileSync(halfClaimed, JSON.stringify({ ...claimedState, id: 'pool-0123456789ab', result: undefined }));
 
     const restarted = new NetworkManager({ ...netOpts, poolSize: 0 });
     await restarted.startPool();
     assert.deepEqual(await restarted.list(), ['claimed']);
+    assert.equal(existsSync(halfClaimed), false, 'the pool forgets a sandbox its group has');
     const claimed = await restarted.get('claimed');
     assert.ok(claimed && existsSync(claimed.netnsPath), 'the claimed sandbox survives the pool cleanup');
     assert.equal(hostNetworkCounts().netns, before.netns + 1);

@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { DEFAULT_SPAWN_HELPER, execOffThread, runOffThread, spawnWithSyncPipe } from './spawner.js';
+import { DEFAULT_SPAWN_HELPER, execCommand, runCommand, spawnWithSyncPipe } from './spawner.js';
 
 const pidAlive = (pid: number) => {
   try {
@@ -18,45 +18,45 @@ const pidAlive = (pid: number) => {
 
 test('the helper is built, and commands run through it (not through a fork of this process)', async () => {
   assert.ok(existsSync(DEFAULT_SPAWN_HELPER), 'npm run build makes dist/libexec/berth-spawnd');
-  const { stdout } = await runOffThread('/bin/sh', ['-c', 'cat /proc/$PPID/comm']);
+  const { stdout } = await runCommand('/bin/sh', ['-c', 'cat /proc/$PPID/comm']);
   assert.equal(stdout.trim(), 'berth-spawnd');
 });
 
 test('runs commands with their output, exit code, stdin, env and working directory', async () => {
-  const ok = await execOffThread('/bin/sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'from stdin' });
+  const ok = await execCommand('/bin/sh', ['-c', 'cat; echo err >&2; exit 3'], { input: 'from stdin' });
   assert.deepEqual({ code: ok.code, stdout: ok.stdout, stderr: ok.stderr, error: ok.error }, { code: 3, stdout: 'from stdin', stderr: 'err\n', error: undefined });
-  const many = await Promise.all(Array.from({ length: 50 }, (_, i) => runOffThread('/bin/echo', [String(i)])));
+  const many = await Promise.all(Array.from({ length: 50 }, (_, i) => runCommand('/bin/echo', [String(i)])));
   assert.deepEqual(many.map((r) => r.stdout), Array.from({ length: 50 }, (_, i) => `${i}\n`));
-  await assert.rejects(runOffThread('/bin/sh', ['-c', 'echo nope >&2; exit 1']), (e: Error & { stderr?: string; code?: number }) => e.stderr === 'nope\n' && e.code === 1);
+  await assert.rejects(runCommand('/bin/sh', ['-c', 'echo nope >&2; exit 1']), (e: Error & { stderr?: string; code?: number }) => e.stderr === 'nope\n' && e.code === 1);
   // a name is looked up in the PATH of the env given; the env is exactly the one given
-  const env = await runOffThread('env', [], { env: { PATH: '/usr/bin:/bin', ONLY: 'this' } });
+  const env = await runCommand('env', [], { env: { PATH: '/usr/bin:/bin', ONLY: 'this' } });
   assert.deepEqual(env.stdout.trim().split('\n').sort(), ['ONLY=this', 'PATH=/usr/bin:/bin']);
-  assert.equal((await runOffThread('pwd', [], { cwd: '/proc' })).stdout, '/proc\n');
+  assert.equal((await runCommand('pwd', [], { cwd: '/proc' })).stdout, '/proc\n');
   // large output and large input pass whole
   const big = 'x'.repeat(3 << 20);
-  assert.equal((await runOffThread('/bin/cat', [], { input: big })).stdout.length, big.length);
+  assert.equal((await runCommand('/bin/cat', [], { input: big })).stdout.length, big.length);
   // a NUL inside an argument cannot reach execve: refused, and the helper keeps its framing
-  assert.match((await execOffThread('/bin/echo', ['a\0b'])).error ?? '', /NUL byte/);
-  assert.equal((await runOffThread('/bin/echo', ['still in step'])).stdout, 'still in step\n');
-  const missing = await execOffThread('/nonexistent/binary', []);
+  assert.match((await execCommand('/bin/echo', ['a\0b'])).error ?? '', /NUL byte/);
+  assert.equal((await runCommand('/bin/echo', ['still in step'])).stdout, 'still in step\n');
+  const missing = await execCommand('/nonexistent/binary', []);
   assert.match(missing.error ?? '', /ENOENT/);
-  assert.match((await execOffThread('no-such-command-anywhere', [])).error ?? '', /ENOENT/);
-  const slow = await execOffThread('/bin/sleep', ['5'], { timeoutMs: 100 });
+  assert.match((await execCommand('no-such-command-anywhere', [])).error ?? '', /ENOENT/);
+  const slow = await execCommand('/bin/sleep', ['5'], { timeoutMs: 100 });
   assert.equal(slow.signal, 'SIGKILL');
-  const signalled = await execOffThread('/bin/sh', ['-c', 'kill -TERM $$']);
+  const signalled = await execCommand('/bin/sh', ['-c', 'kill -TERM $$']);
   assert.deepEqual([signalled.code, signalled.signal], [null, 'SIGTERM']);
 });
 
 test('built-in mount and umount call the kernel directly and report its errors', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'spawnd-'));
   try {
-    await runOffThread('@mount', ['berthtest', dir, 'tmpfs', '0', 'size=1m']);
+    await runCommand('@mount', ['berthtest', dir, 'tmpfs', '0', 'size=1m']);
     writeFileSync(join(dir, 'f'), 'on tmpfs');
     assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${dir} .* - tmpfs berthtest `));
-    await runOffThread('@umount', [dir, '0']);
+    await runCommand('@umount', [dir, '0']);
     assert.equal(existsSync(join(dir, 'f')), false);
-    await assert.rejects(runOffThread('@umount', [dir, '0']), (e: Error & { stderr?: string }) => /not mounted|Invalid argument/.test(e.stderr ?? ''));
-    await assert.rejects(runOffThread('@mount', ['x', join(dir, 'missing'), 'tmpfs', '0', '']), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
+    await assert.rejects(runCommand('@umount', [dir, '0']), (e: Error & { stderr?: string }) => /not mounted|Invalid argument/.test(e.stderr ?? ''));
+    await assert.rejects(runCommand('@mount', ['x', join(dir, 'missing'), 'tmpfs', '0', '']), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
   } finally {
     try { execFileSync('umount', [dir], { stdio: 'ignore' }); } catch { /* not mounted */ }
     rmSync(dir, { recursive: true, force: true });
@@ -84,34 +84,34 @@ test('a process with a sync pipe is answered on its first line and lives on, wit
 });
 
 test('a helper that dies fails what it was running, and the next command gets a new one', async () => {
-  const helperPid = Number((await runOffThread('/bin/sh', ['-c', 'echo $PPID'])).stdout);
-  const running = execOffThread('/bin/sleep', ['10']);
+  const helperPid = Number((await runCommand('/bin/sh', ['-c', 'echo $PPID'])).stdout);
+  const running = execCommand('/bin/sleep', ['10']);
   await new Promise((res) => setTimeout(res, 100));
   process.kill(helperPid, 'SIGKILL');
   const r = await running;
   assert.match(r.error ?? '', /berth-spawnd exited/);
-  const again = Number((await runOffThread('/bin/sh', ['-c', 'echo $PPID'])).stdout);
+  const again = Number((await runCommand('/bin/sh', ['-c', 'echo $PPID'])).stdout);
   assert.notEqual(again, helperPid);
-  assert.equal((await runOffThread('/bin/echo', ['fine'])).stdout, 'fine\n');
+  assert.equal((await runCommand('/bin/echo', ['fine'])).stdout, 'fine\n');
 });
 
 test('built-in netns-add makes a named network namespace with its loopback up, netns-del removes it', async () => {
   const name = `berth-spawnd-test-${process.pid}`;
   const path = `/run/netns/${name}`;
   try {
-    await runOffThread('@netns-add', [name]);
+    await runCommand('@netns-add', [name]);
     assert.ok(existsSync(path));
     const links = execFileSync('ip', ['-n', name, '-o', 'link', 'show'], { encoding: 'utf8' }).trim().split('\n');
     assert.equal(links.length, 1, 'only the loopback');
     assert.match(links[0], /^1: lo: <LOOPBACK,UP,LOWER_UP>/);
     // a separate namespace: not the host's
     assert.notEqual(execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' }), execFileSync('ip', ['netns', 'exec', name, 'readlink', '/proc/self/ns/net'], { encoding: 'utf8' }));
-    await assert.rejects(runOffThread('@netns-add', [name]), (e: Error & { stderr?: string }) => /File exists/.test(e.stderr ?? ''));
-    await assert.rejects(runOffThread('@netns-add', ['../etc']), (e: Error & { stderr?: string }) => /invalid network namespace name/.test(e.stderr ?? ''));
-    await runOffThread('@netns-del', [name]);
+    await assert.rejects(runCommand('@netns-add', [name]), (e: Error & { stderr?: string }) => /File exists/.test(e.stderr ?? ''));
+    await assert.rejects(runCommand('@netns-add', ['../etc']), (e: Error & { stderr?: string }) => /invalid network namespace name/.test(e.stderr ?? ''));
+    await runCommand('@netns-del', [name]);
     assert.equal(existsSync(path), false);
     assert.doesNotMatch(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${path} `));
-    await assert.rejects(runOffThread('@netns-del', [name]), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
+    await assert.rejects(runCommand('@netns-del', [name]), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
   } finally {
     if (existsSync(path)) execFileSync('ip', ['netns', 'delete', name]);
   }

@@ -1,7 +1,7 @@
 // Starts berth's short-lived commands through berth-spawnd, a small C process started once: forking
 // the Node.js process itself costs ~4 ms of CPU per command (its page tables are copied), which at
 // a few commands per container was the largest share of berth's own CPU under load.
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { constants } from 'node:os';
 import { basename } from 'node:path';
@@ -124,18 +124,12 @@ class SpawnHelper {
 }
 
 let helper: SpawnHelper | undefined;
-let warned = false;
 
-function theHelper(): SpawnHelper | undefined {
+/** The helper, started on first use; without it (not built) berth can run no command at all. */
+function theHelper(): SpawnHelper | Error {
   if (helper) return helper;
-  const path = process.env.BERTH_SPAWN_HELPER ?? DEFAULT_SPAWN_HELPER;
-  if (process.env.BERTH_SPAWN_INLINE === '1') return undefined;
-  if (!existsSync(path)) {
-    if (!warned) console.error(`spawner: ${path} is missing (run scripts/build-helpers.sh): commands start from this process, and mounts and network namespaces cannot be made`);
-    warned = true;
-    return undefined;
-  }
-  return (helper = new SpawnHelper(path));
+  if (!existsSync(DEFAULT_SPAWN_HELPER)) return new Error(`${DEFAULT_SPAWN_HELPER} is missing: run scripts/build-helpers.sh (npm run build does)`);
+  return (helper = new SpawnHelper(DEFAULT_SPAWN_HELPER));
 }
 
 /** A command's name in traces: the program (or built-in), with the subcommand for ip and the OCI runtimes, and the command of CNI plugins. */
@@ -161,48 +155,34 @@ function toResult(file: string, a: Answer): ExecResult {
  * execFile's contract: resolves with stdout and stderr when the command exits 0, else rejects with
  * an Error carrying `stderr`, `code` and `signal`.
  */
-export async function runOffThread(file: string, args: string[], opts: ExecOptions = {}): Promise<{ stdout: string; stderr: string }> {
-  const r = await execOffThread(file, args, opts);
+export async function runCommand(file: string, args: string[], opts: ExecOptions = {}): Promise<{ stdout: string; stderr: string }> {
+  const r = await execCommand(file, args, opts);
   if (r.code === 0 && !r.error) return { stdout: r.stdout, stderr: r.stderr };
   const why = r.error ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.code}`);
   throw Object.assign(new Error(`Command failed: ${file} ${args.join(' ')}: ${why}\n${r.stderr}`), { stderr: r.stderr, code: r.code, signal: r.signal });
 }
 
 /**
- * Runs `file args` to completion and resolves with its outcome (it never rejects: callers look at
- * `code`, `error`). A timeout kills it with SIGKILL. berth-spawnd's built-ins (`@mount`,
- * `@umount`) are run the same way. BERTH_SPAWN_INLINE=1 starts it from this process instead.
+ * Runs `file args` through berth-spawnd to completion and resolves with its outcome (it never
+ * rejects: callers look at `code`, `error`). A timeout kills it with SIGKILL. berth-spawnd's
+ * built-ins (`@mount`, `@umount`, `@netns-add`, `@netns-del`) are run the same way.
  */
-export async function execOffThread(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  const h = theHelper();
-  if (h) {
-    try {
-      const t0 = performance.now();
-      const a = await h.run(file, args, opts);
-      // BERTH_TRACE: each command's wall time (cmd.) and CPU time (cpu.), by program
-      if (tracing) {
-        const name = commandName(file, args, opts.env);
-        traceSince(String(a.pid), `cmd.${name}`, t0);
-        traceValue(String(a.pid), `cpu.${name}`, a.cpuUs / 1000);
-      }
-      return toResult(file, a);
-    } catch (e) {
-      return { code: null, signal: null, stdout: '', stderr: '', error: (e as Error).message };
+export async function execCommand(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  try {
+    const h = theHelper();
+    if (h instanceof Error) throw h;
+    const t0 = performance.now();
+    const a = await h.run(file, args, opts);
+    // BERTH_TRACE: each command's wall time (cmd.) and CPU time (cpu.), by program
+    if (tracing) {
+      const name = commandName(file, args, opts.env);
+      traceSince(String(a.pid), `cmd.${name}`, t0);
+      traceValue(String(a.pid), `cpu.${name}`, a.cpuUs / 1000);
     }
+    return toResult(file, a);
+  } catch (e) {
+    return { code: null, signal: null, stdout: '', stderr: '', error: (e as Error).message };
   }
-  if (file.startsWith('@')) {
-    const why = `${file} is a built-in of berth-spawnd, which is missing: run scripts/build-helpers.sh`;
-    return { code: null, signal: null, stdout: '', stderr: why, error: why };
-  }
-  return new Promise((resolve) => {
-    const child = execFile(file, args, { env: opts.env ?? process.env, cwd: opts.cwd, timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, killSignal: 'SIGKILL' }, (err, stdout, stderr) => {
-      const e = err as (Error & { code?: number | string; signal?: string }) | null;
-      resolve({ code: e ? (typeof e.code === 'number' ? e.code : null) : 0, signal: e?.signal ?? null, stdout: String(stdout), stderr: String(stderr), error: e && typeof e.code === 'string' ? e.message : undefined });
-    });
-    child.stdin?.on('error', () => undefined);
-    if (opts.input !== undefined) child.stdin!.end(opts.input);
-    else child.stdin?.end();
-  });
 }
 
 /**
@@ -211,27 +191,9 @@ export async function execOffThread(file: string, args: string[], opts: ExecOpti
  * it). The process is never waited for.
  */
 export async function spawnWithSyncPipe(file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string }): Promise<{ line: string; error?: string }> {
-  const h = theHelper();
-  if (!h) {
-    return new Promise((resolve) => {
-      const child = spawn(file, args, { detached: true, stdio: ['ignore', 'ignore', 'ignore', 'pipe'], cwd: opts.cwd, env: opts.env });
-      child.unref();
-      const pipe = child.stdio[3] as NodeJS.ReadableStream & { destroy(): void };
-      let buf = '';
-      const finish = (error?: string) => {
-        pipe.destroy();
-        resolve({ line: buf.split('\n')[0], error });
-      };
-      child.on('error', (e) => finish(e.message));
-      pipe.on('data', (c: Buffer) => {
-        buf += c.toString();
-        if (buf.includes('\n')) finish();
-      });
-      pipe.on('end', () => finish());
-      pipe.on('error', (e: Error) => finish(e.message));
-    });
-  }
   try {
+    const h = theHelper();
+    if (h instanceof Error) throw h;
     const a = await h.run(file, args, { env: opts.env, cwd: opts.cwd, timeoutMs: 0 }, F_SYNC3);
     if (a.errno) return { line: '', error: toResult(file, a).error };
     return { line: a.sync.toString().split('\n')[0] };

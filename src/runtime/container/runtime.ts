@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
-import { runOffThread, spawnWithSyncPipe } from '../../lib/spawner.js';
+import { runCommand, spawnWithSyncPipe } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
 import type { ContainerSpec, ContainerStatus, ExecOptions } from '../types.js';
 import { ExecProcess } from './exec.js';
@@ -72,11 +72,6 @@ interface RuncState {
 }
 
 const ID_RE = /^[a-z0-9][a-z0-9_.-]*$/;
-
-/** Runs a command to its end off the event loop (mount, runc/crun state, start, kill, delete). */
-function run(file: string, args: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
-  return runOffThread(file, args, { timeoutMs: opts.timeoutMs ?? 30_000 });
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -218,7 +213,7 @@ export class ContainerRuntime {
     // runc keeps one state dir per container; without it `runc state` can only fail.
     if (!existsSync(join(this.opts.runcRoot, id))) return undefined;
     try {
-      const { stdout } = await run(this.binFor(id), this.runcArgs('state', id));
+      const { stdout } = await runCommand(this.binFor(id), this.runcArgs('state', id));
       return JSON.parse(stdout) as RuncState;
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
@@ -428,7 +423,7 @@ export class ContainerRuntime {
       const data = `lowerdir=${lowerdir},upperdir=${this.dir(id, 'upper')},workdir=${this.dir(id, 'work')}`;
       try {
         // mount(2) from berth-spawnd: mount(8) reads every mount of the host first (15 ms with hundreds)
-        await run('@mount', ['overlay', rootfs, 'overlay', '0', data]);
+        await runCommand('@mount', ['overlay', rootfs, 'overlay', '0', data]);
       } catch (e) {
         throw new BerthError(Codes.RuntimeError, `mounting rootfs of ${id}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
       }
@@ -501,7 +496,7 @@ export class ContainerRuntime {
 
   private async runcStart(id: string): Promise<void> {
     try {
-      await run(this.binFor(id), this.runcArgs('start', id));
+      await runCommand(this.binFor(id), this.runcArgs('start', id));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e).trim();
       // a concurrent start (another process) may have won; that is fine if it now runs
@@ -513,7 +508,7 @@ export class ContainerRuntime {
 
   private async runcDelete(id: string): Promise<void> {
     try {
-      await run(this.binFor(id), this.runcArgs('delete', '--force', id));
+      await runCommand(this.binFor(id), this.runcArgs('delete', '--force', id));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
       if (!/does not exist|not found/i.test(msg)) {
@@ -533,10 +528,10 @@ export class ContainerRuntime {
 
   private async unmount(path: string): Promise<void> {
     try {
-      await run('@umount', [path, '0']);
+      await runCommand('@umount', [path, '0']);
     } catch (e) {
       // a busy mount goes away once its last user is gone (MNT_DETACH)
-      await run('@umount', [path, '2']).catch(() => undefined);
+      await runCommand('@umount', [path, '2']).catch(() => undefined);
       if (isMountpoint(path)) {
         throw new BerthError(Codes.RuntimeError, `unmounting ${path}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
       }
@@ -564,7 +559,7 @@ export class ContainerRuntime {
       }
     }
     try {
-      await run(this.binFor(id), this.runcArgs('kill', id, signal));
+      await runCommand(this.binFor(id), this.runcArgs('kill', id, signal));
     } catch (e) {
       const msg = String((e as { stderr?: string }).stderr ?? e);
       // an ended container has nothing left to signal

@@ -3,7 +3,7 @@ import { access } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
-import { execOffThread } from '../../lib/spawner.js';
+import { execCommand } from '../../lib/spawner.js';
 
 export interface CniPluginConfig {
   type: string;
@@ -78,8 +78,7 @@ export async function invokePlugin(
     CNI_IFNAME: rt.ifName,
     CNI_PATH: cniPath,
   };
-  // off the event loop: a create runs two or three plugins
-  const r = await execOffThread(bin, [], { env, input: JSON.stringify(config), timeoutMs: PLUGIN_TIMEOUT_MS });
+  const r = await execCommand(bin, [], { env, input: JSON.stringify(config), timeoutMs: PLUGIN_TIMEOUT_MS });
   if (r.error) throw new CniPluginError(config.type, command, undefined, r.error);
   const stdout = r.stdout.trim();
   const stderr = r.stderr.trim();

@@ -1,7 +1,7 @@
 // Publishes a sandbox's ports on the host with one iptables-restore call (what CNI portmap does with a dozen iptables runs).
 import { writeFile } from 'node:fs/promises';
 import { BerthError, Codes } from '../../lib/errors.js';
-import { execOffThread } from '../../lib/spawner.js';
+import { execCommand } from '../../lib/spawner.js';
 import type { PublishedPort } from '../types.js';
 
 /** nat chains shared by every berth sandbox on the host; each rule carries its sandbox in a comment. */
@@ -15,14 +15,14 @@ const JUMPS = [
 ];
 
 async function execText(file: string, args: string[]): Promise<string> {
-  const r = await execOffThread(file, args, { timeoutMs: 30_000 });
+  const r = await execCommand(file, args, { timeoutMs: 30_000 });
   if (r.code !== 0 || r.error) throw new BerthError(Codes.NetworkError, `${file} ${args.join(' ')}: ${r.stderr.trim() || r.error || `exit ${r.code}`}`, 500);
   return r.stdout;
 }
 
 /** Feeds a ruleset to `iptables-restore --noflush`: all of it applies, or none (one atomic commit). */
 async function restore(rules: string): Promise<void> {
-  const r = await execOffThread('iptables-restore', ['--noflush', '-w', '5'], { input: rules, timeoutMs: 30_000 });
+  const r = await execCommand('iptables-restore', ['--noflush', '-w', '5'], { input: rules, timeoutMs: 30_000 });
   if (r.error) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.error}`, 500);
   if (r.code !== 0) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.stderr.trim() || `exit ${r.code}`}\n${rules}`, 500);
 }

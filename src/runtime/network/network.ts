@@ -5,7 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
-import { runOffThread } from '../../lib/spawner.js';
+import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
@@ -49,10 +49,6 @@ const POOL_ID_RE = /^pool-[0-9a-f]{12}$/;
 
 const SANDBOX_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETNS_DIR = '/run/netns';
-
-function run(file: string, args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return runOffThread(file, args, { timeoutMs: 30_000 });
-}
 
 const errText = (e: unknown) => String((e as { stderr?: string }).stderr || (e as Error).message || e).trim();
 
@@ -253,7 +249,7 @@ export class NetworkManager {
     try {
       await ensureNetworkRules(this.bridge, this.subnet);
       // what `ip netns add` does, and the loopback up, without running ip
-      if (!existsSync(netnsPath)) await run('@netns-add', [netnsName]);
+      if (!existsSync(netnsPath)) await runCommand('@netns-add', [netnsName]);
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
       if (POOL_ID_RE.test(id)) this.warmResults.set(id, st.result);
       else await this.writeState(st);
@@ -460,7 +456,7 @@ export class NetworkManager {
     }
     if (existsSync(netnsPath)) {
       try {
-        await run('@netns-del', [netnsName]);
+        await runCommand('@netns-del', [netnsName]);
       } catch (e) {
         errors.push(`deleting netns ${netnsName}: ${errText(e)}`);
       }
@@ -491,7 +487,7 @@ export class NetworkManager {
     if ((await this.list()).length > 0) {
       throw new BerthError(Codes.NetworkError, `network ${this.name} still has sandboxes`, 409);
     }
-    await run('ip', ['link', 'delete', this.bridge, 'type', 'bridge']).catch(() => undefined);
+    await runCommand('ip', ['link', 'delete', this.bridge, 'type', 'bridge']).catch(() => undefined);
     await removeNetworkRules(this.bridge).catch(() => undefined);
     await pruneSharedChains().catch(() => undefined);
   }
@@ -512,7 +508,7 @@ export async function pruneSharedChains(): Promise<void> {
   for (const bin of ['iptables', 'ip6tables']) {
     const save = async (table: string) => {
       try {
-        return (await run(`${bin}-save`, ['-t', table])).stdout.split('\n');
+        return (await runCommand(`${bin}-save`, ['-t', table])).stdout.split('\n');
       } catch {
         return [];
       }
@@ -525,11 +521,11 @@ export async function pruneSharedChains(): Promise<void> {
         const m = /^-A (\S+) (.*)$/.exec(l);
         if (!m || chains.includes(m[1])) continue;
         if (chains.some((c) => l.includes(` -j ${c}`) && (l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)))) {
-          await run(bin, ['-t', table, '-D', m[1], ...splitRule(m[2])]).catch(() => undefined);
+          await runCommand(bin, ['-t', table, '-D', m[1], ...splitRule(m[2])]).catch(() => undefined);
         }
       }
-      for (const c of chains) await run(bin, ['-t', table, '-F', c]).catch(() => undefined);
-      for (const c of chains) await run(bin, ['-t', table, '-X', c]).catch(() => undefined);
+      for (const c of chains) await runCommand(bin, ['-t', table, '-F', c]).catch(() => undefined);
+      for (const c of chains) await runCommand(bin, ['-t', table, '-X', c]).catch(() => undefined);
     };
 
     const nat = await save('nat');

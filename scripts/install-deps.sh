@@ -33,5 +33,4 @@ if [ "$(cat node_modules/.berth-lock-sha256 2>/dev/null)" != "$lock_sum" ] \
   echo "$lock_sum" > node_modules/.berth-lock-sha256
 fi
 echo "install-deps: building" >&2
-npx --no-install tsc -p . >&2
-bash "$root/scripts/build-helpers.sh" >&2
+npm run --silent build >&2

@@ -16,6 +16,7 @@ import { NetworkManager } from './runtime/network/network.js';
 import { SqliteStore } from './store/sqlite.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
+import { splitHostPort } from './lib/net.js';
 
 export interface ServerConfig {
   /** Plain HTTP; loopback only unless allowInsecureHttp. */
@@ -49,7 +50,7 @@ export interface ServerConfig {
   agentPollMs: number;
 }
 
-export const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
+const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
 
 /** Options in `<dataDir>/config.json` (written by `berth up`), overridden by flags. */
 export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): ServerConfig {
@@ -98,10 +99,6 @@ function defaultAdvertiseAddress(): string {
   return '127.0.0.1';
 }
 
-const splitHostPort = (hp: string) => {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-};
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 export async function startServer(cfg: ServerConfig) {
@@ -119,9 +116,7 @@ export async function startServer(cfg: ServerConfig) {
   const network = new NetworkManager({
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
   });
-  const ociRuntime = chooseOciRuntime(cfg.ociRuntime);
-  if (cfg.ociRuntime === 'auto' && !ociRuntime.endsWith('crun') && existsSync('/usr/bin/crun'))
-    console.error('berth: crun is installed but this cgroup-v1 hybrid host has no v1 hugetlb hierarchy, which crun needs: using runc (mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb to let berth use crun)');
+  const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
   const agent = new Agent({
     dataDir: cfg.dataDir,
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),

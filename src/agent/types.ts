@@ -1,7 +1,7 @@
 // What the instances service asks of a host agent (desired groups) and what the agent reports back.
-import type { ExecHandle, ExecOptions } from '../runtime/types.js';
+import type { ExecHandle, ExecOptions, LogOptions } from '../runtime/types.js';
 
-export type { ExecHandle, ExecOptions, ExecResult, TerminalSize } from '../runtime/types.js';
+export type { ExecHandle, ExecOptions, LogOptions, TerminalSize } from '../runtime/types.js';
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type Protocol = 'TCP' | 'UDP';
@@ -133,13 +133,6 @@ export interface GroupStatus {
   /** Init containers' views, in spec order; absent when the group has none. */
   initContainers?: Record<string, ContainerView>;
   events: Event[];
-}
-
-export interface LogOptions {
-  tail?: number;
-  timestamps?: boolean;
-  /** The log of the container's previous run (before its last restart). */
-  previous?: boolean;
 }
 
 /** The agent as the instances service sees it: in-process today, over the network later. */

@@ -126,9 +126,9 @@ class SpawnHelper {
 let helper: SpawnHelper | undefined;
 
 /** The helper, started on first use; without it (not built) berth can run no command at all. */
-function theHelper(): SpawnHelper | Error {
+function theHelper(): SpawnHelper {
   if (helper) return helper;
-  if (!existsSync(DEFAULT_SPAWN_HELPER)) return new Error(`${DEFAULT_SPAWN_HELPER} is missing: run scripts/build-helpers.sh (npm run build does)`);
+  if (!existsSync(DEFAULT_SPAWN_HELPER)) throw new Error(`${DEFAULT_SPAWN_HELPER} is missing: run scripts/build-helpers.sh (npm run build does)`);
   return (helper = new SpawnHelper(DEFAULT_SPAWN_HELPER));
 }
 
@@ -169,10 +169,8 @@ export async function runCommand(file: string, args: string[], opts: ExecOptions
  */
 export async function execCommand(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   try {
-    const h = theHelper();
-    if (h instanceof Error) throw h;
     const t0 = performance.now();
-    const a = await h.run(file, args, opts);
+    const a = await theHelper().run(file, args, opts);
     // BERTH_TRACE: each command's wall time (cmd.) and CPU time (cpu.), by program
     if (tracing) {
       const name = commandName(file, args, opts.env);
@@ -192,9 +190,7 @@ export async function execCommand(file: string, args: string[], opts: ExecOption
  */
 export async function spawnWithSyncPipe(file: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd: string }): Promise<{ line: string; error?: string }> {
   try {
-    const h = theHelper();
-    if (h instanceof Error) throw h;
-    const a = await h.run(file, args, { env: opts.env, cwd: opts.cwd, timeoutMs: 0 }, F_SYNC3);
+    const a = await theHelper().run(file, args, { env: opts.env, cwd: opts.cwd, timeoutMs: 0 }, F_SYNC3);
     if (a.errno) return { line: '', error: toResult(file, a).error };
     return { line: a.sync.toString().split('\n')[0] };
   } catch (e) {

@@ -40,9 +40,3 @@ export async function span<T>(id: string, what: string, fn: () => Promise<T>): P
 }
 
 export const tracing = !!file;
-
-/** Writes what is buffered (at exit). */
-export function flushTrace(): void {
-  clearTimeout(timer);
-  flush();
-}

@@ -130,3 +130,10 @@ export interface ExecHandle {
   /** Settles once the process has ended (or could not start) and its output has been passed on. */
   readonly done: Promise<ExecResult>;
 }
+
+export interface LogOptions {
+  tail?: number;
+  timestamps?: boolean;
+  /** The log of the container's previous run (a restart keeps exactly one). */
+  previous?: boolean;
+}

@@ -85,7 +85,7 @@ export class ExecProcess implements ExecHandle {
  * The reason in the OCI runtime's error output: runc's `time=… level=error msg="exec failed: …"`,
  * crun's `[colour]2024-…Z: executable file `x` not found…`; berth-exec appends the exit status.
  */
-export function runtimeReason(line: string): string {
+function runtimeReason(line: string): string {
   let text = line.replace(/\x1b\[[0-9;]*m/g, '').replace(/ \(exit status -?\d+\)$/, '').trim();
   const m = /msg="((?:[^"\\]|\\.)*)"/.exec(text);
   if (m) {

@@ -8,25 +8,31 @@ import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
 import { runCommand, spawnWithSyncPipe } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
-import type { ContainerSpec, ContainerStatus, ExecOptions } from '../types.js';
+import type { ContainerSpec, ContainerStatus, ExecOptions, LogOptions } from '../types.js';
 import { ExecProcess } from './exec.js';
 import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
 
 /** Where scripts/build-helpers.sh puts berth-exec: dist/libexec, next to dist/src. */
-export const DEFAULT_EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
+const EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
+
+/** Where Debian installs the OCI runtimes. */
+const OCI_RUNTIMES = { runc: '/usr/sbin/runc', crun: '/usr/bin/crun' };
 
 /**
  * The OCI runtime to run containers with: crun starts a container in about half of runc's time,
  * but in cgroup-v1 hybrid mode it refuses to run until the v1 hugetlb hierarchy is mounted. 'auto'
- * takes crun when it is installed and the host allows it, else runc.
+ * takes crun when it is installed and the host allows it, else runc; `passedOver` hears why an
+ * installed crun was not taken.
  */
-export function chooseOciRuntime(pref: 'runc' | 'crun' | 'auto' = 'runc', paths = { runc: '/usr/sbin/runc', crun: '/usr/bin/crun' }): string {
+export function chooseOciRuntime(pref: 'runc' | 'crun' | 'auto' = 'runc', paths = OCI_RUNTIMES, passedOver?: (why: string) => void): string {
   if (pref === 'runc') return paths.runc;
   if (pref === 'crun') return paths.crun;
   if (!existsSync(paths.crun)) return paths.runc;
   try {
     // hybrid mode: crun wants every controller listed here to have a v1 hierarchy too
-    return readFileSync('/sys/fs/cgroup/unified/cgroup.controllers', 'utf8').trim() === '' ? paths.crun : paths.runc;
+    if (readFileSync('/sys/fs/cgroup/unified/cgroup.controllers', 'utf8').trim() === '') return paths.crun;
+    passedOver?.('crun is installed but this cgroup-v1 hybrid host has no v1 hugetlb hierarchy, which crun needs: using runc (mount -t cgroup -o hugetlb cgroup /sys/fs/cgroup/hugetlb to let berth use crun)');
+    return paths.runc;
   } catch {
     return paths.crun; // pure cgroup v2 or plain v1
   }
@@ -44,15 +50,6 @@ export interface ContainerRuntimeOptions {
   cgroupParent?: string;
   /** Host resolv.conf to derive the containers' from. */
   hostResolvConf?: string;
-  /** The berth-exec helper (exec sessions, with or without a tty). */
-  execHelperPath?: string;
-}
-
-export interface LogOptions {
-  tail?: number;
-  timestamps?: boolean;
-  /** The log of the run before the current one (a restart keeps exactly one). */
-  previous?: boolean;
 }
 
 /** What we keep next to the bundle; everything else is read back from runc and conmon's files. */
@@ -102,6 +99,11 @@ function isMountpoint(path: string): boolean {
  * A container's own small files (meta, OCI config, etc files) are written and read synchronously:
  * a round trip through libuv's thread pool costs more than the write, and under load it queues.
  */
+/** The recorded init PID while that very process (same start time) is alive. */
+function livePidOf(meta: ContainerMeta): number | undefined {
+  return meta.pid && meta.pidStartTicks && processStartTicks(meta.pid) === meta.pidStartTicks ? meta.pid : undefined;
+}
+
 async function writeFileAtomic(path: string, data: string): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   writeFileSync(tmp, data);
@@ -155,9 +157,9 @@ export class ContainerRuntime {
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: ContainerRuntimeOptions) {
-    this.runc = opts.runcPath ?? '/usr/sbin/runc';
+    this.runc = opts.runcPath ?? OCI_RUNTIMES.runc;
     const base = basename(this.runc);
-    this.binaries = { runc: base === 'runc' ? this.runc : '/usr/sbin/runc', crun: base === 'crun' ? this.runc : '/usr/bin/crun' };
+    this.binaries = { runc: base === 'runc' ? this.runc : OCI_RUNTIMES.runc, crun: base === 'crun' ? this.runc : OCI_RUNTIMES.crun };
     this.conmon = opts.conmonPath ?? '/usr/bin/conmon';
   }
 
@@ -291,21 +293,19 @@ export class ContainerRuntime {
   async status(id: string): Promise<ContainerStatus | undefined> {
     this.checkId(id);
     const meta = await this.readMeta(id);
+    let exit = this.readExit(id);
     // Fast path, taken by every poll of a running container: no exit recorded and the very process
     // we started still alive means running, without spawning `runc state`.
-    if (meta?.startedAt && meta.pid && meta.pidStartTicks && !this.readExit(id) && processStartTicks(meta.pid) === meta.pidStartTicks)
-      return { id, state: 'running', pid: meta.pid, startedAt: meta.startedAt };
+    const pid = !exit && meta?.startedAt ? livePidOf(meta) : undefined;
+    if (pid) return { id, state: 'running', pid, startedAt: meta!.startedAt };
     // an exit on record means it ended: the runtime has nothing to add (one process run less per stop and delete)
-    const recorded = meta && this.readExit(id);
-    if (recorded) {
-      return { id, state: 'exited', ...(meta.startedAt ? { startedAt: meta.startedAt } : {}), exitCode: recorded.code, oomKilled: this.oomKilled(id), finishedAt: recorded.at };
-    }
-    let state = await this.runcState(id);
+    const state = meta && exit ? undefined : await this.runcState(id);
+    // it may have ended (and conmon written its exit) while the runtime was asked
+    exit ??= this.readExit(id);
     // unknown, or only prepared (rootfs mounted, never started): nothing to report, start() will run it
-    if (!state && (!meta || (meta.restarts < 0 && !meta.startedAt && !this.readExit(id)))) return undefined;
+    if (!state && (!meta || (meta.restarts < 0 && !meta.startedAt && !exit))) return undefined;
     const base: ContainerStatus = { id, state: 'unknown', ...(meta?.startedAt ? { startedAt: meta.startedAt } : {}) };
 
-    let exit = this.readExit(id);
     if (!exit && state?.status === 'stopped') {
       // conmon writes the exit file moments after runc sees the process gone
       for (let i = 0; i < 50 && !exit && this.conmonPid(id); i++) {
@@ -368,7 +368,8 @@ export class ContainerRuntime {
 
     const bundle = this.dir(id, 'bundle');
     const rootfs = join(bundle, 'rootfs');
-    for (const d of ['persist', 'sock', 'upper', 'work', 'etc', 'bundle/rootfs']) mkdirSync(this.dir(id, d), { recursive: true });
+    // upper, work and the rootfs dir are made by mountRootfs
+    for (const d of ['persist', 'sock', 'etc']) mkdirSync(this.dir(id, d), { recursive: true });
     mkdirSync(this.exitsDir(), { recursive: true });
     for (const f of [join(this.exitsDir(), id), this.dir(id, 'exits', id), this.dir(id, 'persist', 'oom'), this.dir(id, 'persist', 'exit'), this.dir(id, 'ctr.pid')]) rmSync(f, { force: true });
 
@@ -541,8 +542,7 @@ export class ContainerRuntime {
   /** The init PID of a container known to run it still (its recorded start time matches), else undefined. */
   private async livePid(id: string): Promise<number | undefined> {
     const meta = await this.readMeta(id);
-    if (!meta?.pid || !meta.pidStartTicks || this.readExit(id)) return undefined;
-    return processStartTicks(meta.pid) === meta.pidStartTicks ? meta.pid : undefined;
+    return meta && !this.readExit(id) ? livePidOf(meta) : undefined;
   }
 
   async kill(id: string, signal: string = 'SIGTERM'): Promise<void> {
@@ -765,7 +765,7 @@ export class ContainerRuntime {
   async exec(id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
     this.checkId(id);
     if (argv.length === 0) throw new BerthError(Codes.RuntimeError, 'exec needs a command');
-    const helper = this.opts.execHelperPath ?? DEFAULT_EXEC_HELPER;
+    const helper = EXEC_HELPER;
     if (!existsSync(helper)) throw new BerthError(Codes.RuntimeError, `exec helper ${helper} is missing: run scripts/build-helpers.sh`);
     let base: Record<string, unknown> & { env?: string[] };
     try {

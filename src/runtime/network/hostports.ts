@@ -64,7 +64,9 @@ async function flushNat(): Promise<void> {
 }
 
 const comment = (id: string) => `berth:${id}`;
-const ownRule = (line: string, id: string) => line.includes(`--comment "${comment(id)}"`) || line.endsWith(`--comment ${comment(id)}`) || line.includes(`--comment ${comment(id)} `);
+/** Whether an iptables-save line carries exactly the comment `c` (berth0's never matches berth01's). */
+const ownComment = (line: string, c: string) => line.includes(`--comment "${c}"`) || line.endsWith(`--comment ${c}`) || line.includes(`--comment ${c} `);
+const ownRule = (line: string, id: string) => ownComment(line, comment(id));
 
 /** Set once our chains and jumps are known to exist; cleared when they are pruned. */
 let chainsReady: Promise<void> | undefined;
@@ -176,14 +178,11 @@ export function ensureNetworkRules(bridge: string, subnet: string): Promise<void
       const nat = (await execText('iptables-save', ['-t', 'nat'])).split('\n');
       const filter = (await execText('iptables-save', ['-t', 'filter'])).split('\n');
       const natLines = ['*nat'];
-      if (!nat.some((l) => l.startsWith(`:${chain} `))) {
-        natLines.push(`:${chain} - [0:0]`, `-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
-      } else if (!nat.some((l) => l.startsWith(`-A ${chain} `))) {
-        natLines.push(`-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
-      }
-      if (!nat.some((l) => l.startsWith('-A POSTROUTING ') && l.includes(c))) natLines.push(`-A POSTROUTING -s ${subnet} -m comment --comment "${c}" -j ${chain}`);
+      if (!nat.some((l) => l.startsWith(`:${chain} `))) natLines.push(`:${chain} - [0:0]`);
+      if (!nat.some((l) => l.startsWith(`-A ${chain} `))) natLines.push(`-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
+      if (!nat.some((l) => l.startsWith('-A POSTROUTING ') && ownComment(l, c))) natLines.push(`-A POSTROUTING -s ${subnet} -m comment --comment "${c}" -j ${chain}`);
       const filterLines = ['*filter'];
-      const has = (frag: string) => filter.some((l) => l.startsWith('-A FORWARD ') && l.includes(c) && l.includes(frag));
+      const has = (frag: string) => filter.some((l) => l.startsWith('-A FORWARD ') && ownComment(l, c) && l.includes(frag));
       if (!has(`-o ${bridge} `)) filterLines.push(`-I FORWARD 1 -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "${c}" -j ACCEPT`);
       if (!has(`-i ${bridge} `)) filterLines.push(`-I FORWARD 1 -i ${bridge} -m comment --comment "${c}" -j ACCEPT`);
       const parts = [natLines, filterLines].filter((l) => l.length > 1).flatMap((l) => [...l, 'COMMIT']);
@@ -213,4 +212,3 @@ export async function removeNetworkRules(bridge: string): Promise<void> {
   if (parts.length) await restore([...parts, ''].join('\n'));
 }
 
-const ownComment = (line: string, c: string) => line.includes(`--comment "${c}"`) || line.endsWith(`--comment ${c}`) || line.includes(`--comment ${c} `);

@@ -1,8 +1,8 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
-import { execFile } from 'node:child_process';
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import { execCommand } from '../lib/spawner.js';
 import { span, traceSince } from '../lib/trace.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
@@ -538,7 +538,7 @@ export class Agent implements AgentHandle {
   private async pullAll(d: DesiredGroup, s: GroupStatus, containers: { name: string; image: string }[], signal: AbortSignal) {
     const images = new Map<string, PulledImage>();
     await Promise.all([...new Set(containers.map((c) => c.image))].map(async (ref) => {
-      const views = containers.filter((c) => c.image === ref).map((c) => s.containers[c.name] ?? s.initContainers?.[c.name]).filter((v) => !!v);
+      const views = containers.filter((c) => c.image === ref).map((c) => viewOf(s, c.name)).filter((v) => !!v);
       let img = await this.localImage(ref);
       if (!img) {
         for (const v of views) addEvent(v.events, 'Pulling', `pulling image "${ref}"`);
@@ -613,7 +613,7 @@ export class Agent implements AgentHandle {
       const name = parseId(id)!.name!;
       const st = await this.o.containers.status(id);
       if (st?.state === 'running') {
-        const v = t.status?.containers[name] ?? t.status?.initContainers?.[name];
+        const v = t.status && viewOf(t.status, name);
         if (v) addEvent(v.events, 'Killing', `Killing container ${name}`);
         await this.o.containers.stop(id, this.o.stopGraceSeconds);
       }
@@ -640,6 +640,9 @@ function announceStart(v: ContainerView, c: ContainerDef, st: ContainerStatus) {
   v.currentState = runningState(c, st.startedAt);
 }
 
+/** The view of a container or init container of the group. */
+const viewOf = (s: GroupStatus, name: string): ContainerView | undefined => s.containers[name] ?? s.initContainers?.[name];
+
 const waitingView = (): ContainerView => ({ restartCount: 0, currentState: { state: 'Waiting', detailStatus: 'Waiting' }, events: [] });
 
 /** A container that just started: not ready until its readiness probe says so. */
@@ -660,19 +663,18 @@ async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, d
   await mkdir(tmp, { recursive: true, mode: 0o755 });
   const sub = g.directory === '.' ? '' : (g.directory ?? g.repository.replace(/\/+$/, '').split('/').pop()!.replace(/\.git$/, ''));
   const target = join(tmp, sub);
-  const git = (args: string[], cwd?: string) => new Promise<void>((resolve, reject) => {
-    execFile('nsenter', [
+  const git = async (args: string[], cwd?: string) => {
+    const r = await execCommand('nsenter', [
       `--net=${netnsPath}`, '--', 'git', '-c', 'protocol.allow=never', '-c', 'protocol.http.allow=always', '-c', 'protocol.https.allow=always', '-c', 'protocol.git.allow=always',
       ...args,
     ], {
-      cwd, timeout: 120_000, maxBuffer: 1 << 20,
+      cwd, timeoutMs: 120_000,
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
-    }, (err, _out, stderr) => {
-      if (!err) return resolve();
-      const why = stderr.trim().split('\n').filter(Boolean).pop() ?? err.message;
-      reject(new BerthError(Codes.GitRepoCloneFailed, `The gitRepo volume '${name}' could not be cloned from '${g.repository}': ${why}`));
     });
-  });
+    if (r.code === 0 && !r.error) return;
+    const why = r.stderr.trim().split('\n').filter(Boolean).pop() ?? r.error ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.code}`);
+    throw new BerthError(Codes.GitRepoCloneFailed, `The gitRepo volume '${name}' could not be cloned from '${g.repository}': ${why}`);
+  };
   try {
     await git(['clone', '--quiet', '--', g.repository, target]);
     if (g.revision) {
@@ -691,7 +693,7 @@ async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, d
 function provisioningTimeout(d: DesiredGroup, s: GroupStatus) {
   const seconds = d.spec.provisioningTimeoutInSeconds ?? DEFAULT_PROVISIONING_TIMEOUT_S;
   const pulling = [...(d.spec.initContainers ?? []), ...d.spec.containers].filter((c) => {
-    const ev = (s.containers[c.name] ?? s.initContainers?.[c.name])?.events ?? [];
+    const ev = viewOf(s, c.name)?.events ?? [];
     return ev.some((e) => e.name === 'Pulling') && !ev.some((e) => e.name === 'Pulled');
   }).map((c) => c.image);
   const doing = pulling.length > 0 ? `; still pulling image ${[...new Set(pulling)].map((i) => `"${i}"`).join(', ')}` : '';

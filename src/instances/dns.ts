@@ -1,6 +1,7 @@
 // berth's DNS: an authoritative server for its zone (UDP and TCP) answering A for each group's fqdn.
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createServer, isIPv4, type Server, type Socket as TcpSocket } from 'node:net';
+import { splitHostPort } from '../lib/net.js';
 import { groupIp, type RenderContext } from './render.js';
 import type { InstancesService } from './service.js';
 
@@ -35,13 +36,13 @@ const TYPE_SOA = 6;
 const CLASS_IN = 1;
 export const Rcode = { NoError: 0, FormErr: 1, ServFail: 2, NXDomain: 3, NotImp: 4, Refused: 5 } as const;
 
-export interface Question {
+interface Question {
   name: string;
   type: number;
   class: number;
 }
 
-export interface Query {
+interface Query {
   id: number;
   opcode: number;
   rd: boolean;
@@ -130,7 +131,7 @@ function soa(zone: string, ttl: number): Buffer {
 }
 
 /** Builds a response: the question echoed, `answers` and `authority` as resource records. */
-export function buildResponse(q: Pick<Query, 'id' | 'opcode' | 'rd'> & { questionBytes?: Buffer }, rcode: number, answers: Buffer[] = [], authority: Buffer[] = [], aa = true): Buffer {
+function buildResponse(q: Pick<Query, 'id' | 'opcode' | 'rd'> & { questionBytes?: Buffer }, rcode: number, answers: Buffer[] = [], authority: Buffer[] = [], aa = true): Buffer {
   const h = Buffer.alloc(12);
   h.writeUInt16BE(q.id, 0);
   h.writeUInt16BE(0x8000 | (q.opcode << 11) | (aa ? 0x0400 : 0) | (q.rd ? 0x0100 : 0) | rcode, 2);
@@ -176,11 +177,6 @@ export interface DnsServer {
   address: string;
   close(): Promise<void>;
 }
-
-const splitHostPort = (hp: string) => {
-  const i = hp.lastIndexOf(':');
-  return { host: hp.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(hp.slice(i + 1)) };
-};
 
 /** Serves `o` on UDP and TCP at `listen` (`host:port`; port 0 picks one free for both). */
 export async function startDnsServer(listen: string, o: DnsOptions): Promise<DnsServer> {

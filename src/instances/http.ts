@@ -207,9 +207,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
 
   const newSession = async (req: FastifyRequest<{ Params: Params }>, kind: StreamSession['kind'], argv: string[], tty?: StreamSession['tty']) => {
     const { sub, rg, name, container } = req.params;
-    const view = await o.service.get(sub, rg, name); // 404 before a session is made
-    if (!view.record.spec.containers.some((c) => c.name === container))
-      throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in container group '${name}'.`, 404, 'containerName');
+    await o.service.checkContainer(sub, rg, name, container); // 404 before a session is made
     const id = randomBytes(16).toString('hex');
     const password = randomBytes(24).toString('base64url');
     sessions.set(id, { kind, password, sub, rg, name, container, argv, ...(tty && { tty }), expires: Date.now() + 60_000 });

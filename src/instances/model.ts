@@ -161,22 +161,29 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     bad(Codes.MissingRequiredProperty, 'properties.containers', 'A container group needs at least one container.');
   if (rawContainers.length > limits.maxContainersPerGroup)
     bad(Codes.InvalidRequestContent, 'properties.containers', `A container group may have at most ${limits.maxContainersPerGroup} containers.`);
+  // Init containers and containers share one namespace of names (their logs and runtime ids are by name).
   const names = new Set<string>();
-  const groupPorts = new Map<string, string>();
-  const containers: ContainerDef[] = rawContainers.map((c, i) => {
-    const t = `properties.containers[${i}]`;
+  /** What containers and init containers have alike: a unique name, an image, a command, no securityContext. */
+  const basics = (c: unknown, t: string, kind: 'container' | 'init container') => {
     const o = obj(c, t)!;
     const name = str(o.name, `${t}.name`, true);
     if (name.length > 63 || !dnsLabel.test(name) || name.includes('--'))
-      bad(Codes.InvalidContainerName, `${t}.name`, `The container name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`);
+      bad(Codes.InvalidContainerName, `${t}.name`, `The ${kind} name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`);
     if (names.has(name)) bad(Codes.DuplicateContainerName, `${t}.name`, `The container name '${name}' is used more than once in the container group.`);
     names.add(name);
     const cp = obj(o.properties, `${t}.properties`)!;
     const image = str(cp.image, `${t}.properties.image`, true).trim();
-    if (!image) bad(Codes.InvalidImage, `${t}.properties.image`, `The image of container '${name}' must not be empty.`);
+    if (!image) bad(Codes.InvalidImage, `${t}.properties.image`, `The image of ${kind} '${name}' must not be empty.`);
     if (/\s/.test(image) || image.length > 512)
-      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of container '${name}' is not a valid image reference.`);
+      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of ${kind} '${name}' is not a valid image reference.`);
+    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
     const command = arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true));
+    return { cp, name, image, command };
+  };
+  const groupPorts = new Map<string, string>();
+  const containers: ContainerDef[] = rawContainers.map((c, i) => {
+    const t = `properties.containers[${i}]`;
+    const { cp, name, image, command } = basics(c, t, 'container');
     const cports = ports(cp.ports, `${t}.properties.ports`);
     for (const pt of cports) {
       const key = `${pt.port}/${pt.protocol}`;
@@ -207,7 +214,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
       lim = { ...(lc !== undefined && { cpu: lc }), ...(lm !== undefined && { memoryInGB: lm }) };
     }
     const volumeMounts = mounts(cp.volumeMounts, `${t}.properties.volumeMounts`, name, volumeNames);
-    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
     const livenessProbe = probe(cp.livenessProbe, `${t}.properties.livenessProbe`, name, true);
     const readinessProbe = probe(cp.readinessProbe, `${t}.properties.readinessProbe`, name, false);
     return {
@@ -216,29 +222,18 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     };
   });
 
-  const initContainers: InitContainerDef[] = arr(p.initContainers, 'properties.initContainers').map((c, i) => {
+  const rawInits = arr(p.initContainers, 'properties.initContainers');
+  if (rawInits.length > limits.maxContainersPerGroup)
+    bad(Codes.InvalidRequestContent, 'properties.initContainers', `A container group may have at most ${limits.maxContainersPerGroup} init containers.`);
+  const initContainers: InitContainerDef[] = rawInits.map((c, i) => {
     const t = `properties.initContainers[${i}]`;
-    const o = obj(c, t)!;
-    const name = str(o.name, `${t}.name`, true);
-    if (name.length > 63 || !dnsLabel.test(name) || name.includes('--'))
-      bad(Codes.InvalidContainerName, `${t}.name`, `The init container name '${name}' is invalid. A name must be 1 to 63 characters of lowercase letters, numbers and single dashes, and must start and end with a letter or number.`);
-    // Init containers and containers share one namespace of names (their logs and runtime ids are by name).
-    if (names.has(name)) bad(Codes.DuplicateContainerName, `${t}.name`, `The container name '${name}' is used more than once in the container group.`);
-    names.add(name);
-    const cp = obj(o.properties, `${t}.properties`)!;
-    const image = str(cp.image, `${t}.properties.image`, true).trim();
-    if (!image || /\s/.test(image) || image.length > 512)
-      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of init container '${name}' is not a valid image reference.`);
-    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
+    const { cp, name, image, command } = basics(c, t, 'init container');
     return {
-      name, image,
-      command: arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true)),
+      name, image, command,
       environmentVariables: envVars(cp.environmentVariables, `${t}.properties.environmentVariables`),
       volumeMounts: mounts(cp.volumeMounts, `${t}.properties.volumeMounts`, name, volumeNames),
     };
   });
-  if (initContainers.length > limits.maxContainersPerGroup)
-    bad(Codes.InvalidRequestContent, 'properties.initContainers', `A container group may have at most ${limits.maxContainersPerGroup} init containers.`);
 
   let ipAddress: GroupSpec['ipAddress'];
   const ip = obj(p.ipAddress, 'properties.ipAddress', false);

@@ -3,7 +3,7 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { AgentHandle, DesiredGroup, DnsNameLabelScope, ExecOptions, GroupStatus, LogOptions } from '../agent/types.js';
 import { BerthError, Codes } from '../lib/errors.js';
-import { span, traceSince, tracing } from '../lib/trace.js';
+import { traceSince, tracing } from '../lib/trace.js';
 import type { Store } from '../store/store.js';
 import { DEFAULT_TENANT } from './auth.js';
 import { type GroupSpec, type Limits, checkGroupName, checkResourceGroupName, checkSubscriptionId, defaultLimits, parseGroupSpec } from './model.js';
@@ -276,7 +276,7 @@ export class InstancesService {
         await this.store.put(opKey(op.id), op);
         return { created: false, view: await this.view(old), operation: op };
       }
-      await span(name, 'put.checkHostPorts', () => this.checkHostPorts(key, spec));
+      this.checkHostPorts(key, spec);
       const rgKv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
       if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const rec: GroupRecord = old
@@ -285,7 +285,7 @@ export class InstancesService {
             uid: randomBytes(6).toString('hex'), subscriptionId: sub, resourceGroup: rg, name, location: location ?? this.location,
             tags, spec, generation: 1, state: 'Running', deleting: false, node: this.agent.name, createdAt: new Date().toISOString(),
           };
-      await span(name, 'put.checkQuota', () => this.checkQuota(rec, old));
+      await this.checkQuota(rec, old);
       const dns = await this.claimDnsName(rec, old, key, caller);
       const op = this.newOp(rec, old ? 'update' : 'create');
       // A group's resource group comes into being with it, as when `az group create` had been run.
@@ -433,6 +433,11 @@ export class InstancesService {
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
   }
 
+  /** 404s for a group or container that is not there (before a stream session is handed out). */
+  async checkContainer(sub: string, rg: string, name: string, container: string): Promise<void> {
+    this.mustHaveContainer(await this.mustGet(sub, rg, name), container);
+  }
+
   async logs(sub: string, rg: string, name: string, container: string, opts: LogOptions): Promise<string> {
     const rec = await this.mustGet(sub, rg, name);
     this.mustHaveContainer(rec, container);
@@ -551,7 +556,7 @@ export class InstancesService {
   }
 
   /** Public ports are published on the host, so two groups on one host cannot share one. */
-  private async checkHostPorts(key: string, spec: GroupSpec) {
+  private checkHostPorts(key: string, spec: GroupSpec) {
     if (spec.ipAddress?.type !== 'Public') return;
     for (const p of spec.ipAddress.ports) {
       const owner = this.portOwners.get(`${p.port}/${p.protocol}`);
@@ -575,7 +580,7 @@ export class InstancesService {
  * label and region, of the label and the tenant (TenantReuse), also the subscription (SubscriptionReuse)
  * and the resource group (ResourceGroupReuse), or a random one (Noreuse).
  */
-export function fqdnOf(label: string, scope: DnsNameLabelScope | undefined, location: string, zone: string, [tenant, sub, rg]: string[]): string {
+function fqdnOf(label: string, scope: DnsNameLabelScope | undefined, location: string, zone: string, [tenant, sub, rg]: string[]): string {
   const region = location.toLowerCase().replace(/[^a-z0-9-]/g, '') || 'local';
   const parts = { TenantReuse: [tenant], SubscriptionReuse: [tenant, sub], ResourceGroupReuse: [tenant, sub, rg] } as Record<string, string[] | undefined>;
   if (!scope || scope === 'Unsecure') return `${label}.${region}.${zone}`;

@@ -56,7 +56,7 @@ const SUB = 'bench';
 // client socket of the moment could hold the port.
 const HTTPD = ['httpd', '-f', '-p', '80', '-h', '/www'];
 /** ACI publishes a port as itself (no remapping): the server inside listens on the published port. */
-const httpdOn = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
+export const httpdOn = (port: number) => ['httpd', '-f', '-p', String(port), '-h', '/www'];
 /** Peer rules and chains (docker's, netavark's, and anything on their bridges/subnets): never berth's. */
 const PEER_RULE = /DOCKER|NETAVARK|docker0|podman0|10\.213\.(88|92)\./;
 

@@ -3,6 +3,7 @@ import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
 import { splitRule } from '../src/runtime/network/network.js';
+import { childProcesses } from '../test/helpers/berth.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -111,23 +112,15 @@ export function procStat(pid: number | string): { comm: string; fields: number[]
   return { comm: st.slice(st.indexOf('(') + 1, st.lastIndexOf(')')), fields: st.slice(st.lastIndexOf(')') + 2).split(' ').map(Number) };
 }
 
-/** Child processes of `pid` (any of its threads) whose comm is `comm`. */
+/** Child processes of `pid` whose name is `comm`. */
 export function childrenNamed(pid: number, comm: string): number[] {
-  const out: number[] = [];
-  try {
-    for (const task of readdirSync(`/proc/${pid}/task`)) {
-      for (const c of readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').trim().split(' ').filter(Boolean)) {
-        try {
-          if (readFileSync(`/proc/${c}/comm`, 'utf8').trim() === comm) out.push(Number(c));
-        } catch {
-          /* gone */
-        }
-      }
+  return childProcesses(pid).filter((c) => {
+    try {
+      return readFileSync(`/proc/${c}/comm`, 'utf8').trim() === comm;
+    } catch {
+      return false; // gone meanwhile
     }
-  } catch {
-    /* gone */
-  }
-  return out;
+  });
 }
 
 /** Mean PSS (MiB) of the given processes. */

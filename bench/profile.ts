@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { Api, cleanupDir, group, startBerth } from '../test/helpers/berth.js';
 import { buildImage } from '../test/helpers/images.js';
 import { startRegistry } from '../test/helpers/registry.js';
-import { createMany, deleteMany } from './bench.js';
+import { createMany, deleteMany, httpdOn } from './bench.js';
 import { childrenNamed, findProcesses, procStat, run, sleep, summarize, waitTcp } from './lib.js';
 
 // Usage: node dist/bench/profile.js [--seq N] [--groups N] [--pool N] [--runtime R] [--cpu-prof DIR (the server's V8 profile)]   (under flock /tmp/berth-tests.lock)
@@ -14,8 +14,13 @@ const argv = process.argv.slice(2);
 const num = (f: string, d: number) => (argv.includes(f) ? Number(argv[argv.indexOf(f) + 1]) : d);
 const str = (f: string, d: string) => (argv.includes(f) ? argv[argv.indexOf(f) + 1] : d);
 
+/** The spans BERTH_TRACE wrote (src/lib/trace.ts). */
+function readTrace(file: string): { id: string; what: string; start: number; ms: number }[] {
+  return readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
+}
+
 function summarizeTrace(file: string, since: number, until: number) {
-  const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; what: string; start: number; ms: number });
+  const rows = readTrace(file);
   const by = new Map<string, number[]>();
   const loop: string[] = [];
   for (const r of rows) {
@@ -79,7 +84,7 @@ function cpuSince(a: ReturnType<typeof cpuNow>, b: ReturnType<typeof cpuNow>) {
 
 /** Sequential creates one at a time: where each phase starts and ends, in ms after the PUT was sent (medians). */
 function timeline(file: string, windows: [number, number][]) {
-  const rows = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { id: string; what: string; start: number; ms: number });
+  const rows = readTrace(file);
   const by = new Map<string, { from: number[]; to: number[] }>();
   for (const [w0, w1] of windows) {
     for (const r of rows) {
@@ -110,7 +115,7 @@ async function main() {
   try {
     const image = (await buildImage(registry.host, 'prof', '1', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] })).reference;
     const api = new Api(berth, 'bench'); // createMany lists the 'bench' subscription
-    await api.createAndWait('warm', 'w0', group(image, { command: ['httpd', '-f', '-p', '31998', '-h', '/www'], ports: [31998], publish: true }));
+    await api.createAndWait('warm', 'w0', group(image, { command: httpdOn(31998), ports: [31998], publish: true }));
     await api.deleteAndWait('warm', 'w0');
     await sleep(3000);
     const seq = num('--seq', 10);
@@ -121,7 +126,7 @@ async function main() {
       const port = 33000 + i;
       const t0 = performance.now();
       const w0 = performance.timeOrigin + t0;
-      await api.req('PUT', api.groupPath('lat', `l${i}`), group(image, { command: ['httpd', '-f', '-p', String(port), '-h', '/www'], ports: [port], publish: true }));
+      await api.req('PUT', api.groupPath('lat', `l${i}`), group(image, { command: httpdOn(port), ports: [port], publish: true }));
       await waitTcp('127.0.0.1', port);
       lat.push(performance.now() - t0);
       windows.push([w0, performance.timeOrigin + performance.now()]);

@@ -19,7 +19,7 @@ const withOutput = (c: Command) =>
   c.addOption(new Option('-o, --output <format>', "json: az's shape (properties flattened); arm: the REST resource as is").choices(['json', 'jsonc', 'none', 'arm']).default('json'));
 
 /** A container group as `az container` prints it: the SDK model, `properties` flattened, plus `resourceGroup`. */
-export function azContainerGroup(g: { id: string; properties?: Record<string, unknown> } & Record<string, unknown>) {
+function azContainerGroup(g: { id: string; properties?: Record<string, unknown> } & Record<string, unknown>) {
   const { properties = {}, ...resource } = g;
   const { containers = [], ...props } = properties as { containers?: { name: string; properties?: Record<string, unknown> }[] };
   return {

@@ -18,8 +18,6 @@ before(async () => {
 });
 after(() => endE2e({ berth, subscriptions: ['crash-sub'], registry, bridge: BRIDGE }));
 
-const runcPids = (root: string) => ociContainers(root);
-
 test(`kill -9 of berth with ${N} groups running loses nothing, and a create in the crash window is all or nothing`, async () => {
   berth = await startBerth({ bridge: BRIDGE, subnet: SUBNET });
   const before = hostFootprint(berth.runcRoot, berth.dataDir);
@@ -27,7 +25,7 @@ test(`kill -9 of berth with ${N} groups running loses nothing, and a create in t
   const ticker = group(image, { command: ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done'], cpu: 0.1, memoryInGB: 0.05 });
   const names = Array.from({ length: N }, (_, i) => `g${i}`);
   await Promise.all(names.map((n) => api.createAndWait('crash', n, ticker)));
-  const pidsBefore = runcPids(berth.runcRoot);
+  const pidsBefore = ociContainers(berth.runcRoot);
   assert.equal(pidsBefore.size, N);
   const logLen = async (n: string) => (await api.req('GET', `${api.groupPath('crash', n)}/containers/main/logs`)).body.content.length as number;
   const lenBefore = await logLen('g0');
@@ -39,7 +37,7 @@ test(`kill -9 of berth with ${N} groups running loses nothing, and a create in t
   const answered = await inflight;
 
   // Containers outlive berth: same PIDs, still running, logs still growing.
-  assert.deepEqual(new Map([...runcPids(berth.runcRoot)].filter(([id]) => pidsBefore.has(id))), pidsBefore);
+  assert.deepEqual(new Map([...ociContainers(berth.runcRoot)].filter(([id]) => pidsBefore.has(id))), pidsBefore);
   const dataDir = berth.dataDir;
   berth = await startBerth({ bridge: BRIDGE, subnet: SUBNET, dataDir });
   api = new Api(berth, 'crash-sub');
@@ -48,7 +46,7 @@ test(`kill -9 of berth with ${N} groups running loses nothing, and a create in t
     assert.equal(g.properties.instanceView.state, 'Running', n);
     assert.equal(g.properties.containers[0].properties.instanceView.restartCount, 0, n);
   }
-  const pidsAfter = runcPids(berth.runcRoot);
+  const pidsAfter = ociContainers(berth.runcRoot);
   for (const [id, pid] of pidsBefore) assert.equal(pidsAfter.get(id), pid, `container ${id} kept its PID`);
   await api.waitFor('logs to keep flowing', async () => (await logLen('g0')) > lenBefore + 20, 10_000);
 
@@ -56,12 +54,12 @@ test(`kill -9 of berth with ${N} groups running loses nothing, and a create in t
   const w = await api.req('GET', api.groupPath('crash', 'window'));
   if (w.status === 200) {
     await api.waitFor('the crash-window group to run', async () => (await api.req('GET', api.groupPath('crash', 'window'))).body.properties.instanceView.state === 'Running', 30_000);
-    assert.equal(runcPids(berth.runcRoot).size, N + 1);
+    assert.equal(ociContainers(berth.runcRoot).size, N + 1);
   } else {
     assert.equal(w.status, 404);
     assert.notEqual(answered.status, 201, 'a create that was acknowledged must not be lost');
     await new Promise((r) => setTimeout(r, 1000));
-    assert.equal(runcPids(berth.runcRoot).size, N);
+    assert.equal(ociContainers(berth.runcRoot).size, N);
   }
 
   const all = (await api.req('GET', '/subscriptions/crash-sub/providers/Microsoft.ContainerInstance/containerGroups')).body.value as { name: string }[];

@@ -206,7 +206,7 @@ describe('container groups through the ARM API', () => {
       const n = lines.length;
       await api.deleteAndWait('wa', 'watched');
       await api.waitFor('a change line for the delete', async () => lines.slice(n).some((l) => l.type === 'CHANGED' && l.name === 'watched'), 5000);
-      // Another subscription's token cannot watch this one.
+      // Without a valid token there is no watch either.
       const denied = await api.req('GET', `/subscriptions/watch-sub/resourceGroups/wa/providers/Microsoft.ContainerInstance/containerGroups?watch=true`, undefined, { token: 'not-the-token' });
       assert.equal(denied.status, 401);
     } finally {

@@ -38,7 +38,8 @@ const waitClosed = (what: string) => api.waitFor(what, async () => open.size ===
 
 test('provisioning that outruns provisioningTimeoutInSeconds fails with ARM\'s error and leaves nothing behind', async () => {
   const before = hostFootprint(berth.runcRoot, berth.dataDir);
-  const body = { ...group(image, { ports: [8097], publish: true }), properties: { ...group(image, { ports: [8097], publish: true }).properties, provisioningTimeoutInSeconds: 2 } };
+  const spec = group(image, { ports: [8097], publish: true });
+  const body = { ...spec, properties: { ...spec.properties, provisioningTimeoutInSeconds: 2 } };
   const t0 = Date.now();
   const put = await api.req('PUT', api.groupPath('rg', 'slow'), body);
   assert.equal(put.status, 201, put.text);

@@ -96,16 +96,16 @@ export class BerthClient {
 
   /**
    * Follows berth's change stream for the connector's resource group (`?watch=true`, a berth
-   * extension): `onChange` gets each changed group's name, `onOpen` fires on each (re)connect (a
-   * moment when changes may have been missed). Reconnects until `signal` aborts.
+   * extension): `onChange` fires for each changed group and on each (re)connect (a moment when
+   * changes may have been missed). Reconnects until `signal` aborts.
    */
-  async watchGroups(onChange: (name: string) => void, onOpen: () => void, onError: (e: Error) => void, signal: AbortSignal): Promise<void> {
+  async watchGroups(onChange: () => void, onError: (e: Error) => void, signal: AbortSignal): Promise<void> {
     let delay = 200;
     while (!signal.aborted) {
       try {
         const res = await this.raw('GET', this.groupsPath(), undefined, { watch: true }, signal);
         if (res.status !== 200 || !res.body) throw new BerthApiError(res.status, '', `watch: HTTP ${res.status}`);
-        onOpen();
+        onChange();
         delay = 200;
         let buf = '';
         const decoder = new TextDecoder();
@@ -115,8 +115,7 @@ export class BerthClient {
           while ((i = buf.indexOf('\n')) >= 0) {
             const line = buf.slice(0, i);
             buf = buf.slice(i + 1);
-            const e = JSON.parse(line) as { type: string; name?: string };
-            if (e.type === 'CHANGED' && e.name) onChange(e.name);
+            if ((JSON.parse(line) as { type: string }).type === 'CHANGED') onChange();
           }
         }
         if (!signal.aborted) throw new Error('watch: berth closed the stream');
@@ -178,19 +177,17 @@ export class BerthClient {
    * `command` is one string, split by berth as a shell would (quote an argv with quoteCommand);
    * a terminal size makes it a terminal session.
    */
-  async exec(name: string, container: string, command: string, tty?: { rows: number; cols: number }): Promise<WebSocket> {
-    const r = await this.call<{ webSocketUri: string; password: string }>('POST', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/exec`, {
-      command,
-      ...(tty && { terminalSize: tty }),
-    });
-    const ws = await open(r.body.webSocketUri);
-    ws.send(r.body.password);
-    return ws;
+  exec(name: string, container: string, command: string, tty?: { rows: number; cols: number }): Promise<WebSocket> {
+    return this.session(name, container, 'exec', { command, ...(tty && { terminalSize: tty }) });
   }
 
   /** Opens an attach session: the container's output from now on. */
-  async attach(name: string, container: string): Promise<WebSocket> {
-    const r = await this.call<{ webSocketUri: string; password: string }>('POST', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/attach`);
+  attach(name: string, container: string): Promise<WebSocket> {
+    return this.session(name, container, 'attach');
+  }
+
+  private async session(name: string, container: string, kind: 'exec' | 'attach', body?: unknown): Promise<WebSocket> {
+    const r = await this.call<{ webSocketUri: string; password: string }>('POST', `${this.groupPath(name)}/containers/${encodeURIComponent(container)}/${kind}`, body);
     const ws = await open(r.body.webSocketUri);
     ws.send(r.body.password);
     return ws;

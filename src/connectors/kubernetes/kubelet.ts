@@ -174,20 +174,17 @@ export class KubeletServer {
     const sinceMs = sinceSeconds !== undefined ? Date.now() - sinceSeconds * 1000 : sinceTime ? Date.parse(sinceTime) : undefined;
     const filter = new LogFilter({ sinceMs, timestamps: q.get('timestamps') === 'true', limitBytes: num('limitBytes') });
     // Always ask berth for timestamps: they are what sinceSeconds/sinceTime filter on.
-    if (q.get('previous') === 'true') {
-      // The ended run before the last restart: it has nothing more to follow.
+    // The ended run before the last restart (previous) has nothing more to follow.
+    const previous = q.get('previous') === 'true';
+    if (previous || q.get('follow') !== 'true') {
       let content: string;
       try {
-        content = await this.berth.logs(group, container, { tail, timestamps: true, previous: true });
+        content = await this.berth.logs(group, container, { tail, timestamps: true, previous });
       } catch (e) {
-        if (e instanceof BerthApiError && e.status === 404)
+        if (previous && e instanceof BerthApiError && e.status === 404)
           return this.send(res, 400, `previous terminated container "${container}" in pod "${pod}" not found`);
         throw e;
       }
-      return this.send(res, 200, filter.push(content, true));
-    }
-    if (q.get('follow') !== 'true') {
-      const content = await this.berth.logs(group, container, { tail, timestamps: true });
       return this.send(res, 200, filter.push(content, true));
     }
     const ac = new AbortController();

@@ -62,7 +62,6 @@ export class VirtualNode {
     // berth's change stream makes status follow changes at once; the periodic read is the backstop.
     void this.berth.watchGroups(
       () => void this.pollGroups().catch((e) => this.o.log(`status: ${(e as Error).message}`)),
-      () => void this.pollGroups().catch((e) => this.o.log(`status: ${(e as Error).message}`)),
       (e) => this.o.log(`berth watch: ${e.message}`),
       this.berthWatch.signal,
     );

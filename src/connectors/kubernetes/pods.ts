@@ -408,11 +408,6 @@ export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { 
   const views = new Map((g?.properties.containers ?? []).map((c) => [c.name, c.properties]));
   const initViews = new Map((g?.properties.initContainers ?? []).map((c) => [c.name, c.properties]));
   const inits = pod.spec.initContainers ?? [];
-  // Initialized once every init container exited 0, as the kubelet reports it.
-  const initialized = !!g && inits.every((c: any) => {
-    const cur = initViews.get(c.name)?.instanceView?.currentState;
-    return cur?.state === 'Terminated' && cur.exitCode === 0;
-  });
   const failedReason = g?.properties.provisioningState === 'Failed' ? 'CreateContainerError' : undefined;
   const status = (c: any, v: ContainerResource['properties']['instanceView'], waitingReason: string, init: boolean) => {
     const cur = v?.currentState;
@@ -430,9 +425,11 @@ export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { 
       lastState: v?.previousState?.state ? containerState(v.previousState, '') : {},
     };
   };
+  // an init container is ready once it exited 0; the pod is Initialized once all are, as the kubelet reports it
+  const initContainerStatuses = inits.map((c: any) => status(c, initViews.get(c.name)?.instanceView, failedReason ?? 'PodInitializing', true));
+  const initialized = !!g && initContainerStatuses.every((s: { ready: boolean }) => s.ready);
   const containerStatuses = pod.spec.containers.map((c: any) =>
     status(c, views.get(c.name)?.instanceView, failedReason ?? (inits.length > 0 && !initialized ? 'PodInitializing' : 'ContainerCreating'), false));
-  const initContainerStatuses = inits.map((c: any) => status(c, initViews.get(c.name)?.instanceView, failedReason ?? 'PodInitializing', true));
   const allRunning = containerStatuses.length > 0 && containerStatuses.every((c: any) => c.ready);
   // List results carry no group instance view (as in ACI): then the end state follows from the containers and the policy.
   const policy = pod.spec.restartPolicy ?? 'Always';

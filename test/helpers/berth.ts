@@ -240,9 +240,25 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
     overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
     // runc and crun both keep one state dir per container under the root
     runcContainers: ociContainers(runcRoot).size,
-    // Exited conmons can linger as zombies until init reaps them: count only live ones.
-    conmon: Number(sh("ps -C conmon -o stat= | grep -vc '^Z' || true")),
+    // This server's conmons (they name its runtime root); exited ones linger as zombies until reaped: live ones only.
+    conmon: conmonsOf(runcRoot),
   };
+}
+
+/** Live conmon processes that monitor containers of the OCI runtime root `runcRoot` (never other servers'). */
+export function conmonsOf(runcRoot: string): number {
+  let n = 0;
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      if (!stat.includes('(conmon)') || stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z') continue;
+      if (readFileSync(`/proc/${e}/cmdline`, 'utf8').split('\0').includes(runcRoot)) n++;
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return n;
 }
 
 /** Containers an OCI runtime (runc or crun, told by their state files) holds under `root`: id -> init PID. */

@@ -7,7 +7,8 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, Codes, isBerthError } from '../../lib/errors.js';
 import type { RegistryCredentials } from '../types.js';
-import { DEFAULT_REGISTRY, registryBaseUrl } from './reference.js';
+import { DEFAULT_REGISTRY } from '../../lib/image-reference.js';
+import { registryBaseUrl } from './reference.js';
 
 export const MediaTypes = {
   OciManifest: 'application/vnd.oci.image.manifest.v1+json',

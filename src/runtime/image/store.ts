@@ -9,7 +9,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
 import { BerthError, Codes, isBerthError } from '../../lib/errors.js';
 import type { ImageConfig, PulledImage, PullEvent, PullOptions } from '../types.js';
-import { formatReference, manifestReference, parseReference } from './reference.js';
+import { formatReference, manifestReference, parseReference } from '../../lib/image-reference.js';
 import {
   DEFAULT_PLATFORM,
   RegistryClient,

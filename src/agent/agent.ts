@@ -214,6 +214,7 @@ export class Agent implements AgentHandle {
           // Level-triggered: log, back off, and try again from whatever state we are in now.
           failures++;
           console.error(`agent: reconcile ${uid}: ${(e as Error).message}`);
+          this.reportRetry(uid, e);
           await new Promise((r) => setTimeout(r, Math.min(30_000, 200 * 2 ** failures)));
           q.again = !this.closed;
         }
@@ -221,6 +222,15 @@ export class Agent implements AgentHandle {
       q.running = false;
       if (!this.groups.has(uid)) this.queue.delete(uid);
     })();
+  }
+
+  /** A group whose reconcile keeps failing says so in its events (it is retried with backoff meanwhile). */
+  private reportRetry(uid: string, e: unknown) {
+    const s = this.groups.get(uid)?.status;
+    if (!s) return;
+    const why = isBerthError(e) ? `${e.code}: ${e.message}` : (e as Error).message;
+    addEvent(s.events, 'FailedSync', `Reconciling the group failed, retrying with backoff: ${why}`, 'Warning');
+    this.emit(s);
   }
 
   private emit(s: GroupStatus) {
@@ -306,7 +316,7 @@ export class Agent implements AgentHandle {
     let images: Map<string, PulledImage> | undefined;
     const statuses = new Map<string, ContainerStatus | undefined>();
     await span(d.uid, 'agent.statuses', async () => {
-      for (const c of d.spec.containers) statuses.set(c.name, await this.o.containers.status(containerId(d.uid, gen, c.name)));
+      for (const c of d.spec.containers) statuses.set(c.name, await this.currentStatus(d, s, c.name));
     });
     const missing = d.spec.containers.filter((c) => !statuses.get(c.name));
     // Init containers run before the first start of the group's containers, never again for this generation.
@@ -399,7 +409,7 @@ export class Agent implements AgentHandle {
     for (const ic of d.spec.initContainers ?? []) {
       const v = (views[ic.name] ??= waitingView());
       const def: ContainerDef = { ...ic, ports: [], requests };
-      const st = await this.o.containers.status(containerId(d.uid, d.generation, ic.name));
+      const st = await this.currentStatus(d, s, ic.name);
       if (!st) {
         // Gone from the host after it completed (a crash between steps): done is done.
         if (v.currentState.state === 'Terminated' && v.currentState.exitCode === 0) continue;
@@ -426,6 +436,22 @@ export class Agent implements AgentHandle {
       return false;
     }
     return true;
+  }
+
+  /**
+   * A container's status as the reconcile acts on it. One found created but never started, or
+   * started without a trace of its process or exit, is what a crash of berth in the middle of a
+   * start leaves (starts of a group run only inside its reconcile, so none of ours is in flight):
+   * it is removed, and counts as missing, so this pass starts it afresh.
+   */
+  private async currentStatus(d: DesiredGroup, s: GroupStatus, name: string): Promise<ContainerStatus | undefined> {
+    const id = containerId(d.uid, d.generation, name);
+    const st = await this.o.containers.status(id);
+    if (st?.state !== 'created' && st?.state !== 'unknown') return st;
+    const v = viewOf(s, name);
+    if (v) addEvent(v.events, 'Recovering', `Container ${name} was left ${st.state === 'created' ? 'created but not started' : 'half-started'} by an interrupted start; starting it again`, 'Warning');
+    await this.o.containers.remove(id);
+    return undefined;
   }
 
   /** Records a container's exit in its view once per run (an OOM kill as an event too). */

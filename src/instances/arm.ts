@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError, Codes } from '../lib/errors.js';
 import { OAuthError } from './auth.js';
 import type { HttpOptions } from './http.js';
+import { CALLER, PUBLIC, SUBSCRIPTION } from './route-scope.js';
 import type { ResourceGroupRecord } from './service.js';
 
 type P = { sub: string; rg: string; op: string; tenant: string };
@@ -11,7 +12,7 @@ const baseOf = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ??
 
 export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
   // What `az cloud register --endpoint-resource-manager` reads when it is given only the ARM endpoint.
-  app.get('/metadata/endpoints', async (req) => {
+  app.get('/metadata/endpoints', PUBLIC, async (req) => {
     const base = baseOf(req);
     return {
       galleryEndpoint: `${base}/`, graphEndpoint: `${base}/`, portalEndpoint: `${base}/`,
@@ -30,8 +31,8 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
       scopes_supported: ['openid'], claims_supported: ['sub', 'iss', 'aud', 'exp', 'iat'],
     };
   };
-  app.get('/adfs/.well-known/openid-configuration', async (req) => openid(req, '/adfs'));
-  app.get('/adfs/discovery/keys', async () => ({ keys: [] }));
+  app.get('/adfs/.well-known/openid-configuration', PUBLIC, async (req) => openid(req, '/adfs'));
+  app.get('/adfs/discovery/keys', PUBLIC, async () => ({ keys: [] }));
   const token = (tenant: string | undefined) => async (req: FastifyRequest, reply: FastifyReply) => {
     try {
       return o.auth.issue((req.body ?? {}) as Record<string, string | undefined>, tenant);
@@ -40,9 +41,9 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
       throw e;
     }
   };
-  app.post('/adfs/oauth2/token', token('adfs'));
-  app.post<{ Params: P }>('/:tenant/oauth2/token', (req, reply) => token(req.params.tenant)(req, reply));
-  app.post<{ Params: P }>('/:tenant/oauth2/v2.0/token', (req, reply) => token(req.params.tenant)(req, reply));
+  app.post('/adfs/oauth2/token', PUBLIC, token('adfs'));
+  app.post<{ Params: P }>('/:tenant/oauth2/token', PUBLIC, (req, reply) => token(req.params.tenant)(req, reply));
+  app.post<{ Params: P }>('/:tenant/oauth2/v2.0/token', PUBLIC, (req, reply) => token(req.params.tenant)(req, reply));
 
   const subscriptionsOf = (req: FastifyRequest) => {
     const who = req.identity!;
@@ -52,14 +53,14 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
       displayName: id, state: 'Enabled', subscriptionPolicies: { locationPlacementId: 'Public_2014-09-01', quotaId: 'PayAsYouGo_2014-09-01', spendingLimit: 'Off' },
     }));
   };
-  app.get('/subscriptions', async (req) => ({ value: subscriptionsOf(req) }));
-  app.get<{ Params: P }>('/subscriptions/:sub', async (req) => {
+  app.get('/subscriptions', CALLER, async (req) => ({ value: subscriptionsOf(req) }));
+  app.get<{ Params: P }>('/subscriptions/:sub', SUBSCRIPTION, async (req) => {
     const s = subscriptionsOf(req).find((x) => x.subscriptionId.toLowerCase() === req.params.sub.toLowerCase());
     if (!s) throw new BerthError('SubscriptionNotFound', `The subscription '${req.params.sub}' could not be found.`, 404);
     return s;
   });
-  app.get('/tenants', async (req) => ({ value: [{ id: `/tenants/${req.identity!.tenantId}`, tenantId: req.identity!.tenantId, tenantCategory: 'Home' }] }));
-  app.get<{ Params: P }>('/subscriptions/:sub/locations', async (req) => ({
+  app.get('/tenants', CALLER, async (req) => ({ value: [{ id: `/tenants/${req.identity!.tenantId}`, tenantId: req.identity!.tenantId, tenantCategory: 'Home' }] }));
+  app.get<{ Params: P }>('/subscriptions/:sub/locations', SUBSCRIPTION, async (req) => ({
     value: [{ id: `/subscriptions/${req.params.sub}/locations/${o.service.location}`, name: o.service.location, displayName: o.service.location, regionalDisplayName: o.service.location }],
   }));
 
@@ -68,17 +69,17 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
     ...(Object.keys(r.tags).length > 0 && { tags: r.tags }), properties: { provisioningState: r.deleting ? 'Deleting' : 'Succeeded' },
   });
   const RG = '/subscriptions/:sub/resourcegroups/:rg';
-  app.put<{ Params: P }>(RG, async (req, reply) => {
+  app.put<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
     const r = await o.service.putResourceGroup(req.params.sub, req.params.rg, req.body);
     return reply.code(r.created ? 201 : 200).send(renderRg(r.rg));
   });
-  app.get<{ Params: P }>(RG, { exposeHeadRoute: false }, async (req) => renderRg(await o.service.getResourceGroup(req.params.sub, req.params.rg)));
-  app.head<{ Params: P }>(RG, async (req, reply) => {
+  app.get<{ Params: P }>(RG, { ...SUBSCRIPTION, exposeHeadRoute: false }, async (req) => renderRg(await o.service.getResourceGroup(req.params.sub, req.params.rg)));
+  app.head<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
     const found = await o.service.getResourceGroup(req.params.sub, req.params.rg).then(() => true, () => false);
     return reply.code(found ? 204 : 404).send();
   });
-  app.get<{ Params: P }>('/subscriptions/:sub/resourcegroups', async (req) => ({ value: (await o.service.listResourceGroups(req.params.sub)).map(renderRg) }));
-  app.delete<{ Params: P }>(RG, async (req, reply) => {
+  app.get<{ Params: P }>('/subscriptions/:sub/resourcegroups', SUBSCRIPTION, async (req) => ({ value: (await o.service.listResourceGroups(req.params.sub)).map(renderRg) }));
+  app.delete<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
     const op = await o.service.deleteResourceGroup(req.params.sub, req.params.rg);
     if (!op) throw new BerthError(Codes.ResourceGroupNotFound, `Resource group '${req.params.rg}' could not be found.`, 404);
     const v = (req.query as Record<string, string>)['api-version'];
@@ -86,7 +87,7 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
     return reply.code(202).send();
   });
   // ARM's Location-header polling: 202 while the operation runs, 200 when it is done.
-  app.get<{ Params: P }>('/subscriptions/:sub/operationresults/:op', async (req, reply) => {
+  app.get<{ Params: P }>('/subscriptions/:sub/operationresults/:op', SUBSCRIPTION, async (req, reply) => {
     const op = await o.service.operation(req.params.sub, req.params.op);
     if (op.status === 'InProgress') {
       reply.header('Location', `${baseOf(req)}${req.url}`).header('Retry-After', '1');

@@ -1,6 +1,6 @@
 // The ARM HTTP front: parses requests into service actions and renders results and errors as ARM does.
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
@@ -9,6 +9,9 @@ import { registerArmRoutes } from './arm.js';
 import type { Authenticator, Identity } from './auth.js';
 import { operationPath, renderGroup } from './render.js';
 import { GROUP_TYPE, PROVIDER, type InstancesService } from './service.js';
+import { checkJsonShape } from './json-limits.js';
+import { CALLER, PUBLIC, SUBSCRIPTION, type RouteInfo } from './route-scope.js';
+import { canonicalTarget, describePath } from './request-target.js';
 import { parseExecRequest, runAttach, runExec, type StreamSession } from './streams.js';
 
 /** ACI api-versions berth answers: the SDK's (2023-05-01) and Debian's az CLI's (2022-10-01-preview) among them. */
@@ -30,11 +33,14 @@ declare module 'fastify' {
   }
 }
 
-/** Paths anyone may call: liveness, and the login endpoints a client calls before it has a token. */
-const isPublic = (path: string) =>
-  path === '/healthz' || /^\/adfs\/(\.well-known\/openid-configuration|oauth2\/token|discovery\/keys)$/i.test(path) ||
-  (/^\/[^/]+\/oauth2\/(v2\.0\/)?token$/i.test(path) && !/^\/subscriptions\//i.test(path));
 const dateVersion = /^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$/;
+/** Exec/attach sessions handed out and not yet used: a bound, so a caller cannot fill memory with them. */
+const MAX_PENDING_SESSIONS = 1000;
+/** A Host header berth may put back into the URLs it answers with (operation status, nextLink, WebSocket). */
+const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
+/** Why the router was handed a placeholder for a request target that has no one meaning. */
+const refusedTargets = new WeakMap<IncomingMessage, BerthError>();
+const REFUSED_TARGET = '/.berth-refused-target';
 
 type Params = { sub: string; rg: string; name: string; container: string; loc: string; op: string };
 
@@ -43,10 +49,45 @@ const armError = (reply: FastifyReply, status: number, code: string, message: st
 
 export function buildServer(o: HttpOptions): FastifyInstance {
   const app = Fastify({
-    logger: o.logger ?? false, bodyLimit: 4 << 20, routerOptions: { caseSensitive: false, ignoreTrailingSlash: true },
+    logger: o.logger ?? false, bodyLimit: 4 << 20,
+    // names are validated by the routes (400 InvalidResourceName), not cut off by the router
+    routerOptions: { caseSensitive: false, ignoreTrailingSlash: true, maxParamLength: 2048 },
+    // the router and authorization see one canonical path; a target without one meaning is refused
+    rewriteUrl: (req) => {
+      try {
+        return canonicalTarget(req.url ?? '/');
+      } catch (e) {
+        refusedTargets.set(req, e as BerthError);
+        return REFUSED_TARGET;
+      }
+    },
+    // what the router itself refuses, in ARM's envelope too
+    frameworkErrors: (err, _req, reply) => armError(reply, 400, Codes.InvalidRequestUri, `The request target is invalid: ${err.message}`),
+    // what Node's HTTP parser refuses before any route runs (oversized headers, malformed requests)
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const [status, code, message] = err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, Codes.RequestHeaderFieldsTooLarge, 'The request headers are too large.']
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'RequestTimeout', 'The request was not received in time.']
+          : [400, Codes.InvalidRequestContent, 'The request could not be parsed as HTTP.'];
+      const body = JSON.stringify({ error: { code, message } });
+      if (socket.writable)
+        socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      socket.destroy(err);
+    },
     ...(o.https && { https: { key: o.https.key, cert: o.https.cert } }),
   }) as unknown as FastifyInstance;
   const sessions = new Map<string, StreamSession>();
+  // Default-deny by construction: every route says who may call it.
+  const routeTable: RouteInfo[] = [];
+  app.decorate('routeTable', routeTable);
+  app.addHook('onRoute', (route) => {
+    const scope = route.config?.scope;
+    if (!scope) throw new Error(`route ${String(route.method)} ${route.url} declares no scope`);
+    if (scope === 'subscription' && !route.url.includes(':sub'))
+      throw new Error(`route ${String(route.method)} ${route.url} is subscription-scoped but has no :sub parameter`);
+    for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, scope });
+  });
 
   app.setErrorHandler((err, req, reply) => {
     if (isBerthError(err)) return armError(reply, err.status, err.code, err.message, err.target);
@@ -60,46 +101,68 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return armError(reply, 500, Codes.InternalServerError, 'The server encountered an internal error; the request was not completed.');
   });
   app.setNotFoundHandler((req, reply) =>
-    armError(reply, 404, 'NotFound', `No route matches '${req.method} ${req.url.split('?')[0]}'.`));
+    armError(reply, 404, 'NotFound', `No route matches '${req.method} ${describePath(req.url)}'.`));
 
   // ARM accepts a missing or empty body on POST actions; JSON elsewhere, and nothing else.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     if (body === '' || body === undefined) return done(null, undefined);
+    let value: unknown;
     try {
-      done(null, JSON.parse(body as string));
+      value = JSON.parse(body as string);
     } catch (e) {
-      done(new BerthError(Codes.InvalidRequestContent, `The request content was invalid and could not be deserialized: ${(e as Error).message}`, 400), undefined);
+      return done(new BerthError(Codes.InvalidRequestContent, `The request content was invalid and could not be deserialized: ${(e as Error).message}`, 400), undefined);
     }
+    try {
+      checkJsonShape(value);
+    } catch (e) {
+      return done(e as BerthError, undefined);
+    }
+    done(null, value);
   });
   // OAuth2 token requests are forms.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => done(null, parseForm(body as string)));
 
   // Liveness for `berth up` and supervisors; says nothing about any tenant.
-  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/healthz', PUBLIC, async () => ({ status: 'ok' }));
 
+  // Authentication and authorization run on the route the router chose, with its decoded parameters:
+  // the path they judge is the path that runs (see request-target.ts).
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-ms-request-id', randomUUID());
-    const path = req.url.split('?')[0];
-    if (isPublic(path)) return;
+    const refused = refusedTargets.get(req.raw);
+    if (refused) throw refused;
+    // unmatched paths (404) are for authenticated callers too: an anonymous one learns nothing of the routes
+    const scope = req.routeOptions.config?.scope ?? 'caller';
+    if (scope === 'public') return;
     try {
       req.identity = o.auth.authenticate(req.headers.authorization);
     } catch (e) {
       reply.header('WWW-Authenticate', req.headers.authorization ? 'Bearer error="invalid_token"' : 'Bearer');
       throw e;
     }
-    const v = (req.query as Record<string, string | undefined>)['api-version'];
+    const v = (req.query as Record<string, unknown>)['api-version'];
     if (v === undefined || v === '')
       throw new BerthError(Codes.MissingApiVersionParameter, "The api-version query parameter (?api-version=) is required for all requests.", 400);
     // ACI's own versions for its provider; the ARM routes around it (subscriptions, resource groups) take any.
-    const aci = path.toLowerCase().includes(`/providers/${PROVIDER.toLowerCase()}`);
-    if (aci ? !SUPPORTED_API_VERSIONS.includes(v) : !dateVersion.test(v))
-      throw new BerthError(Codes.InvalidApiVersionParameter, `The api-version '${v}' is invalid. The supported versions are '${SUPPORTED_API_VERSIONS.join(',')}'.`, 400);
-    const sub = /^\/subscriptions\/([^/]+)/i.exec(path)?.[1];
-    if (sub) o.auth.authorize(req.identity, decodeURIComponent(sub), `${PROVIDER}/containerGroups/${req.method === 'GET' ? 'read' : 'write'}`);
+    const aci = (req.routeOptions.url ?? req.url).toLowerCase().includes(`/providers/${PROVIDER.toLowerCase()}`);
+    if (typeof v !== 'string' || (aci ? !SUPPORTED_API_VERSIONS.includes(v) : !dateVersion.test(v)))
+      throw new BerthError(Codes.InvalidApiVersionParameter, `The api-version '${String(v).slice(0, 100)}' is invalid. The supported versions are '${SUPPORTED_API_VERSIONS.join(',')}'.`, 400);
+    if (scope === 'subscription') {
+      const sub = (req.params as { sub?: string }).sub;
+      if (typeof sub !== 'string') throw new BerthError(Codes.InternalServerError, 'A subscription-scoped route has no subscription.', 500);
+      o.auth.authorize(req.identity, sub, `${PROVIDER}/containerGroups/${req.method === 'GET' ? 'read' : 'write'}`);
+    }
   });
 
-  const base = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
+  // The URLs berth answers with (operation status, nextLink, WebSocket) use the Host the client sent
+  // when it is a plain host[:port], else the address the request came in on.
+  const base = (req: FastifyRequest) => {
+    const host = req.headers.host;
+    if (host && HOST_HEADER.test(host)) return `${req.protocol}://${host}`;
+    const a = req.socket.localAddress ?? '127.0.0.1';
+    return `${req.protocol}://${a.includes(':') ? `[${a}]` : a}:${req.socket.localPort}`;
+  };
   const apiVersion = (req: FastifyRequest) => (req.query as Record<string, string>)['api-version'];
   const lro = (req: FastifyRequest, reply: FastifyReply, sub: string, loc: string, opId: string) => {
     const url = `${base(req)}${operationPath(sub, loc, opId)}?api-version=${apiVersion(req)}`;
@@ -108,18 +171,18 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   const ctx = { advertiseAddress: o.advertiseAddress };
   const G = `/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}/:name`;
 
-  app.put<{ Params: Params }>(G, async (req, reply) => {
+  app.put<{ Params: Params }>(G, SUBSCRIPTION, async (req, reply) => {
     const { sub, rg, name } = req.params;
     const r = await o.service.createOrUpdate(sub, rg, name, req.body, { tenantId: req.identity?.tenantId });
     lro(req, reply, sub, r.operation.location, r.operation.id);
     return reply.code(r.created ? 201 : 200).send(renderGroup(r.view, ctx));
   });
 
-  app.get<{ Params: Params }>(G, async (req) => renderGroup(await o.service.get(req.params.sub, req.params.rg, req.params.name), ctx));
+  app.get<{ Params: Params }>(G, SUBSCRIPTION, async (req) => renderGroup(await o.service.get(req.params.sub, req.params.rg, req.params.name), ctx));
 
-  app.patch<{ Params: Params }>(G, async (req) => renderGroup(await o.service.updateTags(req.params.sub, req.params.rg, req.params.name, req.body), ctx));
+  app.patch<{ Params: Params }>(G, SUBSCRIPTION, async (req) => renderGroup(await o.service.updateTags(req.params.sub, req.params.rg, req.params.name, req.body), ctx));
 
-  app.delete<{ Params: Params }>(G, async (req, reply) => {
+  app.delete<{ Params: Params }>(G, SUBSCRIPTION, async (req, reply) => {
     const { sub, rg, name } = req.params;
     const r = await o.service.delete(sub, rg, name);
     if (!r) return reply.code(204).send();
@@ -128,7 +191,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   });
 
   for (const action of ['start', 'stop', 'restart'] as const) {
-    app.post<{ Params: Params }>(`${G}/${action}`, async (req, reply) => {
+    app.post<{ Params: Params }>(`${G}/${action}`, SUBSCRIPTION, async (req, reply) => {
       const { sub, rg, name } = req.params;
       const op = await o.service.setRunState(sub, rg, name, action);
       // As ACI: stop answers 204 at once; start (202) and restart (204) are LROs to poll.
@@ -181,10 +244,10 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     clearTimeout(timer);
     return reply;
   };
-  app.get(`/subscriptions/:sub/providers/${GROUP_TYPE}`, listRoute);
-  app.get(`/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}`, listRoute);
+  app.get(`/subscriptions/:sub/providers/${GROUP_TYPE}`, SUBSCRIPTION, listRoute);
+  app.get(`/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}`, SUBSCRIPTION, listRoute);
 
-  app.get<{ Params: Params; Querystring: Record<string, string> }>(`${G}/containers/:container/logs`, async (req, reply) => {
+  app.get<{ Params: Params; Querystring: Record<string, string> }>(`${G}/containers/:container/logs`, SUBSCRIPTION, async (req, reply) => {
     const { sub, rg, name, container } = req.params;
     const q = req.query;
     const tail = q.tail !== undefined ? Number(q.tail) : undefined;
@@ -208,6 +271,11 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   const newSession = async (req: FastifyRequest<{ Params: Params }>, kind: StreamSession['kind'], argv: string[], tty?: StreamSession['tty']) => {
     const { sub, rg, name, container } = req.params;
     await o.service.checkContainer(sub, rg, name, container); // 404 before a session is made
+    if (sessions.size >= MAX_PENDING_SESSIONS) {
+      for (const [id, s] of sessions) if (s.expires < Date.now()) sessions.delete(id);
+      if (sessions.size >= MAX_PENDING_SESSIONS)
+        throw new BerthError(Codes.TooManyRequests, `More than ${MAX_PENDING_SESSIONS} exec and attach sessions are waiting to be opened; open or let some expire (60 s) first.`, 429);
+    }
     const id = randomBytes(16).toString('hex');
     const password = randomBytes(24).toString('base64url');
     sessions.set(id, { kind, password, sub, rg, name, container, argv, ...(tty && { tty }), expires: Date.now() + 60_000 });
@@ -216,24 +284,24 @@ export function buildServer(o: HttpOptions): FastifyInstance {
 
   // The command is split as a shell would split it, without expanding anything (lib/argv.ts); a
   // terminalSize (what az and the SDK send) makes it a terminal session.
-  app.post<{ Params: Params }>(`${G}/containers/:container/exec`, async (req) => {
+  app.post<{ Params: Params }>(`${G}/containers/:container/exec`, SUBSCRIPTION, async (req) => {
     const { argv, tty } = parseExecRequest(req.body);
     return newSession(req, 'exec', argv, tty);
   });
 
-  app.post<{ Params: Params }>(`${G}/containers/:container/attach`, async (req) => newSession(req, 'attach', []));
+  app.post<{ Params: Params }>(`${G}/containers/:container/attach`, SUBSCRIPTION, async (req) => newSession(req, 'attach', []));
 
-  app.get<{ Params: Params }>(`${G}/outboundNetworkDependenciesEndpoints`, async (req) => {
+  app.get<{ Params: Params }>(`${G}/outboundNetworkDependenciesEndpoints`, SUBSCRIPTION, async (req) => {
     await o.service.get(req.params.sub, req.params.rg, req.params.name);
     return [];
   });
 
   // berth has no virtual networks, so there is never a service association link to remove.
-  app.delete(`/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.Network/virtualNetworks/:vnet/subnets/:subnet/providers/${PROVIDER}/serviceAssociationLinks/default`,
+  app.delete(`/subscriptions/:sub/resourcegroups/:rg/providers/Microsoft.Network/virtualNetworks/:vnet/subnets/:subnet/providers/${PROVIDER}/serviceAssociationLinks/default`, SUBSCRIPTION,
     async (_req, reply) => reply.code(204).send());
 
   const L = `/subscriptions/:sub/providers/${PROVIDER}/locations/:loc`;
-  app.get<{ Params: Params }>(`${L}/usages`, async (req) => {
+  app.get<{ Params: Params }>(`${L}/usages`, SUBSCRIPTION, async (req) => {
     const u = await o.service.usage(req.params.sub, req.params.loc);
     return {
       value: [
@@ -243,21 +311,23 @@ export function buildServer(o: HttpOptions): FastifyInstance {
       ],
     };
   });
-  app.get<{ Params: Params }>(`${L}/capabilities`, async (req) => {
+  app.get<{ Params: Params }>(`${L}/capabilities`, SUBSCRIPTION, async (req) => {
+    const location = o.service.servedLocation(req.params.loc);
     const l = o.service.limitsInForce();
     return {
       value: (['Public', 'Private'] as const).map((ipAddressType) => ({
-        resourceType: 'containerGroups', osType: 'Linux', location: req.params.loc, ipAddressType, gpu: 'None',
+        resourceType: 'containerGroups', osType: 'Linux', location, ipAddressType, gpu: 'None',
         capabilities: { maxMemoryInGB: l.maxMemoryGBPerContainer, maxCpu: l.maxCpuPerContainer, maxGpuCount: 0 },
       })),
     };
   });
-  app.get<{ Params: Params }>(`${L}/cachedImages`, async () => ({
-    value: (await o.service.cachedImages()).map((image) => ({ osType: 'Linux', image })),
-  }));
-  app.get(`/providers/${PROVIDER}/operations`, async () => ({ value: PROVIDER_OPERATIONS }));
+  app.get<{ Params: Params }>(`${L}/cachedImages`, SUBSCRIPTION, async (req) => {
+    o.service.servedLocation(req.params.loc);
+    return { value: (await o.service.cachedImages()).map((image) => ({ osType: 'Linux', image })) };
+  });
+  app.get(`/providers/${PROVIDER}/operations`, CALLER, async () => ({ value: PROVIDER_OPERATIONS }));
 
-  app.get<{ Params: Params }>(`/subscriptions/:sub/providers/${PROVIDER}/locations/:loc/operations/:op`, async (req, reply) => {
+  app.get<{ Params: Params }>(`/subscriptions/:sub/providers/${PROVIDER}/locations/:loc/operations/:op`, SUBSCRIPTION, async (req, reply) => {
     const op = await o.service.operation(req.params.sub, req.params.op);
     // Clients wait Retry-After between polls (az: 30 s when it is missing).
     if (op.status === 'InProgress') reply.header('Retry-After', '1');

@@ -1,30 +1,10 @@
 // InstancesService's O(1) create checks (host ports, quotas) against a real SQLite store and a stand-in agent.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AgentHandle, GroupStatus } from '../agent/types.js';
 import { isBerthError } from '../lib/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { InstancesService } from './service.js';
-
-/** An agent that runs nothing: removal is reported at once, as a real agent does once it tore a group down. */
-function fakeAgent(): AgentHandle {
-  const removed: ((uid: string) => void)[] = [];
-  return {
-    name: 'fake',
-    apply: () => undefined,
-    remove: (uid) => setImmediate(() => removed.forEach((fn) => fn(uid))),
-    sync: async () => undefined,
-    onStatus: (_fn: (s: GroupStatus) => void) => undefined,
-    onRemoved: (fn) => void removed.push(fn),
-    logs: async () => '',
-    followLogs: async () => undefined,
-    exec: () => {
-      throw new Error('no exec here');
-    },
-    cachedImages: async () => [],
-    close: async () => undefined,
-  };
-}
+import { fakeAgent } from './testing.js';
 
 const body = (o: { port?: number; cpu?: number; image?: string } = {}) => ({
   location: 'local',

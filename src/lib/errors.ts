@@ -19,6 +19,15 @@ export const isBerthError = (e: unknown): e is BerthError => e instanceof BerthE
 export const Codes = {
   // request shape
   InvalidRequestContent: 'InvalidRequestContent',
+  /** A request target with no one meaning: absolute-form, dot segments, bad escapes, encoded slashes. */
+  InvalidRequestUri: 'InvalidRequestUri',
+  RequestUriTooLong: 'RequestUriTooLong',
+  RequestHeaderFieldsTooLarge: 'RequestHeaderFieldsTooLarge',
+  /** JSON nested deeper, or with more values, than any ARM resource has. */
+  RequestContentTooComplex: 'RequestContentTooComplex',
+  /** ARM's codes for a location berth does not serve. */
+  LocationNotAvailableForResourceType: 'LocationNotAvailableForResourceType',
+  LocationNotAvailableForResourceGroup: 'LocationNotAvailableForResourceGroup',
   InvalidResourceName: 'InvalidResourceName',
   InvalidApiVersionParameter: 'InvalidApiVersionParameter',
   MissingApiVersionParameter: 'MissingApiVersionParameter',
@@ -43,6 +52,8 @@ export const Codes = {
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
   DnsNameLabelAlreadyTaken: 'DnsNameLabelAlreadyTaken',
   InvalidContainerGroupUpdate: 'InvalidContainerGroupUpdate',
+  // load
+  TooManyRequests: 'TooManyRequests',
   // auth
   AuthenticationFailed: 'AuthenticationFailed',
   InvalidAuthenticationToken: 'InvalidAuthenticationToken',

@@ -44,6 +44,8 @@ export interface ServerConfig {
   ociRuntime: 'runc' | 'crun' | 'auto';
   /** Zone of the groups' fqdns (`<dnsNameLabel>.<location>.<zone>`). */
   dnsZone: string;
+  /** The location (ARM region) berth serves; requests naming another are refused. Default 'local'. */
+  location: string;
   /** Where berth's DNS answers for that zone (UDP and TCP); '' turns it off; unset: DEFAULT_DNS_LISTEN if free. */
   dnsListen?: string;
   /** Exits are seen as conmon records them; this backstop re-checks every running group (ms). Default 10000. */
@@ -77,6 +79,7 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     ociRuntime: pick('ociRuntime', 'auto'),
     agentPollMs: pick('agentPollMs', 10_000),
     dnsZone: pick('dnsZone', 'berth.internal'),
+    location: pick('location', 'local'),
     dnsListen: flags.dnsListen ?? fromFile.dnsListen,
   };
 }
@@ -134,7 +137,7 @@ export async function startServer(cfg: ServerConfig) {
       h.reset();
     }, 1000).unref();
   }
-  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone });
+  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone, location: cfg.location });
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();

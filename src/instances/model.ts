@@ -1,5 +1,6 @@
 // The container group model: ARM request bodies validated into a typed spec, and specs rendered back.
 import { BerthError, Codes } from '../lib/errors.js';
+import { parseReference } from '../lib/image-reference.js';
 
 import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from '../agent/types.js';
 export type { ContainerDef, GroupSpec } from '../agent/types.js';
@@ -48,6 +49,14 @@ function bad(code: string, target: string, message: string): never {
   throw new BerthError(code, message, 400, target);
 }
 
+/** A request value as an error message may quote it: short, and never a walk of a nested structure. */
+function show(v: Json): string {
+  if (typeof v === 'string') return v.length > 100 ? `${v.slice(0, 100)}…` : v;
+  if (Array.isArray(v)) return '(an array)';
+  if (typeof v === 'object' && v !== null) return '(an object)';
+  return String(v);
+}
+
 function obj(v: Json, target: string, required = true): Record<string, Json> | undefined {
   if (v === undefined || v === null) {
     if (required) bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
@@ -88,7 +97,7 @@ function enumOf<T extends string>(v: Json, target: string, allowed: readonly T[]
   }
   // ARM enums are case-insensitive on input; store the canonical spelling.
   const hit = typeof v === 'string' ? allowed.find((a) => a.toLowerCase() === v.toLowerCase()) : undefined;
-  if (!hit) bad(code, target, `The value '${String(v)}' of '${target}' is invalid. Allowed values: ${allowed.join(', ')}.`);
+  if (!hit) bad(code, target, `The value '${show(v)}' of '${target}' is invalid. Allowed values: ${allowed.join(', ')}.`);
   return hit;
 }
 
@@ -98,7 +107,7 @@ function ports(v: Json, target: string): { port: number; protocol: Protocol }[] 
     const o = obj(p, t)!;
     const port = o.port;
     if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-      bad(Codes.InvalidPort, `${t}.port`, `The port '${String(port)}' in '${t}' is invalid. Ports must be integers from 1 to 65535.`);
+      bad(Codes.InvalidPort, `${t}.port`, `The port '${show(port)}' in '${t}' is invalid. Ports must be integers from 1 to 65535.`);
     return { port, protocol: enumOf(o.protocol, `${t}.protocol`, ['TCP', 'UDP'] as const, Codes.InvalidPort, 'TCP') };
   });
 }
@@ -175,7 +184,13 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     const image = str(cp.image, `${t}.properties.image`, true).trim();
     if (!image) bad(Codes.InvalidImage, `${t}.properties.image`, `The image of ${kind} '${name}' must not be empty.`);
     if (/\s/.test(image) || image.length > 512)
-      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${image}' of ${kind} '${name}' is not a valid image reference.`);
+      bad(Codes.InvalidImage, `${t}.properties.image`, `The image '${show(image)}' of ${kind} '${name}' is not a valid image reference.`);
+    // parsed at admission as the pull will parse it: a reference that cannot be valid fails here, not at pull
+    try {
+      parseReference(image);
+    } catch (e) {
+      bad(Codes.InvalidImage, `${t}.properties.image`, (e as Error).message);
+    }
     if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
     const command = arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true));
     return { cp, name, image, command };
@@ -197,9 +212,9 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     const cpu = num(req.cpu, `${t}.properties.resources.requests.cpu`, Codes.InvalidCpuRequest);
     const mem = num(req.memoryInGB, `${t}.properties.resources.requests.memoryInGB`, Codes.InvalidMemoryRequest);
     if (cpu === undefined || cpu <= 0 || cpu > limits.maxCpuPerContainer)
-      bad(Codes.InvalidCpuRequest, `${t}.properties.resources.requests.cpu`, `The CPU request '${String(req.cpu)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxCpuPerContainer}.`);
+      bad(Codes.InvalidCpuRequest, `${t}.properties.resources.requests.cpu`, `The CPU request '${show(req.cpu)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxCpuPerContainer}.`);
     if (mem === undefined || mem <= 0 || mem > limits.maxMemoryGBPerContainer)
-      bad(Codes.InvalidMemoryRequest, `${t}.properties.resources.requests.memoryInGB`, `The memory request '${String(req.memoryInGB)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxMemoryGBPerContainer} GB.`);
+      bad(Codes.InvalidMemoryRequest, `${t}.properties.resources.requests.memoryInGB`, `The memory request '${show(req.memoryInGB)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxMemoryGBPerContainer} GB.`);
     if (req.gpu !== undefined && req.gpu !== null) unsupported(`${t}.properties.resources.requests.gpu`, 'GPU resources are');
     let lim: ContainerDef['limits'];
     const rl = obj(res.limits, `${t}.properties.resources.limits`, false);
@@ -346,7 +361,7 @@ function probe(v: Json, target: string, container: string, liveness: boolean): P
   const h = obj(o.httpGet, `${target}.httpGet`)!;
   const port = h.port;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535)
-    bad(Codes.InvalidProbe, `${target}.httpGet.port`, `The port '${String(port)}' of the probe of container '${container}' must be an integer from 1 to 65535.`);
+    bad(Codes.InvalidProbe, `${target}.httpGet.port`, `The port '${show(port)}' of the probe of container '${container}' must be an integer from 1 to 65535.`);
   const path = str(h.path, `${target}.httpGet.path`) ?? '/';
   if (!path.startsWith('/') || /[\s\x00-\x1f]/.test(path))
     bad(Codes.InvalidProbe, `${target}.httpGet.path`, `The path '${path}' of the probe of container '${container}' must start with '/' and have no spaces or control characters.`);

@@ -100,6 +100,8 @@ interface DnsNameRecord {
   groupKey: string;
 }
 const coresOf = (spec: GroupSpec) => spec.containers.reduce((n, c) => n + c.requests.cpu, 0);
+/** ARM's comparison of location names: case and spaces do not count ('West Europe' is 'westeurope'). */
+const locationKey = (l: string) => l.toLowerCase().replace(/\s+/g, '');
 
 export class InstancesService {
   private limits: Limits;
@@ -189,7 +191,7 @@ export class InstancesService {
   private indexPut(key: string, r: GroupRecord) {
     this.indexDelete(key);
     const ports = r.spec.ipAddress?.type === 'Public' ? r.spec.ipAddress.ports.map((p) => `${p.port}/${p.protocol}`) : [];
-    const usageKey = `${r.subscriptionId.toLowerCase()}|${r.location.toLowerCase()}`;
+    const usageKey = `${r.subscriptionId.toLowerCase()}|${locationKey(r.location)}`;
     const entry = { ports, usageKey, cores: coresOf(r.spec), name: r.name };
     this.index.set(key, entry);
     for (const p of ports) if (!this.portOwners.has(p)) this.portOwners.set(p, key);
@@ -259,13 +261,15 @@ export class InstancesService {
     checkResourceGroupName(rg);
     checkGroupName(name);
     const t0 = performance.now();
-    const { spec, location, tags } = parseGroupSpec(body, this.limits);
+    const parsed = parseGroupSpec(body, this.limits);
+    const { spec, tags } = parsed;
+    const location = parsed.location === undefined ? undefined : this.servedLocation(parsed.location, 'group');
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.store.get<GroupRecord>(key);
       const old = cur?.value;
       if (old?.deleting) throw new BerthError(Codes.Conflict, `The container group '${name}' is being deleted.`, 409, name);
-      if (old && location && location.toLowerCase() !== old.location.toLowerCase())
+      if (old && location && locationKey(location) !== locationKey(old.location))
         throw new BerthError(Codes.InvalidRequestContent, `The location of container group '${name}' cannot be changed from '${old.location}' to '${location}'.`, 400, 'location');
       if (old) checkUpdate(name, old.spec, spec);
       if (old && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags)) {
@@ -325,9 +329,9 @@ export class InstancesService {
     const key = rgKey(sub, rg);
     const cur = await this.store.get<ResourceGroupRecord>(key);
     if (cur?.value.deleting) throw new BerthError('ResourceGroupBeingDeleted', `The resource group '${rg}' is in deprovisioning state and cannot perform this operation.`, 409);
-    if (cur && cur.value.location.toLowerCase() !== b.location.toLowerCase())
-      throw new BerthError('InvalidResourceGroupLocation', `Invalid resource group location '${b.location}'. The Resource group already exists in location '${cur.value.location}'.`, 409);
-    const rec = cur ? { ...cur.value, tags } : this.newRg(sub, rg, b.location, tags);
+    if (cur && locationKey(cur.value.location) !== locationKey(b.location))
+      throw new BerthError('InvalidResourceGroupLocation', `Invalid resource group location '${b.location.slice(0, 100)}'. The Resource group already exists in location '${cur.value.location}'.`, 409);
+    const rec = cur ? { ...cur.value, tags } : this.newRg(sub, rg, this.servedLocation(b.location, 'resourceGroup'), tags);
     if (!(await this.store.txn([{ key, modRevision: cur?.modRevision ?? 0 }], [{ put: key, value: rec }])))
       throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being changed by another request; try again.`, 409);
     return { created: !cur, rg: rec };
@@ -335,6 +339,7 @@ export class InstancesService {
 
   async getResourceGroup(sub: string, rg: string): Promise<ResourceGroupRecord> {
     checkSubscriptionId(sub);
+    checkResourceGroupName(rg);
     const kv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
     if (!kv) throw new BerthError(Codes.ResourceGroupNotFound, `Resource group '${rg}' could not be found.`, 404);
     return kv.value;
@@ -347,6 +352,8 @@ export class InstancesService {
 
   /** Deletes the resource group and every container group in it; an operation to poll. */
   async deleteResourceGroup(sub: string, rg: string): Promise<OperationRecord | undefined> {
+    checkSubscriptionId(sub);
+    checkResourceGroupName(rg);
     const key = rgKey(sub, rg);
     const cur = await this.store.get<ResourceGroupRecord>(key);
     if (!cur) return undefined;
@@ -375,9 +382,26 @@ export class InstancesService {
     return this.agent.cachedImages();
   }
 
+  /**
+   * The location as berth stores it, for a location a request names: berth serves one (`location`,
+   * default 'local'), matched as ARM matches names; any other is ARM's LocationNotAvailable… error.
+   */
+  servedLocation(given: string, kind: 'group' | 'resourceGroup' = 'group'): string {
+    if (locationKey(given) === locationKey(this.location)) return this.location;
+    const shown = given.length > 100 ? `${given.slice(0, 100)}…` : given;
+    if (kind === 'resourceGroup')
+      throw new BerthError(Codes.LocationNotAvailableForResourceGroup, `The provided location '${shown}' is not available for resource group. List of available regions is '${this.location}'.`, 400, 'location');
+    throw new BerthError(Codes.LocationNotAvailableForResourceType, `The provided location '${shown}' is not available for resource type '${GROUP_TYPE}'. List of available regions for the resource type is '${this.location}'.`, 400, 'location');
+  }
+
+  /** Usage of a location berth serves (others are refused as ARM refuses them). */
   async usage(sub: string, location: string) {
     checkSubscriptionId(sub);
-    const u = this.usageTotals.get(`${sub.toLowerCase()}|${location.toLowerCase()}`) ?? { groups: 0, cores: 0 };
+    return this.usageIn(sub, this.servedLocation(location));
+  }
+
+  private usageIn(sub: string, location: string) {
+    const u = this.usageTotals.get(`${sub.toLowerCase()}|${locationKey(location)}`) ?? { groups: 0, cores: 0 };
     return {
       containerGroups: { current: u.groups, limit: this.quotas.containerGroups },
       // sums of decimals (0.1 + 0.2): round as the API shows them
@@ -526,7 +550,7 @@ export class InstancesService {
 
   /** ACI's per-subscription, per-location quotas, answered with ACI's codes. */
   private async checkQuota(rec: GroupRecord, old: GroupRecord | undefined) {
-    const u = await this.usage(rec.subscriptionId, rec.location);
+    const u = this.usageIn(rec.subscriptionId, rec.location);
     if (!old && u.containerGroups.current + 1 > u.containerGroups.limit)
       throw new BerthError(Codes.ContainerGroupQuotaReached, `Resource type 'Microsoft.ContainerInstance/containerGroups' container group quota 'ContainerGroups' exceeded in region '${rec.location}'. Limit: '${u.containerGroups.limit}', Usage: '${u.containerGroups.current}' Requested: '1'.`, 409);
     const extra = coresOf(rec.spec) - (old ? coresOf(old.spec) : 0);

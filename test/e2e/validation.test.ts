@@ -101,6 +101,19 @@ const cases: Case[] = [
   { name: 'gitRepo from a local path', status: 400, code: 'InvalidVolume', body: withProps({ volumes: [{ name: 'v', gitRepo: { repository: '/etc' } }] }) },
   { name: 'gitRepo directory with ..', status: 400, code: 'InvalidVolume', body: withProps({ volumes: [{ name: 'v', gitRepo: { repository: 'https://example.invalid/r.git', directory: '../x' } }] }) },
   { name: 'gitRepo revision starting with -', status: 400, code: 'InvalidVolume', body: withProps({ volumes: [{ name: 'v', gitRepo: { repository: 'https://example.invalid/r.git', revision: '--upload-pack=x' } }] }) },
+  // location and image, checked at admission
+  { name: 'a location berth does not serve', status: 400, code: 'LocationNotAvailableForResourceType', target: /^location$/, body: { ...group(IMG), location: 'westeurope' } },
+  { name: 'a location of 100000 characters', status: 400, code: 'LocationNotAvailableForResourceType', body: { ...group(IMG), location: 'x'.repeat(100_000) } },
+  { name: 'a location that is a lone surrogate', status: 400, code: 'LocationNotAvailableForResourceType', raw: JSON.stringify(group(IMG)).replace('"local"', '"\\uD800"') },
+  { name: 'an image with upper case', status: 400, code: 'InvalidImage', target: /image$/, body: withContainer({ image: 'Example/Web:1' }) },
+  { name: 'an image with a bad digest', status: 400, code: 'InvalidImage', body: withContainer({ image: 'web@sha256:xyz' }) },
+  { name: 'usage of a location berth does not serve', status: 400, code: 'LocationNotAvailableForResourceType', method: 'GET', path: '/subscriptions/val-sub/providers/Microsoft.ContainerInstance/locations/mars/usages' },
+  // nesting and size, refused before any recursive work
+  { name: 'an array nested 10000 deep in a scalar field', status: 400, code: 'RequestContentTooComplex', raw: JSON.stringify(group(IMG)).replace('"Linux"', `${'['.repeat(10_000)}${']'.repeat(10_000)}`) },
+  // request targets
+  { name: 'a bad percent-escape in the path', status: 400, code: 'InvalidRequestUri', method: 'GET', path: '/subscriptions/val-sub/resourcegroups/%zz' },
+  { name: 'an encoded slash in a segment', status: 400, code: 'InvalidRequestUri', method: 'GET', path: '/subscriptions/val-sub%2Fother/resourcegroups' },
+  { name: 'an over-long path segment', status: 414, code: 'RequestUriTooLong', method: 'GET', path: `/subscriptions/val-sub/resourcegroups/${'r'.repeat(5000)}` },
   // transport
   { name: 'bad JSON', status: 400, code: 'InvalidRequestContent', raw: '{"properties": ' },
   { name: 'JSON array body', status: 400, code: 'InvalidRequestContent', raw: '[1,2]' },
@@ -129,6 +142,32 @@ test(`${cases.length} malformed or out-of-limit requests each get their ARM erro
   assert.deepEqual(list.body.value, []);
   assert.equal(berth.child.exitCode, null, 'the server is still up');
   assert.equal((await fetch(`${berth.url}/healthz`)).status, 200);
+});
+
+test('what the HTTP parser refuses (oversized headers, malformed requests) is answered in an ARM envelope too', async () => {
+  const { connect } = await import('node:net');
+  const u = new URL(berth.url);
+  const send = (bytes: string) => new Promise<string>((resolve, reject) => {
+    const sock = connect(Number(u.port), u.hostname, () => sock.end(bytes));
+    let out = '';
+    sock.on('data', (d) => (out += d)).on('end', () => resolve(out)).on('error', reject);
+  });
+  const cases: [string, string, number, string][] = [
+    ['headers over 16 KiB', `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'RequestHeaderFieldsTooLarge'],
+    ['not HTTP at all', 'HELLO THERE\r\n\r\n', 400, 'InvalidRequestContent'],
+    ['a space in the target', 'GET /a b HTTP/1.1\r\nHost: x\r\n\r\n', 400, 'InvalidRequestContent'],
+  ];
+  for (const [what, bytes, status, code] of cases) {
+    const res = await send(bytes);
+    assert.match(res, new RegExp(`^HTTP/1\\.1 ${status} `), what);
+    const body = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, code, what);
+  }
+  // an absolute-form target is refused, never routed (fetch cannot send one: http.request can)
+  const { rawRequest } = await import('../helpers/raw-http.js');
+  const abs = await rawRequest(berth.url, 'GET', `http://${u.host}/subscriptions/val-sub/resourcegroups?api-version=2023-05-01`, { token: berth.token });
+  assert.equal(abs.status, 400);
+  assert.equal(JSON.parse(abs.text).error.code, 'InvalidRequestUri');
 });
 
 test('an update that changes what ACI cannot update in place is refused with its message, and changes nothing', async () => {

@@ -1,0 +1,10 @@
+// berth's ARM routes as the server registers them (built in this process, never listening): what route-wide tests walk.
+import { Authenticator } from '../../src/instances/auth.js';
+import { buildServer } from '../../src/instances/http.js';
+import type { RouteInfo } from '../../src/instances/route-scope.js';
+import type { InstancesService } from '../../src/instances/service.js';
+
+export function armRoutes(): RouteInfo[] {
+  const auth = new Authenticator(['x'], [], Buffer.alloc(32));
+  return buildServer({ service: {} as InstancesService, auth, advertiseAddress: '127.0.0.1', subscriptions: [] }).routeTable;
+}

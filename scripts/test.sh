@@ -4,6 +4,8 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install-deps.sh"
+# The Python clients (az CLI and SDK from PyPI), each in a venv of its own, cached by version.
+bash "$root/scripts/python-clients.sh"
 cd "$root"
 
 # One CA for every berth server the tests start, trusted by each test process from its start (as a

@@ -11,14 +11,8 @@ type P = { sub: string; rg: string; op: string; tenant: string };
 const baseOf = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
 
 export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
-  // What `az cloud register --endpoint-resource-manager` reads when it is given only the ARM endpoint.
-  app.get('/metadata/endpoints', PUBLIC, async (req) => {
-    const base = baseOf(req);
-    return {
-      galleryEndpoint: `${base}/`, graphEndpoint: `${base}/`, portalEndpoint: `${base}/`,
-      authentication: { loginEndpoint: `${base}/adfs`, audiences: [`${base}/`], tenant: 'adfs', identityProvider: 'ADFS' },
-    };
-  });
+  // ARM's cloud metadata, read by `az cloud register --endpoint-resource-manager` before anything has a token.
+  app.get('/metadata/endpoints', PUBLIC, async (req) => cloudMetadata(baseOf(req), (req.query as Record<string, string | undefined>)['api-version']));
 
   // ADFS-style OpenID endpoints: az (MSAL) skips instance discovery for an authority ending in /adfs.
   const openid = (req: FastifyRequest, prefix: string) => {
@@ -96,4 +90,21 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
     if (op.status === 'Failed') throw new BerthError(op.error?.code ?? Codes.InternalServerError, op.error?.message ?? 'The operation failed.', 500);
     return reply.code(200).send();
   });
+}
+
+/**
+ * ARM's `/metadata/endpoints` in the shape of each api-version clients send: 2015-01-01's (Debian's
+ * az through msrestazure), the list of clouds of 2019-05-01 and 2020-06-01, and from 2022-09-01 the
+ * one cloud (today's az; it needs `name`, `authentication` and `suffixes`). Logins go to berth's
+ * ADFS-style endpoint; berth has no storage, registry or database suffixes to give.
+ */
+export function cloudMetadata(base: string, apiVersion: string | undefined) {
+  const authentication = { loginEndpoint: `${base}/adfs`, audiences: [`${base}/`], tenant: 'adfs', identityProvider: 'ADFS' };
+  if (!apiVersion || apiVersion < '2019-05-01')
+    return { galleryEndpoint: `${base}/`, graphEndpoint: `${base}/`, portalEndpoint: `${base}/`, authentication };
+  const cloud = {
+    name: 'berth', portal: `${base}/`, resourceManager: `${base}/`, gallery: `${base}/`, graph: `${base}/`, graphAudience: `${base}/`,
+    microsoftGraphResourceId: `${base}/`, authentication, suffixes: {},
+  };
+  return apiVersion < '2022-09-01' ? [cloud] : cloud;
 }

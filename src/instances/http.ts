@@ -5,6 +5,7 @@ import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { WebSocketServer } from 'ws';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import { ACI_API_VERSIONS, isAciApiVersion, responseForVersion } from './api-versions.js';
 import { registerArmRoutes } from './arm.js';
 import type { Authenticator, Identity } from './auth.js';
 import { operationPath, renderGroup } from './render.js';
@@ -13,9 +14,6 @@ import { checkJsonShape } from './json-limits.js';
 import { CALLER, PUBLIC, SUBSCRIPTION, type RouteInfo } from './route-scope.js';
 import { canonicalTarget, describePath } from './request-target.js';
 import { parseExecRequest, runAttach, runExec, type StreamSession } from './streams.js';
-
-/** ACI api-versions berth answers: the SDK's (2023-05-01) and Debian's az CLI's (2022-10-01-preview) among them. */
-export const SUPPORTED_API_VERSIONS = ['2023-05-01', '2022-10-01-preview', '2022-09-01', '2021-10-01', '2021-09-01', '2021-07-01', '2021-03-01'];
 
 export interface HttpOptions {
   service: InstancesService;
@@ -146,8 +144,8 @@ export function buildServer(o: HttpOptions): FastifyInstance {
       throw new BerthError(Codes.MissingApiVersionParameter, "The api-version query parameter (?api-version=) is required for all requests.", 400);
     // ACI's own versions for its provider; the ARM routes around it (subscriptions, resource groups) take any.
     const aci = (req.routeOptions.url ?? req.url).toLowerCase().includes(`/providers/${PROVIDER.toLowerCase()}`);
-    if (typeof v !== 'string' || (aci ? !SUPPORTED_API_VERSIONS.includes(v) : !dateVersion.test(v)))
-      throw new BerthError(Codes.InvalidApiVersionParameter, `The api-version '${String(v).slice(0, 100)}' is invalid. The supported versions are '${SUPPORTED_API_VERSIONS.join(',')}'.`, 400);
+    if (typeof v !== 'string' || (aci ? !isAciApiVersion(v) : !dateVersion.test(v)))
+      throw new BerthError(Codes.InvalidApiVersionParameter, `The api-version '${String(v).slice(0, 100)}' is invalid. The supported versions are '${ACI_API_VERSIONS.join(',')}'.`, 400);
     if (scope === 'subscription') {
       const sub = (req.params as { sub?: string }).sub;
       if (typeof sub !== 'string') throw new BerthError(Codes.InternalServerError, 'A subscription-scoped route has no subscription.', 500);
@@ -164,6 +162,8 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     return `${req.protocol}://${a.includes(':') ? `[${a}]` : a}:${req.socket.localPort}`;
   };
   const apiVersion = (req: FastifyRequest) => (req.query as Record<string, string>)['api-version'];
+  // Each response in the shapes of the api-version it was asked in (api-versions.ts).
+  app.addHook('preSerialization', async (req, _reply, payload) => responseForVersion(apiVersion(req), payload));
   const lro = (req: FastifyRequest, reply: FastifyReply, sub: string, loc: string, opId: string) => {
     const url = `${base(req)}${operationPath(sub, loc, opId)}?api-version=${apiVersion(req)}`;
     reply.header('Azure-AsyncOperation', url).header('Location', url).header('Retry-After', '1');
@@ -194,7 +194,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     app.post<{ Params: Params }>(`${G}/${action}`, SUBSCRIPTION, async (req, reply) => {
       const { sub, rg, name } = req.params;
       const op = await o.service.setRunState(sub, rg, name, action);
-      // As ACI: stop answers 204 at once; start (202) and restart (204) are LROs to poll.
+      // As ACI: stop answers 204 once the group has stopped; start (202) and restart (204) are LROs to poll.
       if (action === 'stop') return reply.code(204).send();
       lro(req, reply, sub, op.location, op.id);
       return reply.code(action === 'start' ? 202 : 204).send();

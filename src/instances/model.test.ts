@@ -57,3 +57,24 @@ test('secrets are kept for the agent but never rendered back', () => {
   assert.match(shown, /"name":"S"/);
   assert.match(shown, /"username":"u"/);
 });
+
+test('what berth cannot honour yet is refused by name, in any version\'s field, never dropped', () => {
+  const refused = (props: Record<string, unknown>, container: Record<string, unknown> = {}, root: Record<string, unknown> = {}) =>
+    code(() => parseGroupSpec({ ...body(props, container), ...root }));
+  assert.deepEqual(refused({ confidentialComputeProperties: { ccePolicy: 'x' } }), ['UnsupportedFeature', 'properties.confidentialComputeProperties']);
+  assert.deepEqual(refused({ priority: 'Spot' }), ['UnsupportedFeature', 'properties.priority']);
+  assert.deepEqual(refused({ standbyPoolProfile: { id: '/subscriptions/s/pool' } }), ['UnsupportedFeature', 'properties.standbyPoolProfile']);
+  assert.deepEqual(refused({ containerGroupProfile: { id: '/subscriptions/s/p', revision: 1 } }), ['UnsupportedFeature', 'properties.containerGroupProfile']);
+  assert.deepEqual(refused({ sku: 'Confidential' }), ['UnsupportedFeature', 'properties.sku']);
+  assert.deepEqual(refused({ dnsConfig: { nameServers: ['10.0.0.10'] } }), ['UnsupportedFeature', 'properties.dnsConfig']);
+  assert.deepEqual(refused({}, { configMap: { keyValuePairs: { a: 'b' } } }), ['UnsupportedFeature', 'properties.containers[0].properties.configMap']);
+  assert.deepEqual(refused({}, { environmentVariables: [{ name: 'A', value: '1' }, { name: 'S', secureValueReference: 'kv' }] }),
+    ['UnsupportedFeature', 'properties.containers[0].properties.environmentVariables[1].secureValueReference']);
+  assert.deepEqual(refused({ volumes: [{ name: 'v', secretReference: { a: 'kv' } }] }), ['UnsupportedFeature', 'properties.volumes[0].secretReference']);
+  assert.deepEqual(refused({}, {}, { zones: ['1'] }), ['UnsupportedFeature', 'zones']);
+  assert.deepEqual(refused({ sku: 'Large' }), ['InvalidRequestContent', 'properties.sku']);
+  // what clients send as defaults or empties changes nothing and passes
+  for (const ok of [{ priority: 'Regular', sku: 'Standard' }, { priority: null, dnsConfig: null, confidentialComputeProperties: {}, subnetIds: [], extensions: [] }])
+    assert.equal(refused(ok), undefined, JSON.stringify(ok));
+  assert.equal(refused({}, { configMap: { keyValuePairs: {} } }, { zones: [] }), undefined);
+});

@@ -1,6 +1,7 @@
 // The container group model: ARM request bodies validated into a typed spec, and specs rendered back.
 import { BerthError, Codes } from '../lib/errors.js';
 import { parseReference } from '../lib/image-reference.js';
+import { refuseUnsupported } from './unsupported.js';
 
 import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from '../agent/types.js';
 export type { ContainerDef, GroupSpec } from '../agent/types.js';
@@ -119,6 +120,7 @@ const unsupported = (target: string, what: string): never =>
 export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { spec: GroupSpec; location?: string; tags: Record<string, string> } {
   const root = obj(body, 'body');
   if (!root) throw new BerthError(Codes.InvalidRequestContent, 'The request body must be a JSON object.');
+  refuseUnsupported(root);
   const location = str(root.location, 'location');
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(obj(root.tags, 'tags', false) ?? {})) tags[k] = str(v, `tags.${k}`, true);
@@ -126,11 +128,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
 
   const osType = enumOf(p.osType, 'properties.osType', ['Linux', 'Windows'] as const, Codes.InvalidOsType, 'Linux');
   if (osType !== 'Linux') unsupported('properties.osType', 'Windows containers are');
-  for (const k of ['subnetIds', 'diagnostics', 'encryptionProperties', 'confidentialComputeProperties', 'extensions'])
-    if (p[k] !== undefined && p[k] !== null && !(Array.isArray(p[k]) && (p[k] as Json[]).length === 0))
-      unsupported(`properties.${k}`, `'properties.${k}'`);
-  if (root.identity !== undefined && root.identity !== null) unsupported('identity', 'Managed identity');
-  if (p.sku !== undefined && p.sku !== null) enumOf(p.sku, 'properties.sku', ['Standard'] as const, Codes.InvalidRequestContent);
 
   const restartPolicy = enumOf(p.restartPolicy, 'properties.restartPolicy', ['Always', 'OnFailure', 'Never'] as const, Codes.InvalidRestartPolicy, 'Always');
 
@@ -142,7 +139,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
       bad(Codes.InvalidVolume, `${t}.name`, `The volume name '${name}' is invalid: use 1 to 63 lowercase letters, numbers and dashes.`);
     const kinds = ['emptyDir', 'secret', 'azureFile', 'gitRepo'].filter((k) => o[k] !== undefined && o[k] !== null);
     if (kinds.length !== 1) bad(Codes.InvalidVolume, t, `The volume '${name}' must have exactly one of emptyDir, secret, azureFile or gitRepo.`);
-    if (kinds[0] === 'azureFile') unsupported(`${t}.azureFile`, 'Azure File volumes are');
     if (kinds[0] === 'gitRepo') return { name, gitRepo: gitRepo(o.gitRepo, `${t}.gitRepo`, name) };
     if (kinds[0] === 'emptyDir') {
       obj(o.emptyDir, `${t}.emptyDir`);
@@ -191,7 +187,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
     } catch (e) {
       bad(Codes.InvalidImage, `${t}.properties.image`, (e as Error).message);
     }
-    if (cp.securityContext !== undefined && cp.securityContext !== null) unsupported(`${t}.properties.securityContext`, `'securityContext'`);
     const command = arr(cp.command, `${t}.properties.command`).map((a, j) => str(a, `${t}.properties.command[${j}]`, true));
     return { cp, name, image, command };
   };
@@ -215,7 +210,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
       bad(Codes.InvalidCpuRequest, `${t}.properties.resources.requests.cpu`, `The CPU request '${show(req.cpu)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxCpuPerContainer}.`);
     if (mem === undefined || mem <= 0 || mem > limits.maxMemoryGBPerContainer)
       bad(Codes.InvalidMemoryRequest, `${t}.properties.resources.requests.memoryInGB`, `The memory request '${show(req.memoryInGB)}' of container '${name}' is invalid: it must be more than 0 and at most ${limits.maxMemoryGBPerContainer} GB.`);
-    if (req.gpu !== undefined && req.gpu !== null) unsupported(`${t}.properties.resources.requests.gpu`, 'GPU resources are');
     let lim: ContainerDef['limits'];
     const rl = obj(res.limits, `${t}.properties.resources.limits`, false);
     if (rl) {
@@ -225,7 +219,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
         bad(Codes.InvalidCpuLimit, `${t}.properties.resources.limits.cpu`, `The CPU limit ${lc} of container '${name}' must be at least its request (${cpu}) and at most ${limits.maxCpuPerContainer}.`);
       if (lm !== undefined && (lm < mem || lm > limits.maxMemoryGBPerContainer))
         bad(Codes.InvalidMemoryLimit, `${t}.properties.resources.limits.memoryInGB`, `The memory limit ${lm} GB of container '${name}' must be at least its request (${mem} GB) and at most ${limits.maxMemoryGBPerContainer} GB.`);
-      if (rl.gpu !== undefined && rl.gpu !== null) unsupported(`${t}.properties.resources.limits.gpu`, 'GPU resources are');
       lim = { ...(lc !== undefined && { cpu: lc }), ...(lm !== undefined && { memoryInGB: lm }) };
     }
     const volumeMounts = mounts(cp.volumeMounts, `${t}.properties.volumeMounts`, name, volumeNames);
@@ -276,7 +269,6 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
   const imageRegistryCredentials = arr(p.imageRegistryCredentials, 'properties.imageRegistryCredentials').map((c, i) => {
     const t = `properties.imageRegistryCredentials[${i}]`;
     const o = obj(c, t)!;
-    if (o.identity !== undefined && o.identity !== null) unsupported(`${t}.identity`, 'Registry credentials by managed identity are');
     return { server: str(o.server, `${t}.server`, true), username: str(o.username, `${t}.username`, true), password: str(o.password, `${t}.password`, true) };
   });
 

@@ -1,9 +1,10 @@
-// Every response of every ACI operation validates against the 2023-05-01 spec's declared schema.
+// Every response of every ACI operation validates against the declared schema of the api-version asked (2023-05-01 and 2025-09-01 specs).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
+import { ACI_API_VERSIONS } from '../../src/instances/api-versions.js';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
-import { allOperations, responseSchema, validate } from '../helpers/swagger.js';
+import { SPEC_VERSIONS, Spec } from '../helpers/swagger.js';
 import { Api, endE2e, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btschema0';
@@ -12,7 +13,6 @@ let registry: TestRegistry;
 let berth: BerthProcess;
 let api: Api;
 let image: string;
-const covered = new Set<string>();
 
 before(async () => {
   registry = await startRegistry();
@@ -22,15 +22,15 @@ before(async () => {
 });
 after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));
 
-/** Calls the API and checks the body against what the spec declares for that operation and status. */
-async function call(method: string, path: string, body?: unknown) {
-  const r = await api.req(method, path, body);
-  const declared = responseSchema(method, path, r.status);
+/** Calls the API in the spec's api-version and checks the body against what the spec declares for that operation and status. */
+async function callIn(spec: Spec, covered: Set<string>, method: string, path: string, body?: unknown) {
+  const r = await api.req(method, path, body, { apiVersion: spec.version });
+  const declared = spec.responseSchema(method, path, r.status);
   assert.ok(declared, `${method} ${path} is an operation of the spec`);
   assert.ok(!declared.operationId.includes('not declared'), `${declared.operationId} for ${method} ${path}: ${r.text}`);
   covered.add(declared.operationId);
   if (declared.schema) {
-    const errors = validate(r.body, declared.schema);
+    const errors = spec.validate(r.body, declared.schema);
     assert.deepEqual(errors, [], `${declared.operationId} ${r.status}: ${r.text.slice(0, 2000)}`);
   } else assert.equal(r.text, '', `${declared.operationId} ${r.status} declares no body`);
   return r;
@@ -63,7 +63,10 @@ const full = () => ({
   },
 });
 
-test('every operation answers in the shape the ACI spec declares', async () => {
+for (const version of SPEC_VERSIONS) test(`every operation answers in the shape the ${version} spec declares`, async () => {
+  const spec = new Spec(version);
+  const covered = new Set<string>();
+  const call = (method: string, path: string, body?: unknown) => callIn(spec, covered, method, path, body);
   const put = await call('PUT', G('full'), full());
   assert.equal(put.status, 201);
   assert.equal((await api.waitOp(put.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
@@ -105,6 +108,31 @@ test('every operation answers in the shape the ACI spec declares', async () => {
   await api.waitOp(del.headers.get('azure-asyncoperation')!);
   assert.equal((await call('DELETE', G('full'))).status, 204);
 
-  const all = allOperations();
+  // container group profiles and NGroups are not berth's yet (another issue)
+  const all = spec.allOperations((path) => !/containerGroupProfiles|ngroups/i.test(path));
   assert.deepEqual(all.filter((op) => !covered.has(op)), [], 'every operation of the spec was exercised');
+});
+
+test('every published api-version is answered, each in its own shapes; an unknown one is refused', async () => {
+  const put = await api.req('PUT', G('versions'), full(), { apiVersion: '2017-08-01-preview' });
+  assert.equal(put.status, 201, put.text);
+  await api.waitOp(put.headers.get('azure-asyncoperation')!);
+  await api.waitFor('the group Running', async () => (await api.req('GET', G('versions'))).body.properties.instanceView.state === 'Running', 20_000);
+  // the first preview: the group's state as `state`, only Azure File volumes, no DNS names, no init containers or sku
+  const first = (await api.req('GET', G('versions'), undefined, { apiVersion: '2017-08-01-preview' })).body.properties;
+  assert.equal(first.state, 'Running');
+  assert.ok(!('instanceView' in first) && !('initContainers' in first) && !('sku' in first), JSON.stringify(first));
+  assert.deepEqual(first.ipAddress, { type: 'Public', ports: [{ port: 8091, protocol: 'TCP' }], ip: '127.0.0.1' });
+  // before probes (2018-06-01) and init containers (2019-12-01); before the DNS label scope (2022-10-01-preview)
+  const v2018 = (await api.req('GET', G('versions'), undefined, { apiVersion: '2018-04-01' })).body.properties;
+  assert.ok(!('livenessProbe' in v2018.containers[0].properties) && !('initContainers' in v2018) && v2018.ipAddress.fqdn, JSON.stringify(v2018));
+  const v2021 = (await api.req('GET', G('versions'), undefined, { apiVersion: '2021-10-01' })).body.properties;
+  assert.ok(v2021.initContainers && v2021.containers[0].properties.livenessProbe && !('autoGeneratedDomainNameLabelScope' in v2021.ipAddress));
+  const listed = (await api.req('GET', `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups`, undefined, { apiVersion: '2018-04-01' })).body;
+  assert.ok(listed.value.every((g: { properties: object }) => !('initContainers' in g.properties)));
+  for (const v of ACI_API_VERSIONS) assert.equal((await api.req('GET', G('versions'), undefined, { apiVersion: v })).status, 200, v);
+  const unknown = await api.req('GET', G('versions'), undefined, { apiVersion: '2023-05-02' });
+  assert.equal(unknown.status, 400);
+  assert.equal(unknown.body.error.code, 'InvalidApiVersionParameter');
+  await api.deleteAndWait('rg', 'versions');
 });

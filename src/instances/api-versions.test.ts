@@ -45,6 +45,7 @@ test('a version sees only what it knows of a group; the first preview has its ow
   assert.equal((old.properties as Record<string, unknown>).state, 'Running');
   assert.deepEqual(old.properties.ipAddress, { type: 'Public', ports: [{ port: 80, protocol: 'TCP' }], ip: '127.0.0.1' });
   assert.deepEqual(old.properties.volumes, [{ name: 'v' }]);
+  assert.deepEqual(groupForVersion('2017-12-01-preview', rendered()).properties.ipAddress, { type: 'Public', ports: [{ port: 80, protocol: 'TCP' }], ip: '127.0.0.1' });
   assert.deepEqual(old.properties.containers[0].properties.ports, [{ port: 80 }]);
   assert.deepEqual(old.properties.containers[0].properties.instanceView.events, [{ count: 1, message: 'm', type: 'Normal' }]);
   for (const k of ['initContainers', 'sku']) assert.ok(!(k in old.properties), k);

@@ -45,16 +45,20 @@ export function resourceTypesOf(v: AciApiVersion): AciResourceType[] {
  * version's responses. The parts every version has (name, image, command, ports, resources,
  * environment, volume mounts, the containers' instance views, ipAddress type/ports/ip, osType,
  * restartPolicy, provisioningState) are not listed.
+ * Read in the specs themselves: the 2017-08/10/12 and 2018-02 previews' (up to the DNS label) and
+ * the 2023-05-01 and 2025-09-01 ones (api-versions.test.ts checks against these two). The versions
+ * of probes, init containers, sku and the DNS label scope follow Azure's published changelog (the
+ * 2022-10-01-preview SDK has the scope; 2023-05-01 has them all).
  */
 export const GROUP_FIELDS = {
   'properties.instanceView': '2017-10-01-preview',
   'properties.volumes[].emptyDir': '2017-10-01-preview',
-  'properties.volumes[].secret': '2017-10-01-preview',
-  'properties.volumes[].gitRepo': '2017-10-01-preview',
+  'properties.containers[].properties.ports[].protocol': '2017-10-01-preview',
   'properties.containers[].properties.instanceView.events[].name': '2017-10-01-preview',
-  'properties.containers[].properties.ports[].protocol': '2017-12-01-preview',
-  'properties.ipAddress.dnsNameLabel': '2017-12-01-preview',
-  'properties.ipAddress.fqdn': '2017-12-01-preview',
+  'properties.volumes[].secret': '2017-12-01-preview',
+  'properties.volumes[].gitRepo': '2017-12-01-preview',
+  'properties.ipAddress.dnsNameLabel': '2018-02-01-preview',
+  'properties.ipAddress.fqdn': '2018-02-01-preview',
   'properties.containers[].properties.livenessProbe': '2018-06-01',
   'properties.containers[].properties.readinessProbe': '2018-06-01',
   'properties.initContainers': '2019-12-01',

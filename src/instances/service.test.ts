@@ -1,6 +1,7 @@
 // InstancesService's O(1) create checks (host ports, quotas) against a real SQLite store and a stand-in agent.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { AgentHandle, GroupStatus } from '../agent/types.js';
 import { isBerthError } from '../lib/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
 import { InstancesService } from './service.js';
@@ -61,6 +62,37 @@ test('quotas count groups and cores per subscription and location, and free them
   await gone(svc, 'sub', 'rg', 'a');
   assert.deepEqual(await svc.usage('sub', 'local'), { containerGroups: { current: 1, limit: 2 }, standardCores: { current: 0.7, limit: 1 } });
   assert.equal(await code(svc.createOrUpdate('sub', 'rg', 'c', body({ cpu: 0.3 }))), 'ok');
+  await svc.stop();
+  await store.close();
+});
+
+test('stop returns when the agent reports the group stopped, or when a later start supersedes it; never before', async () => {
+  const store = new SqliteStore(':memory:');
+  // an agent that reports what it is told to, when the test says so
+  let report!: (s: GroupStatus) => void;
+  const applied: { uid: string; generation: number; state: string }[] = [];
+  const agent: AgentHandle = { ...fakeAgent(), onStatus: (fn) => void (report = fn), apply: (d) => void applied.push(d) };
+  const svc = new InstancesService(store, agent);
+  await svc.start();
+  await svc.createOrUpdate('sub', 'rg', 'g', body());
+  const status = (generation: number, state: GroupStatus['state']): GroupStatus => ({ uid: applied[0].uid, generation, provisioning: 'Succeeded', state, containers: {}, events: [] });
+  report(status(1, 'Running'));
+  const settled = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
+
+  const stopping = svc.setRunState('sub', 'rg', 'g', 'stop');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(applied.at(-1), { ...applied.at(-1)!, generation: 2, state: 'Stopped' }, 'the agent was told to stop it');
+  report(status(1, 'Running')); // an older report does not end the wait
+  assert.equal(await settled(stopping, 300), false);
+  report(status(2, 'Stopped'));
+  assert.equal(await settled(stopping, 10_000), true);
+
+  const again = svc.setRunState('sub', 'rg', 'g', 'stop');
+  await new Promise((r) => setTimeout(r, 100));
+  await svc.setRunState('sub', 'rg', 'g', 'start'); // superseded before the agent got to it
+  report(status(4, 'Running'));
+  assert.equal(await settled(again, 10_000), true);
+  assert.equal((await svc.get('sub', 'rg', 'g')).record.state, 'Running');
   await svc.stop();
   await store.close();
 });

@@ -460,7 +460,8 @@ export class InstancesService {
         throw new BerthError(Codes.ContainerGroupNotRunning, `The container group '${name}' is stopped; start it instead.`, 409, name);
       const rec: GroupRecord = { ...cur.value, state: kind === 'stop' ? 'Stopped' : 'Running', generation: cur.value.generation + 1 };
       const op = this.newOp(rec, kind);
-      const stopped = kind === 'stop' ? this.untilStatus(rec.uid, (s) => s.generation >= rec.generation && s.state === 'Stopped') : undefined;
+      // done when stopped, or when a later change (a start meanwhile) has superseded this stop
+      const stopped = kind === 'stop' ? this.untilStatus(rec.uid, (s) => s.generation > rec.generation || (s.generation === rec.generation && s.state === 'Stopped')) : undefined;
       if (await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: rec }, { put: opKey(op.id), value: op }])) {
         await stopped?.wait();
         return op;

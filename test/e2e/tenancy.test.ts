@@ -91,3 +91,27 @@ test('resource groups are resources: create, read, list, and delete with the con
   const left = await api.req('GET', '/subscriptions/sub-a/resourceGroups/team/providers/Microsoft.ContainerInstance/containerGroups');
   assert.deepEqual(left.body.value, []);
 });
+
+test("ARM's cloud metadata answers without a token, in the shape of each api-version clients send, doubled slashes too", async () => {
+  const B = berth.httpsUrl;
+  const get = async (path: string) => {
+    const r = await fetch(`${B}${path}`);
+    return { status: r.status, body: await r.json() as any };
+  };
+  // Debian's az (msrestazure): 2015-01-01, after a doubled slash when the endpoint ends in '/'
+  const old = await get('//metadata/endpoints?api-version=2015-01-01');
+  assert.equal(old.status, 200);
+  assert.deepEqual(old.body.authentication, { loginEndpoint: `${B}/adfs`, audiences: [`${B}/`], tenant: 'adfs', identityProvider: 'ADFS' });
+  assert.equal(old.body.graphEndpoint, `${B}/`);
+  // today's az: 2022-09-01, one cloud with its name, endpoints and suffixes
+  const now = await get('//metadata/endpoints?api-version=2022-09-01');
+  assert.equal(now.status, 200);
+  assert.equal(now.body.resourceManager, `${B}/`);
+  assert.equal(now.body.authentication.loginEndpoint, `${B}/adfs`);
+  assert.ok(now.body.name && typeof now.body.suffixes === 'object', JSON.stringify(now.body));
+  // 2019-05-01 and 2020-06-01: a list of clouds
+  const list = await get('/metadata/endpoints?api-version=2019-05-01');
+  assert.deepEqual(list.body, [now.body]);
+  // nothing else is public: an ARM route without a token is still refused
+  assert.equal((await fetch(`${B}//subscriptions?api-version=2022-09-01`)).status, 401);
+});

@@ -137,7 +137,8 @@ export async function startServer(cfg: ServerConfig) {
       h.reset();
     }, 1000).unref();
   }
-  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone, location: cfg.location });
+  // a stop waits out the grace, then the kill and the teardown: a minute more than the grace before it answers anyway
+  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: (cfg.stopGraceSeconds + 60) * 1000 });
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();

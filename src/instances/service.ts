@@ -82,7 +82,7 @@ export interface ServiceOptions {
   quotas?: Quotas;
   /** The DNS zone group fqdns are made in: `<label>.<location>.<zone>`. */
   dnsZone?: string;
-  /** How long a stop waits for the agent to report the group stopped before it answers anyway. Default 120 s. */
+  /** How long a stop waits for the agent to report the group stopped before it answers anyway (the record says Stopped already). Default 120 s. */
   stopWaitMs?: number;
 }
 

@@ -1,6 +1,7 @@
 // The ARM around the ACI provider: cloud metadata, the ADFS-style login az uses, subscriptions and resource groups.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError, Codes } from '../lib/errors.js';
+import { baseUrl as baseOf } from './base-url.js';
 import { OAuthError } from './auth.js';
 import type { HttpOptions } from './http.js';
 import { CALLER, PUBLIC, SUBSCRIPTION } from './route-scope.js';
@@ -8,7 +9,6 @@ import type { ResourceGroupRecord } from './service.js';
 
 type P = { sub: string; rg: string; op: string; tenant: string };
 
-const baseOf = (req: FastifyRequest) => `${req.protocol}://${req.headers.host ?? req.hostname}`;
 
 export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
   // ARM's cloud metadata, read by `az cloud register --endpoint-resource-manager` before anything has a token.

@@ -95,3 +95,19 @@ test('malformed requests get ARM envelopes and create nothing', async () => {
   // ARM matches location names without case and spaces; the served name is what is stored
   assert.equal((await call('PUT', `${G('sub-a', 'spelled')}?api-version=2023-05-01`, A, group({ location: 'LO CAL' }))).body?.location, 'local');
 });
+
+test('a Host header that is not a host[:port] is never echoed into the URLs berth answers with', async () => {
+  for (const host of ['evil.example/x?', 'a b', 'x"y']) {
+    const meta = await app.inject({ method: 'GET', url: '/metadata/endpoints?api-version=2022-09-01', headers: { host } });
+    assert.equal(meta.statusCode, 200);
+    assert.ok(!meta.body.includes(host), `${host}: ${meta.body.slice(0, 200)}`);
+    const put = await app.inject({
+      method: 'PUT', url: `${G('sub-a', 'hosted')}?api-version=2023-05-01`, payload: JSON.stringify(group()),
+      headers: { host, authorization: `Bearer ${A}`, 'content-type': 'application/json' },
+    });
+    assert.ok(put.statusCode < 300, put.body);
+    assert.ok(!String(put.headers['azure-asyncoperation']).includes(host), String(put.headers['azure-asyncoperation']));
+  }
+  const named = await app.inject({ method: 'GET', url: '/metadata/endpoints?api-version=2022-09-01', headers: { host: 'berth.example:8743' } });
+  assert.match(named.body, /https?:\/\/berth\.example:8743\//, 'a real host name is kept');
+});

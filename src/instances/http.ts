@@ -10,6 +10,7 @@ import { registerArmRoutes } from './arm.js';
 import type { Authenticator, Identity } from './auth.js';
 import { operationPath, renderGroup } from './render.js';
 import { GROUP_TYPE, PROVIDER, type InstancesService } from './service.js';
+import { baseUrl as base } from './base-url.js';
 import { checkJsonShape } from './json-limits.js';
 import { CALLER, PUBLIC, SUBSCRIPTION, type RouteInfo } from './route-scope.js';
 import { canonicalTarget, describePath } from './request-target.js';
@@ -34,8 +35,6 @@ declare module 'fastify' {
 const dateVersion = /^\d{4}-\d{2}-\d{2}(-preview|-beta|-alpha)?$/;
 /** Exec/attach sessions handed out and not yet used: a bound, so a caller cannot fill memory with them. */
 const MAX_PENDING_SESSIONS = 1000;
-/** A Host header berth may put back into the URLs it answers with (operation status, nextLink, WebSocket). */
-const HOST_HEADER = /^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\])(?::\d{1,5})?$/;
 /** Why the router was handed a placeholder for a request target that has no one meaning. */
 const refusedTargets = new WeakMap<IncomingMessage, BerthError>();
 const REFUSED_TARGET = '/.berth-refused-target';
@@ -153,14 +152,6 @@ export function buildServer(o: HttpOptions): FastifyInstance {
     }
   });
 
-  // The URLs berth answers with (operation status, nextLink, WebSocket) use the Host the client sent
-  // when it is a plain host[:port], else the address the request came in on.
-  const base = (req: FastifyRequest) => {
-    const host = req.headers.host;
-    if (host && HOST_HEADER.test(host)) return `${req.protocol}://${host}`;
-    const a = req.socket.localAddress ?? '127.0.0.1';
-    return `${req.protocol}://${a.includes(':') ? `[${a}]` : a}:${req.socket.localPort}`;
-  };
   const apiVersion = (req: FastifyRequest) => (req.query as Record<string, string>)['api-version'];
   // Each response in the shapes of the api-version it was asked in (api-versions.ts).
   app.addHook('preSerialization', async (req, _reply, payload) => responseForVersion(apiVersion(req), payload));

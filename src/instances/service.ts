@@ -240,7 +240,7 @@ export class InstancesService {
     this.pendingStatus.clear();
     if (batch.length === 0) return;
     const t0 = performance.now();
-    await this.store.txn([], batch.filter((s) => this.live.has(s.uid)).map((s) => ({ put: statusKey(s.uid), value: s })));
+    await this.store.txn({ then: batch.filter((s) => this.live.has(s.uid)).map((s) => ({ put: statusKey(s.uid), value: s })) });
     if (tracing) {
       traceSince(`batch-${batch.length}`, 'status.flush', t0);
       for (const s of batch) if (s.state === 'Running') traceSince(s.uid, 'status.running', t0);
@@ -254,7 +254,7 @@ export class InstancesService {
     const rec = key ? await this.store.get<GroupRecord>(key) : undefined;
     // Only the deleting record of this uid goes: a group re-created under the same name stays.
     const ops = rec && rec.value.uid === uid && rec.value.deleting ? [{ delete: rec.key }] : [];
-    await this.store.txn([], [...ops, { delete: statusKey(uid) }]);
+    await this.store.txn({ then: [...ops, { delete: statusKey(uid) }] });
     if (rec) await this.finishResourceGroupDelete(rec.value.subscriptionId, rec.value.resourceGroup);
   }
 
@@ -299,10 +299,10 @@ export class InstancesService {
       // A group's resource group comes into being with it, as when `az group create` had been run.
       const rgOps = rgKv ? [] : [{ put: rgKey(sub, rg), value: this.newRg(sub, rg, rec.location, {}) }];
       // The record and its operation land together or not at all: a crash here leaves no half-created group.
-      if (await this.store.txn(
-        [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares],
-        [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops],
-      )) {
+      if ((await this.store.txn({
+        if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares],
+        then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops],
+      })).succeeded) {
         traceSince(rec.uid, 'put', t0);
         return { created: !old, view: await this.view(rec), operation: op };
       }
@@ -318,7 +318,7 @@ export class InstancesService {
       const cur = await this.store.get<GroupRecord>(key);
       if (!cur) throw notFound(name);
       const rec = { ...cur.value, tags };
-      if (await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: rec }])) return this.view(rec);
+      if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: rec }] })).succeeded) return this.view(rec);
     }
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
   }
@@ -336,7 +336,7 @@ export class InstancesService {
     if (cur && locationKey(cur.value.location) !== locationKey(b.location))
       throw new BerthError('InvalidResourceGroupLocation', `Invalid resource group location '${b.location.slice(0, 100)}'. The Resource group already exists in location '${cur.value.location}'.`, 409);
     const rec = cur ? { ...cur.value, tags } : this.newRg(sub, rg, this.servedLocation(b.location, 'resourceGroup'), tags);
-    if (!(await this.store.txn([{ key, modRevision: cur?.modRevision ?? 0 }], [{ put: key, value: rec }])))
+    if (!(await this.store.txn({ if: [{ key, modRevision: cur?.modRevision ?? 0 }], then: [{ put: key, value: rec }] })).succeeded)
       throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being changed by another request; try again.`, 409);
     return { created: !cur, rg: rec };
   }
@@ -364,7 +364,7 @@ export class InstancesService {
     const op: OperationRecord = {
       id: randomUUID(), subscriptionId: sub, location: cur.value.location, kind: 'deleteResourceGroup', uid: '', groupKey: key, generation: 0, startTime: new Date().toISOString(),
     };
-    await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, deleting: true } }, { put: opKey(op.id), value: op }]);
+    await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: { ...cur.value, deleting: true } }, { put: opKey(op.id), value: op }] });
     for (const kv of await this.store.list<GroupRecord>(`/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/`))
       if (!kv.value.deleting) await this.delete(sub, kv.value.resourceGroup, kv.value.name);
     await this.finishResourceGroupDelete(sub, rg);
@@ -375,7 +375,7 @@ export class InstancesService {
     const kv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
     if (!kv?.value.deleting) return;
     if ((await this.store.list(`/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/`, { limit: 1 })).length > 0) return;
-    await this.store.txn([{ key: kv.key, modRevision: kv.modRevision }], [{ delete: kv.key }]);
+    await this.store.txn({ if: [{ key: kv.key, modRevision: kv.modRevision }], then: [{ delete: kv.key }] });
   }
 
   limitsInForce(): Limits {
@@ -438,7 +438,7 @@ export class InstancesService {
       const op = this.newOp(rec, 'delete');
       // Its DNS name goes as the deletion begins: the record stops answering and the label is free again.
       const release = rec.fqdn ? [{ delete: dnsNameKey(rec.fqdn) }] : [];
-      if (await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...release]))
+      if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...release] })).succeeded)
         return { view: await this.view(rec), operation: op };
     }
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
@@ -462,7 +462,7 @@ export class InstancesService {
       const op = this.newOp(rec, kind);
       // done when stopped, or when a later change (a start meanwhile) has superseded this stop
       const stopped = kind === 'stop' ? this.untilStatus(rec.uid, (s) => s.generation > rec.generation || (s.generation === rec.generation && s.state === 'Stopped')) : undefined;
-      if (await this.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: rec }, { put: opKey(op.id), value: op }])) {
+      if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }] })).succeeded) {
         await stopped?.wait();
         return op;
       }
@@ -522,7 +522,7 @@ export class InstancesService {
       const outcome = await this.outcome(op);
       if (outcome) {
         Object.assign(op, outcome, { endTime: new Date().toISOString() });
-        await this.store.txn([{ key: opKey(id), modRevision: kv.modRevision }], [{ put: opKey(id), value: op }]);
+        await this.store.txn({ if: [{ key: opKey(id), modRevision: kv.modRevision }], then: [{ put: opKey(id), value: op }] });
       }
     }
     return { id: op.id, name: op.id, status: op.status ?? 'InProgress', startTime: op.startTime, ...(op.endTime && { endTime: op.endTime }), ...(op.error && { error: op.error }) };

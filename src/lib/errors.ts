@@ -78,5 +78,11 @@ export const Codes = {
   ResourceDeploymentFailure: 'ResourceDeploymentFailure',
   NetworkError: 'NetworkError',
   GitRepoCloneFailed: 'GitRepoCloneFailed',
+  // store
+  /** The store (etcd) cannot be reached or did not answer in time; the outcome of a write may be unknown. */
+  ServiceUnavailable: 'ServiceUnavailable',
+  /** A watch asked for history the store has compacted away: list again, then watch after the listing's revision. */
+  Compacted: 'Compacted',
+  LeaseNotFound: 'LeaseNotFound',
   InternalServerError: 'InternalServerError',
 } as const;

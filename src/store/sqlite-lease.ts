@@ -20,7 +20,7 @@ export class SqliteLease implements Lease {
     private backend: LeaseBackend,
   ) {
     this.timer = setInterval(() => {
-      if (!this.backend.renew()) this.lost('expired');
+      if (!this.backend.renew()) this.stop('it expired');
     }, (ttlSeconds * 1000) / 3);
     this.timer.unref();
   }
@@ -31,19 +31,16 @@ export class SqliteLease implements Lease {
 
   async revoke(): Promise<void> {
     this.backend.revoke();
-    this.lost('revoked');
+    this.stop('revoked');
   }
 
-  /** The lease ended (revoked here or elsewhere, or expired): stop renewing and tell the holder. */
-  lost(why: 'revoked' | 'expired') {
-    this.stop();
-    this.backend.forget();
-    if (!this.controller.signal.aborted)
-      this.controller.abort(new BerthError(Codes.LeaseNotFound, `Lease ${this.id} was ${why}.`, 404));
-  }
-
-  /** Stops renewing (the store is closing): the lease runs out after its TTL, as after a crash. */
-  stop() {
+  /**
+   * Stops renewing and tells the holder: the lease ended (revoked, expired), or its store is closing,
+   * in which case it runs out after its TTL, as after a crash.
+   */
+  stop(why: string) {
     clearInterval(this.timer);
+    this.backend.forget();
+    if (!this.controller.signal.aborted) this.controller.abort(new BerthError(Codes.LeaseNotFound, `Lease ${this.id} is gone: ${why}.`, 404));
   }
 }

@@ -1,7 +1,7 @@
 // SQLite watches: changes from the store's event log, in revision order and each exactly once, whichever connection wrote them.
 import type Database from 'better-sqlite3';
-import { BerthError, Codes } from '../lib/errors.js';
-import type { WatchEvent, WatchOptions } from './store.js';
+import type { BerthError } from '../lib/errors.js';
+import { compactedError, type WatchEvent, type WatchOptions } from './store.js';
 
 interface EventRow {
   rev: number;
@@ -26,9 +26,6 @@ export const prefixEnd = (prefix: string) => prefix + '\u{10FFFF}';
 
 /** Revisions read from the log per step of a catch-up (each step is one synchronous read). */
 const PAGE_REVISIONS = 1000;
-
-export const compactedError = (after: number, compacted: number) =>
-  new BerthError(Codes.Compacted, `Revision ${after + 1} has been compacted; the oldest revision kept is ${compacted}.`, 410);
 
 const toEvent = (r: EventRow): WatchEvent =>
   r.value === null

@@ -160,7 +160,7 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    for (const lease of this.leases.values()) lease.stop();
+    for (const lease of [...this.leases.values()]) lease.stop('the store was closed');
     this.leases.clear();
     this.hub.close();
     this.db.close();
@@ -211,7 +211,7 @@ export class SqliteStore implements Store {
   private endLease(id: number, expiredBy: number | undefined) {
     const ended = this.endLeaseTxn.immediate(id, expiredBy);
     if (!ended) return;
-    this.leases.get(String(id))?.lost(expiredBy === undefined ? 'revoked' : 'expired');
+    this.leases.get(String(id))?.stop(expiredBy === undefined ? 'revoked' : 'it expired');
     if (ended.events.length > 0) this.committed(ended.rev, ended.events);
   }
 

@@ -1,5 +1,5 @@
 // The Store interface: a revisioned key-value store shaped after etcd's v3 API, implemented by SQLite and etcd.
-import type { BerthError } from '../lib/errors.js';
+import { BerthError, Codes } from '../lib/errors.js';
 
 export interface KeyValue<T = unknown> {
   key: string;
@@ -108,3 +108,7 @@ export interface Store {
   /** Stops watches and keep-alives (leases are not revoked: they expire after their TTL, as after a crash). */
   close(): Promise<void>;
 }
+
+/** The error a watch ends with when the revision it would resume from is gone. */
+export const compactedError = (after: number, compacted: number) =>
+  new BerthError(Codes.Compacted, `Revision ${after + 1} has been compacted; the oldest revision kept is ${compacted}.`, 410);

@@ -184,7 +184,7 @@ export function watchConformance(sut: StoreUnderTest) {
     await restarting;
     await writeRevisions(s, '/sr/b', 20);
     const end = await s.revision();
-    await waitFor('every revision', () => events.length >= end - start, 60_000);
+    await waitFor('every revision', () => events.length >= end - start, 20_000);
     stop();
     assertExactlyOnceInOrder(events, start + 1, end);
     assert.deepEqual(errors, []);

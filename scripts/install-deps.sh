@@ -5,8 +5,9 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runtime_pkgs=(runc crun conmon containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates git gcc libc6-dev)
 # Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth,
-# Debian's az CLI, python3-venv for the PyPI clients (scripts/python-clients.sh).
-test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils python3-venv)
+# Debian's az CLI, python3-venv for the PyPI clients (scripts/python-clients.sh), a real etcd for the Store
+# conformance suite.
+test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils python3-venv etcd-server etcd-client)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "${1:-}" = "--runtime-only" ] || pkgs+=("${test_pkgs[@]}")

@@ -1,5 +1,6 @@
 // The Store conformance suite: every Store backend (SQLite, etcd) must pass it unchanged.
 import { admissionConformance } from './admission.js';
+import { electionConformance } from './election.js';
 import type { StoreUnderTest } from './harness.js';
 import { kvConformance } from './kv.js';
 import { leaseConformance } from './lease.js';
@@ -12,4 +13,5 @@ export function storeConformance(sut: StoreUnderTest) {
   watchConformance(sut);
   leaseConformance(sut);
   admissionConformance(sut);
+  electionConformance(sut);
 }

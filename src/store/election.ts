@@ -123,7 +123,7 @@ export class Election {
       try {
         listing = await this.store.list(this.prefix);
       } catch {
-        if (!stopped) retry = setTimeout(() => void start(), 1000);
+        if (!stopped) (retry = setTimeout(() => void start(), 1000)).unref();
         return;
       }
       if (stopped) return;

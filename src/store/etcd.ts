@@ -5,7 +5,7 @@ import { BerthError, Codes } from '../lib/errors.js';
 import { EtcdLease } from './etcd-lease.js';
 import { call, connectClients, grpc, type EtcdClients, type KeyValueMessage, type ResponseHeader } from './etcd-rpc.js';
 import { EtcdWatch } from './etcd-watch.js';
-import type { Compare, KeyValue, Lease, Listing, Op, Store, TxnRequest, TxnResult, WatchEvent, WatchOptions } from './store.js';
+import { checkTtl, type Compare, type KeyValue, type Lease, type Listing, type Op, type Store, type TxnRequest, type TxnResult, type WatchEvent, type WatchOptions } from './store.js';
 
 export interface EtcdStoreOptions {
   /** `host:port` of each cluster member (plain gRPC; names are resolved once, at connect). */
@@ -79,6 +79,8 @@ export class EtcdStore implements Store {
   }
 
   async list<T>(prefix: string, opts: { startAfter?: string; limit?: number } = {}): Promise<Listing<T>> {
+    // etcd reads a limit of 0 as none
+    if (opts.limit === 0) return Object.assign([], { revision: await this.revision() });
     const start = this.bytes(prefix);
     const end = prefixEndBytes(start);
     let from = start;
@@ -150,6 +152,7 @@ export class EtcdStore implements Store {
   }
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
+    checkTtl(ttlSeconds);
     const res = await this.write<{ ID: string; TTL: string; error: string }>('LeaseGrant', { TTL: ttlSeconds, ID: 0 }, this.clients.lease);
     if (res.error) throw new BerthError(Codes.InvalidRequestContent, `etcd refused the lease: ${res.error}`, 400);
     const lease = new EtcdLease(res.ID, Number(res.TTL), this.clients.lease, {

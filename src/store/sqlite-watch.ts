@@ -45,6 +45,7 @@ export class WatchHub {
   constructor(private db: Database.Database) {
     this.stmts = {
       rev: db.prepare<[], { n: number }>("SELECT n FROM meta WHERE name = 'revision'"),
+      dataVersion: db.prepare<[], number>('PRAGMA data_version').pluck(),
       compacted: db.prepare<[], { n: number }>("SELECT n FROM meta WHERE name = 'compacted'"),
       events: db.prepare<[number, number], EventRow>(
         'SELECT rev, key, value, create_rev FROM events WHERE rev >= ? AND rev <= ? ORDER BY rev, seq',
@@ -98,7 +99,7 @@ export class WatchHub {
   }
 
   private readDataVersion(): number {
-    return this.db.pragma('data_version', { simple: true }) as number;
+    return this.stmts.dataVersion.get()!;
   }
 
   private dispatchFromLog(upTo: number) {
@@ -119,7 +120,7 @@ export class WatchHub {
 
   /** Delivers in order even when a watcher writes from its callback (its events queue behind these). */
   private dispatch(events: WatchEvent[]) {
-    this.queue.push(...events);
+    for (const e of events) this.queue.push(e);
     if (this.draining) return;
     this.draining = true;
     try {

@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { BerthError, Codes } from '../lib/errors.js';
 import { SqliteLease } from './sqlite-lease.js';
 import { prefixEnd, WatchHub } from './sqlite-watch.js';
-import type { Compare, KeyValue, Lease, Listing, Op, Store, TxnRequest, TxnResult, WatchEvent, WatchOptions } from './store.js';
+import { checkTtl, type Compare, type KeyValue, type Lease, type Listing, type Op, type Store, type TxnRequest, type TxnResult, type WatchEvent, type WatchOptions } from './store.js';
 
 interface Row {
   key: string;
@@ -40,6 +40,7 @@ export class SqliteStore implements Store {
   private retain: number;
   private nextAutoCompact = 0;
   private stmts;
+  private listTxn: Database.Transaction<(prefix: string, startAfter: string, limit: number) => { rows: Row[]; revision: number }>;
   private applyTxn: Database.Transaction<(req: TxnRequest) => { result: TxnResult; events: WatchEvent[] }>;
   private endLeaseTxn: Database.Transaction<(id: number, expiredBy: number | undefined) => { rev: number; events: WatchEvent[] } | undefined>;
 
@@ -82,6 +83,11 @@ export class SqliteStore implements Store {
       expired: db.prepare<[number], { id: number }>('SELECT id FROM leases WHERE expires_at <= ? ORDER BY expires_at LIMIT 100'),
     };
     this.hub = new WatchHub(db);
+    // One read transaction: the rows and the revision they were read at agree, whatever other processes write.
+    this.listTxn = db.transaction((prefix: string, startAfter: string, limit: number) => ({
+      rows: this.stmts.list.all(prefix, prefixEnd(prefix), startAfter, limit),
+      revision: this.stmts.rev.get()!.n,
+    }));
     this.applyTxn = db.transaction((req: TxnRequest) => {
       const current = this.stmts.rev.get()!.n;
       for (const c of req.if ?? []) if (!this.holds(c)) return { result: { succeeded: false, revision: current }, events: [] };
@@ -109,11 +115,8 @@ export class SqliteStore implements Store {
   }
 
   async list<T>(prefix: string, opts: { startAfter?: string; limit?: number } = {}): Promise<Listing<T>> {
-    // One read transaction: the rows and the revision they were read at agree, whatever other processes write.
-    return this.db.transaction(() => {
-      const rows = this.stmts.list.all(prefix, prefixEnd(prefix), opts.startAfter ?? '', opts.limit ?? -1);
-      return Object.assign(rows.map((r) => toKv<T>(r)), { revision: this.stmts.rev.get()!.n });
-    })();
+    const { rows, revision } = this.listTxn(prefix, opts.startAfter ?? '', opts.limit ?? -1);
+    return Object.assign(rows.map((r) => toKv<T>(r)), { revision });
   }
 
   async put(key: string, value: unknown, opts: { lease?: string } = {}): Promise<number> {
@@ -147,7 +150,7 @@ export class SqliteStore implements Store {
   }
 
   async grantLease(ttlSeconds: number): Promise<Lease> {
-    if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1) throw new BerthError(Codes.InvalidRequestContent, `A lease TTL must be a whole number of seconds, at least 1 (got ${ttlSeconds}).`, 400);
+    checkTtl(ttlSeconds);
     const { id } = this.stmts.grant.get(ttlSeconds, Date.now() + ttlSeconds * 1000)!;
     const lease = new SqliteLease(String(id), ttlSeconds, {
       renew: () => this.stmts.renew.run(Date.now() + ttlSeconds * 1000, id).changes > 0,

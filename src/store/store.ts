@@ -109,6 +109,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** Leases are whole seconds, at least one, on both stores. */
+export function checkTtl(ttlSeconds: number) {
+  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 1)
+    throw new BerthError(Codes.InvalidRequestContent, `A lease TTL must be a whole number of seconds, at least 1 (got ${ttlSeconds}).`, 400);
+}
+
 /** The error a watch ends with when the revision it would resume from is gone. */
 export const compactedError = (after: number, compacted: number) =>
   new BerthError(Codes.Compacted, `Revision ${after + 1} has been compacted; the oldest revision kept is ${compacted}.`, 410);

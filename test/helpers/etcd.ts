@@ -91,9 +91,13 @@ export async function startEtcd(opts: { parent?: string } = {}): Promise<TestEtc
     clearTimeout(timer);
   };
 
+  // A test file that fails to stop it (its runner ended it early) still takes its etcd along when it exits.
+  const onExit = () => child.pid !== undefined && child.exitCode === null && child.signalCode === null && process.kill(child.pid, 'SIGKILL');
+  process.once('exit', onExit);
   try {
     await launch();
   } catch (e) {
+    process.off('exit', onExit);
     await rm(dir, { recursive: true, force: true });
     throw e;
   }
@@ -108,6 +112,7 @@ export async function startEtcd(opts: { parent?: string } = {}): Promise<TestEtc
     kill: () => kill('SIGKILL'),
     start: launch,
     async stop() {
+      process.off('exit', onExit);
       await kill('SIGTERM');
       await rm(dir, { recursive: true, force: true });
     },

@@ -22,6 +22,10 @@
  * Built-in commands (run in a forked child, so a slow one never stalls the others):
  *   @mount SOURCE TARGET FSTYPE FLAGS DATA   mount(2); FLAGS in decimal
  *   @umount TARGET FLAGS                     umount2(2)
+ *   @loop-mount IMAGE TARGET FSTYPE FLAGS DATA
+ *                                            attaches IMAGE to a free loop device (autoclear: the
+ *                                            device detaches itself once its last user, the mount,
+ *                                            is gone) and mounts it; prints the device's path
  *   @netns-add NAME                          a named network namespace at /run/netns/NAME, as
  *                                            `ip netns add` makes it, with its loopback up
  *   @netns-del NAME                          removes it, as `ip netns delete` does
@@ -39,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <linux/loop.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <net/if.h>
@@ -257,6 +262,69 @@ static int netns_del(const char *name) {
   return errno == ENOENT ? 2 : 1;
 }
 
+/*
+ * In a forked child: what `mount -o loop` does, without mount(8) reading every mount of the host.
+ * The device is held only by this process until mount(2) takes it: if the mount fails, or this
+ * process dies before it, closing the device detaches it (autoclear), so no loop device leaks.
+ */
+static int loop_mount(const char *image, const char *target, const char *fstype, unsigned long flags, const char *data) {
+  int file = open(image, O_RDWR | O_CLOEXEC);
+  if (file < 0) {
+    fprintf(stderr, "opening %s: %s\n", image, strerror(errno));
+    return errno == ENOENT ? 2 : 1;
+  }
+  int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  if (ctl < 0) {
+    fprintf(stderr, "opening /dev/loop-control: %s\n", strerror(errno));
+    return 1;
+  }
+  char dev[64];
+  int loop = -1;
+  /* another process may configure the free device first: then ask for the next free one */
+  for (int attempt = 0; attempt < 64 && loop < 0; attempt++) {
+    int n = ioctl(ctl, LOOP_CTL_GET_FREE);
+    if (n < 0) {
+      fprintf(stderr, "finding a free loop device: %s\n", strerror(errno));
+      return 1;
+    }
+    snprintf(dev, sizeof dev, "/dev/loop%d", n);
+    int fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) continue; /* its node is not there yet */
+      fprintf(stderr, "opening %s: %s\n", dev, strerror(errno));
+      return 1;
+    }
+    struct loop_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.fd = (uint32_t)file;
+    cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+    strncpy((char *)cfg.info.lo_file_name, image, LO_NAME_SIZE - 1);
+    if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {
+      loop = fd;
+      break;
+    }
+    int e = errno;
+    close(fd);
+    if (e != EBUSY) {
+      fprintf(stderr, "attaching %s to %s: %s\n", image, dev, strerror(e));
+      return 1;
+    }
+  }
+  close(ctl);
+  close(file);
+  if (loop < 0) {
+    fprintf(stderr, "attaching %s: every free loop device was taken meanwhile\n", image);
+    return 1;
+  }
+  if (mount(dev, target, fstype, flags, data[0] ? data : NULL) != 0) {
+    fprintf(stderr, "mount %s (%s) on %s: %s\n", dev, image, target, strerror(errno));
+    return 32;
+  }
+  printf("%s\n", dev);
+  fflush(stdout); /* the caller _exits */
+  return 0;
+}
+
 static int builtin(char **argv, int argc) {
   if (strcmp(argv[0], "@netns-add") == 0 && argc == 2) return netns_add(argv[1]);
   if (strcmp(argv[0], "@netns-del") == 0 && argc == 2) return netns_del(argv[1]);
@@ -265,6 +333,7 @@ static int builtin(char **argv, int argc) {
     fprintf(stderr, "mount %s on %s: %s\n", argv[1], argv[2], strerror(errno));
     return 32;
   }
+  if (strcmp(argv[0], "@loop-mount") == 0 && argc == 6) return loop_mount(argv[1], argv[2], argv[3], strtoul(argv[4], NULL, 10), argv[5]);
   if (strcmp(argv[0], "@umount") == 0 && argc == 3) {
     if (umount2(argv[1], (int)strtoul(argv[2], NULL, 10)) == 0) return 0;
     fprintf(stderr, "umount %s: %s\n", argv[1], strerror(errno));

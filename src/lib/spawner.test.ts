@@ -1,9 +1,9 @@
 // The command runner (berth-spawnd) keeps execFile's contract: output, exit code, stdin, env, cwd, a missing binary, a timeout.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { test } from 'node:test';
 import { DEFAULT_SPAWN_HELPER, execCommand, runCommand, spawnWithSyncPipe } from './spawner.js';
 
@@ -114,5 +114,41 @@ test('built-in netns-add makes a named network namespace with its loopback up, n
     await assert.rejects(runCommand('@netns-del', [name]), (e: Error & { stderr?: string }) => /No such file/.test(e.stderr ?? ''));
   } finally {
     if (existsSync(path)) execFileSync('ip', ['netns', 'delete', name]);
+  }
+});
+
+/** Loop devices whose backing file is `file` (the kernel's own record, as losetup reads it). */
+const loopsBacking = (file: string) => readdirSync('/sys/block').filter((d) => {
+  try {
+    return readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim() === file;
+  } catch {
+    return false;
+  }
+});
+
+test('built-in loop-mount mounts an image file on a loop device that detaches itself once unmounted, also when the mount fails', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spawnd-'));
+  const image = join(dir, 'disk.img');
+  const target = join(dir, 'mnt');
+  try {
+    mkdirSync(target);
+    execFileSync('truncate', ['-s', '64M', image]);
+    // not formatted yet: the mount fails, and the device it took is free again
+    await assert.rejects(runCommand('@loop-mount', [image, target, 'ext4', '0', '']), (e: Error & { stderr?: string; code?: number }) => e.code === 32 && /mount \/dev\/loop\d+ .* on /.test(e.stderr ?? ''));
+    assert.deepEqual(loopsBacking(image), []);
+    execFileSync('mkfs.ext4', ['-q', '-F', '-O', '^has_journal', '-m', '0', image]);
+    const { stdout } = await runCommand('@loop-mount', [image, target, 'ext4', '0', 'noinit_itable']);
+    const dev = stdout.trim();
+    assert.match(dev, /^\/dev\/loop\d+$/);
+    assert.deepEqual(loopsBacking(image), [basename(dev)]);
+    assert.equal(readFileSync(`/sys/block/${basename(dev)}/loop/autoclear`, 'utf8').trim(), '1');
+    assert.match(readFileSync('/proc/self/mountinfo', 'utf8'), new RegExp(` ${target} .* - ext4 ${dev} `));
+    writeFileSync(join(target, 'f'), 'on the image');
+    await runCommand('@umount', [target, '0']);
+    assert.deepEqual(loopsBacking(image), [], 'the loop device went with the mount');
+    await assert.rejects(runCommand('@loop-mount', [join(dir, 'missing.img'), target, 'ext4', '0', '']), (e: Error & { stderr?: string; code?: number }) => e.code === 2 && /No such file/.test(e.stderr ?? ''));
+  } finally {
+    try { execFileSync('umount', [target], { stdio: 'ignore' }); } catch { /* not mounted */ }
+    rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -165,7 +165,7 @@ export async function runCommand(file: string, args: string[], opts: ExecOptions
 /**
  * Runs `file args` through berth-spawnd to completion and resolves with its outcome (it never
  * rejects: callers look at `code`, `error`). A timeout kills it with SIGKILL. berth-spawnd's
- * built-ins (`@mount`, `@umount`, `@netns-add`, `@netns-del`) are run the same way.
+ * built-ins (`@mount`, `@umount`, `@loop-mount`, `@netns-add`, `@netns-del`) are run the same way.
  */
 export async function execCommand(file: string, args: string[], opts: ExecOptions = {}): Promise<ExecResult> {
   try {

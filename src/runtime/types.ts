@@ -67,6 +67,11 @@ export interface ContainerSpec {
   pidsLimit?: number;
   /** The sandbox's address (Sandbox.ip), written into /etc/hosts for the hostname; 127.0.1.1 when absent. */
   ip?: string;
+  /**
+   * A directory for the container's writable layer (e.g. on its group's size-limited disk); it
+   * belongs to the caller, who removes it. Default: the container's own dir.
+   */
+  scratchDir?: string;
 }
 
 export type ContainerRunState = 'created' | 'running' | 'exited' | 'unknown';

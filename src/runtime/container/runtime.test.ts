@@ -106,6 +106,12 @@ describe('ContainerRuntime', () => {
     assert.equal(mounts(), 0);
   });
 
+  it('refuses to start a command the image does not have, with the reason, as when the command was PID 1', async () => {
+    await assert.rejects(rt.start(spec('nocmd', { command: ['no-such-command'] })), /exec: "no-such-command": executable file not found in \$PATH/);
+    await assert.rejects(rt.start(spec('nocmd', { command: ['/etc/passwd'] })), /exec: "\/etc\/passwd": permission denied/);
+    await rt.remove('nocmd');
+  });
+
   it('reports undefined for an unknown container', async () => {
     assert.equal(await rt.status('no-such-container'), undefined);
   });
@@ -163,7 +169,7 @@ describe('ContainerRuntime', () => {
       'mount -t tmpfs t /tmp 2>/dev/null && echo mount=ok || echo mount=denied',
       'echo x > /proc/sys/kernel/hostname 2>/dev/null && echo procsys=rw || echo procsys=ro',
       'echo hostname=$(hostname)',
-      'ls /proc/self/ns/ >/dev/null && echo pid1=$(cat /proc/1/comm)',
+      'ls /proc/self/ns/ >/dev/null && echo pid1=$(cat /proc/1/comm) parent=$PPID',
     ].join('; ')]);
     assert.equal(st.exitCode, 0, logs);
     const field = (k: string) => new RegExp(`^${k}:\\s*(\\S+)$`, 'm').exec(logs)?.[1];
@@ -178,7 +184,8 @@ describe('ContainerRuntime', () => {
     assert.match(logs, /^mount=denied$/m);
     assert.match(logs, /^procsys=ro$/m);
     assert.match(logs, /^hostname=sec$/m);
-    assert.match(logs, /^pid1=sh$/m); // own pid namespace
+    // own pid namespace, where the init is PID 1 and the command its child
+    assert.match(logs, /^pid1=init parent=1$/m);
   });
 
   it('resolves the image user and merges env', async () => {
@@ -222,14 +229,46 @@ describe('ContainerRuntime', () => {
 
   it('stops with SIGTERM when the process handles it, SIGKILL after the grace period otherwise', async () => {
     await rt.start(spec('graceful', { command: ['sh', '-c', 'trap "exit 7" TERM; while true; do sleep 0.05; done'] }));
-    await rt.start(spec('stubborn', { command: ['sleep', '30'] })); // PID 1 ignores SIGTERM without a handler
-    await sleep(100); // let the shell install its trap
+    await rt.start(spec('stubborn', { command: ['sh', '-c', 'trap "" TERM; while true; do sleep 0.05; done'] }));
+    // the init passes SIGTERM on: a command without a handler ends by it, as it would outside a container
+    await rt.start(spec('default', { command: ['sleep', '30'] }));
+    await sleep(100); // let the shells install their traps
     const t0 = Date.now();
-    const [g, s] = await Promise.all([rt.stop('graceful', 5), rt.stop('stubborn', 0.3)]);
+    const [g, s, d] = await Promise.all([rt.stop('graceful', 5), rt.stop('stubborn', 0.3), rt.stop('default', 5)]);
     assert.equal(g.exitCode, 7);
     assert.equal(s.exitCode, 137);
+    assert.equal(d.exitCode, 128 + 15);
     assert.ok(Date.now() - t0 < 4000);
     assert.equal((await rt.stop('graceful', 1)).state, 'exited'); // stopping a stopped container is fine
+  });
+
+  it('reports a death by signal N as exit code 128 + N, through the init', async () => {
+    // the command is the init's child, so it can be killed by a signal it sends itself (a PID 1 cannot)
+    const { st } = await runToEnd('signalled', ['sh', '-c', 'kill -USR1 $$; sleep 5']);
+    assert.equal(st.exitCode, 128 + 10);
+    assert.equal(st.oomKilled, false);
+  });
+
+  it('reaps every orphan: a fork bomb and exec\'d processes whose parent ended leave no zombie, and exec still forks', async () => {
+    // `sleep` never waits for children: as PID 1 it would keep every orphan a zombie until the pids limit is full
+    await rt.start(spec('reaper', { command: ['sleep', '600'], pidsLimit: 48, cpuLimit: 0.5 }));
+    const cg = (file: string) => readFileSync(join('/sys/fs/cgroup/pids', cgroupParent, 'reaper', file), 'utf8').trim();
+    // zombies stay charged to pids.current until reaped
+    const pids = () => Number(cg('pids.current'));
+    await waitFor(async () => pids() === 2); // the init, then sleep once it has forked
+    assert.equal(await execOut('reaper', ['sh', '-c', 'for i in 1 2 3 4 5 6 7 8; do sleep 0.1 & done']), '');
+    await waitFor(async () => pids() === 2);
+
+    // forks until the pids limit refuses more; then its session is ended as when a client goes away
+    const bomb = await rt.exec('reaper', ['sh', '-c', 'b() { b | b & }; b; exec sleep 1000']);
+    bomb.stdout.resume();
+    bomb.stderr.resume();
+    await waitFor(async () => Number(/max (\d+)/.exec(cg('pids.events'))?.[1]) > 0, 20_000);
+    bomb.kill();
+    assert.deepEqual(await bomb.done, { exitCode: 137 });
+    await waitFor(async () => pids() === 2, 20_000);
+    assert.equal(await execOut('reaper', ['echo', 'still forks']), 'still forks\n');
+    await rt.remove('reaper');
   });
 
   it('execs a command in a running container with pipes', async () => {
@@ -320,22 +359,29 @@ describe('ContainerRuntime', () => {
     it(`kills what an exec started when its session ends or its owner dies, leaving no process, pty or helper (${oci})`, { skip }, async () => {
       await ort.start(spec(cid, { command: ['sleep', '600'] }));
       const init = (await ort.status(cid))!.pid!;
+      // cgroup.procs leaves zombies out; pids.current counts them until they are reaped
       const procs = () => readFileSync(join('/sys/fs/cgroup/pids', cgroupParent, cid, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean).sort();
+      const pids = () => Number(readFileSync(join('/sys/fs/cgroup/pids', cgroupParent, cid, 'pids.current'), 'utf8'));
       const ptys = () => readdirSync(`/proc/${init}/root/dev/pts`).sort();
-      const before = { procs: procs(), ptys: ptys() };
-      assert.deepEqual(before.procs, [String(init)]);
+      await waitFor(async () => procs().length === 2); // the init, then its command once forked
+      const before = { procs: procs(), ptys: ptys(), pids: pids() };
+      assert.equal(before.procs.length, 2, 'the init and its command');
+      assert.ok(before.procs.includes(String(init)));
+      assert.equal(before.pids, 2);
 
       const piped = await ort.exec(cid, ['sh', '-c', 'sleep 1000 & sleep 1001 & exec sleep 1002']);
       const term = await ort.exec(cid, ['sh'], { tty: { rows: 24, cols: 80 } });
       term.stdout.resume();
       term.stdin.write('sleep 1003 &\nsleep 1004\n');
-      await waitFor(async () => procs().length === 1 + 3 + 3); // init; 3 sleeps; sh and 2 sleeps
+      await waitFor(async () => procs().length === 2 + 3 + 3); // init and command; 3 sleeps; sh and 2 sleeps
       assert.equal(ptys().length, before.ptys.length + 1);
       piped.kill();
       term.kill();
       assert.deepEqual(await piped.done, { exitCode: 137 });
       assert.deepEqual(await term.done, { exitCode: 137 });
-      assert.deepEqual({ procs: procs(), ptys: ptys() }, before);
+      // the killed sleeps' parents were killed too: the container's init reaps them, no zombie is left
+      await waitFor(async () => pids() === before.pids);
+      assert.deepEqual({ procs: procs(), ptys: ptys(), pids: pids() }, before);
       for (const p of [piped, term]) assert.ok(!existsSync(`/proc/${p.helperPid}`), `helper ${p.helperPid} is gone`);
 
       // The owner (berth) dies without a word: its end of the control socket closes, and that is enough;
@@ -352,11 +398,12 @@ describe('ContainerRuntime', () => {
       `);
       const owner = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
       await new Promise<void>((resolve) => owner.stdout!.on('data', () => resolve()));
-      await waitFor(async () => procs().length === 1 + 2);
+      await waitFor(async () => procs().length === 2 + 2);
       owner.kill('SIGKILL');
-      await waitFor(async () => procs().length === 1);
+      await waitFor(async () => procs().length === 2);
       await waitFor(async () => ptys().length === before.ptys.length);
-      assert.deepEqual({ procs: procs(), ptys: ptys() }, before);
+      await waitFor(async () => pids() === before.pids);
+      assert.deepEqual({ procs: procs(), ptys: ptys(), pids: pids() }, before);
       await waitFor(async () => execDirs().length === dirsBefore.length);
       assert.deepEqual(execDirs(), dirsBefore);
     });

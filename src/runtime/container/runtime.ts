@@ -1,5 +1,5 @@
 // Runs containers with runc under conmon; all state lives on disk so containers outlive this process.
-import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -10,10 +10,14 @@ import { runCommand, spawnWithSyncPipe } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
 import type { ContainerSpec, ContainerStatus, ExecOptions, LogOptions } from '../types.js';
 import { ExecProcess } from './exec.js';
-import { buildOciSpec, hostsFileContent, resolvConfContent } from './spec.js';
+import { commandProblem } from './lookpath.js';
+import { buildOciSpec, hostsFileContent, processArgs, resolvConfContent } from './spec.js';
 
 /** Where scripts/build-helpers.sh puts berth-exec: dist/libexec, next to dist/src. */
 const EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
+
+/** Debian's static tini (package tini): Docker's `--init`. */
+export const DEFAULT_INIT = '/usr/bin/tini-static';
 
 /** Where Debian installs the OCI runtimes. */
 const OCI_RUNTIMES = { runc: '/usr/sbin/runc', crun: '/usr/bin/crun' };
@@ -50,6 +54,12 @@ export interface ContainerRuntimeOptions {
   cgroupParent?: string;
   /** Host resolv.conf to derive the containers' from. */
   hostResolvConf?: string;
+  /**
+   * A static init run as every container's PID 1, with the command as its child, so orphans are
+   * reaped (a PID 1 that never waits, as most images' commands, keeps them as zombies until they
+   * fill the pids limit). Default DEFAULT_INIT; null runs the command itself as PID 1.
+   */
+  init?: string | null;
 }
 
 /** What we keep next to the bundle; everything else is read back from runc and conmon's files. */
@@ -60,6 +70,8 @@ interface ContainerMeta {
   pid?: number;
   pidStartTicks?: string;
   lowerdir?: string;
+  /** Where the writable layer (upper and work dirs) lives when not in the container's own dir. */
+  scratch?: string;
   restarts: number;
 }
 
@@ -110,6 +122,13 @@ async function writeFileAtomic(path: string, data: string): Promise<void> {
   renameSync(tmp, path);
 }
 
+/**
+ * A container's own dir is root's alone: its bundle's config.json holds the container's secure
+ * environment values. What the container itself reads through a bind mount (the /etc files) keeps
+ * its own mode; the dirs above it are never traversed from inside the container.
+ */
+const PRIVATE_DIR = 0o700;
+
 /** One k8s-file line: `TIMESTAMP stdout|stderr F|P text`. */
 interface LogRecord {
   ts: string;
@@ -154,6 +173,7 @@ export class ContainerRuntime {
   private readonly runc: string;
   private readonly binaries: { runc: string; crun: string };
   private readonly conmon: string;
+  private readonly init: string | undefined;
   private readonly locks = new KeyedLock();
 
   constructor(private readonly opts: ContainerRuntimeOptions) {
@@ -161,6 +181,7 @@ export class ContainerRuntime {
     const base = basename(this.runc);
     this.binaries = { runc: base === 'runc' ? this.runc : OCI_RUNTIMES.runc, crun: base === 'crun' ? this.runc : OCI_RUNTIMES.crun };
     this.conmon = opts.conmonPath ?? '/usr/bin/conmon';
+    this.init = opts.init === null ? undefined : opts.init ?? DEFAULT_INIT;
   }
 
   private dir(id: string, ...rest: string[]): string {
@@ -366,15 +387,17 @@ export class ContainerRuntime {
       await this.waitGone(conmonPid, 2000);
     }
 
+    if (this.init && !existsSync(this.init)) throw new BerthError(Codes.RuntimeError, `the containers' init ${this.init} is missing: install Debian's tini (scripts/install-deps.sh does)`);
     const bundle = this.dir(id, 'bundle');
     const rootfs = join(bundle, 'rootfs');
     // upper, work and the rootfs dir are made by mountRootfs
+    this.makeOwnDir(id);
     for (const d of ['persist', 'sock', 'etc']) mkdirSync(this.dir(id, d), { recursive: true });
     mkdirSync(this.exitsDir(), { recursive: true });
     for (const f of [join(this.exitsDir(), id), this.dir(id, 'exits', id), this.dir(id, 'persist', 'oom'), this.dir(id, 'persist', 'exit'), this.dir(id, 'ctr.pid')]) rmSync(f, { force: true });
 
     let t0 = performance.now();
-    await this.mountRootfs(id, meta, spec.image.layerDirs);
+    await this.mountRootfs(id, meta, spec.image.layerDirs, spec.scratchDir);
     traceSince(id, 'rt.mount', t0);
     t0 = performance.now();
 
@@ -396,8 +419,12 @@ export class ContainerRuntime {
       etc.resolvConf = this.dir(id, 'etc', 'resolv.conf');
       writeFileSync(etc.resolvConf, resolv);
     }
-    const oci = buildOciSpec(spec, { rootfs, etcFiles: etc, cgroupParent: this.opts.cgroupParent });
-    writeFileSync(join(bundle, 'config.json'), JSON.stringify(oci));
+    const oci = buildOciSpec(spec, { rootfs, etcFiles: etc, cgroupParent: this.opts.cgroupParent, init: this.init });
+    const problem = commandProblem(rootfs, processArgs(spec)[0], oci.process.env, oci.process.cwd, oci.mounts.map((m) => m.destination));
+    if (problem) throw new BerthError(Codes.RuntimeError, `creating container ${id}: ${problem}`);
+    // it holds the secure environment values: root's alone, also when it was written before with a wider mode
+    writeFileSync(join(bundle, 'config.json'), JSON.stringify(oci), { mode: 0o600 });
+    chmodSync(join(bundle, 'config.json'), 0o600);
 
     if (meta.restarts >= 0) await this.rotateLog(id);
     meta.restarts += 1;
@@ -413,15 +440,32 @@ export class ContainerRuntime {
     return { id, state: 'running', pid, startedAt };
   }
 
-  /** Mounts the overlay rootfs (upper layer kept across restarts) unless it is mounted with these layers already. */
-  private async mountRootfs(id: string, meta: ContainerMeta, layerDirs: string[]): Promise<void> {
+  /** The container's own dir, private to root (see PRIVATE_DIR), also when an older berth made it wider. */
+  private makeOwnDir(id: string): void {
+    mkdirSync(this.opts.root, { recursive: true, mode: PRIVATE_DIR });
+    mkdirSync(this.dir(id), { recursive: true, mode: PRIVATE_DIR });
+    chmodSync(this.dir(id), PRIVATE_DIR);
+  }
+
+  /**
+   * Mounts the overlay rootfs (upper layer kept across restarts) unless it is mounted with these
+   * layers already. The writable layer lives in `scratch` when given (a group's size-limited disk),
+   * else in the container's own dir; a container keeps the one it started with.
+   */
+  private async mountRootfs(id: string, meta: ContainerMeta, layerDirs: string[], scratch?: string): Promise<void> {
     const rootfs = this.dir(id, 'bundle', 'rootfs');
     const lowerdir = [...layerDirs].reverse().join(':');
     if (layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
     if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
+    meta.scratch ??= scratch;
+    const layer = meta.scratch ?? this.dir(id);
     if (!isMountpoint(rootfs)) {
-      for (const d of ['upper', 'work', 'bundle/rootfs']) mkdirSync(this.dir(id, d), { recursive: true });
-      const data = `lowerdir=${lowerdir},upperdir=${this.dir(id, 'upper')},workdir=${this.dir(id, 'work')}`;
+      this.makeOwnDir(id);
+      mkdirSync(rootfs, { recursive: true });
+      // the upper dir's mode is the container's / (0755 as in any image); work is overlay's own
+      mkdirSync(join(layer, 'upper'), { recursive: true, mode: 0o755 });
+      mkdirSync(join(layer, 'work'), { recursive: true, mode: 0o700 });
+      const data = `lowerdir=${lowerdir},upperdir=${join(layer, 'upper')},workdir=${join(layer, 'work')}`;
       try {
         // mount(2) from berth-spawnd: mount(8) reads every mount of the host first (15 ms with hundreds)
         await runCommand('@mount', ['overlay', rootfs, 'overlay', '0', data]);
@@ -436,12 +480,12 @@ export class ContainerRuntime {
    * Mounts a new container's rootfs ahead of start(), so a caller can do it while the group's
    * network is being set up; start() then finds it mounted. Does nothing for a known container.
    */
-  prepare(id: string, layerDirs: string[]): Promise<void> {
+  prepare(id: string, layerDirs: string[], scratchDir?: string): Promise<void> {
     this.checkId(id);
     return this.locked(id, async () => {
       if (await this.readMeta(id)) return;
       const meta: ContainerMeta = { id, restarts: -1 };
-      await this.mountRootfs(id, meta, layerDirs);
+      await this.mountRootfs(id, meta, layerDirs, scratchDir);
       await writeFileAtomic(this.dir(id, 'meta.json'), JSON.stringify(meta));
     });
   }

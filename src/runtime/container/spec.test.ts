@@ -7,7 +7,7 @@ import { after, describe, it } from 'node:test';
 import { isBerthError } from '../../lib/errors.js';
 import { defaultSeccompProfile } from './seccomp.js';
 import {
-  buildOciSpec, DEFAULT_CAPABILITIES, hostsFileContent, MASKED_PATHS, mergeEnv, processArgs, resolvConfContent, resolveUser,
+  buildOciSpec, DEFAULT_CAPABILITIES, hostsFileContent, INIT_PATH, MASKED_PATHS, mergeEnv, processArgs, resolvConfContent, resolveUser,
 } from './spec.js';
 import { containerSpec, makeBusyboxImage } from './testing.js';
 
@@ -125,6 +125,17 @@ describe('buildOciSpec', () => {
     assert.equal(s.process.cwd, '/srv');
     assert.equal(s.process.user.uid, 1000);
     assert.equal(s.process.terminal, false);
+  });
+
+  it('runs the command as the child of an init mounted read-only from the host, when given one', () => {
+    const s = buildOciSpec(containerSpec('c4', image, '/run/netns/x'), { rootfs, init: '/usr/bin/tini-static' });
+    assert.deepEqual(s.process.args, [INIT_PATH, '--', '/bin/ep', 'a', 'b']);
+    assert.deepEqual(s.mounts.find((m) => m.destination === INIT_PATH), {
+      destination: INIT_PATH, type: 'bind', source: '/usr/bin/tini-static', options: ['bind', 'ro', 'nosuid', 'nodev', 'rprivate'],
+    });
+    // after /dev's tmpfs, on which its mount point is made
+    assert.ok(s.mounts.findIndex((m) => m.destination === INIT_PATH) > s.mounts.findIndex((m) => m.destination === '/dev'));
+    assert.deepEqual(spec.process.args, ['/bin/ep', 'a', 'b'], 'without one, the command is PID 1');
   });
 
   it('honours a cgroup parent and a pids limit', () => {

@@ -21,6 +21,11 @@ export const MASKED_PATHS = [
 export const READONLY_PATHS = ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'];
 
 export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+/**
+ * Where the init is bind-mounted in the container: on /dev's tmpfs, so nothing is added to the
+ * image's file system or the writable layer (Docker uses /sbin/docker-init, podman /run/podman-init).
+ */
+export const INIT_PATH = '/dev/init';
 export const DEFAULT_PIDS_LIMIT = 1024;
 export const CPU_PERIOD = 100_000;
 
@@ -83,6 +88,12 @@ export interface BuildSpecOptions {
   cgroupParent?: string;
   /** Pass null to run without seccomp; default follows the kernel's support. */
   seccomp?: SeccompProfile | null;
+  /**
+   * A static init on the host (tini) to run as the container's PID 1 with the command as its
+   * child: it reaps every orphan, forwards signals, and exits with the command's code (128 + N
+   * for a signal N). Without it, the command is PID 1.
+   */
+  init?: string;
 }
 
 /** ACI semantics: `command` replaces both entrypoint and cmd. */
@@ -224,6 +235,7 @@ export function buildOciSpec(spec: ContainerSpec, opts: BuildSpecOptions): OciSp
     mounts.push(bind(opts.etcFiles.hosts, '/etc/hosts'), bind(opts.etcFiles.hostname, '/etc/hostname'));
     if (opts.etcFiles.resolvConf) mounts.push(bind(opts.etcFiles.resolvConf, '/etc/resolv.conf'));
   }
+  if (opts.init) mounts.push({ destination: INIT_PATH, type: 'bind', source: opts.init, options: ['bind', 'ro', 'nosuid', 'nodev', 'rprivate'] });
   for (const m of spec.mounts ?? []) {
     mounts.push({
       destination: m.destination,
@@ -253,7 +265,7 @@ export function buildOciSpec(spec: ContainerSpec, opts: BuildSpecOptions): OciSp
     process: {
       terminal: false,
       user: resolveUser(opts.rootfs, cfg.user),
-      args: processArgs(spec),
+      args: opts.init ? [INIT_PATH, '--', ...processArgs(spec)] : processArgs(spec),
       env: mergeEnv(cfg.env, spec.env, spec.hostname),
       cwd: cfg.workingDir || '/',
       capabilities: {

@@ -1,17 +1,16 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
-import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
-import { execCommand } from '../lib/spawner.js';
 import { span, traceSince } from '../lib/trace.js';
+import type { GroupDisks } from '../runtime/disk/disks.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
 import { execProbe, httpProbe, type ProbeResult } from '../runtime/probe.js';
 import type { ContainerSpec, ContainerStatus, ExecHandle, ExecOptions, PulledImage, Sandbox } from '../runtime/types.js';
 import { Prober, type ProbeReport } from './prober.js';
+import { GroupStorage } from './storage.js';
 import type {
-  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef, VolumeDef,
+  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef,
 } from './types.js';
 
 export interface AgentOptions {
@@ -34,6 +33,8 @@ export interface AgentOptions {
   /** A container that ran this long has its backoff reset. */
   backoffResetMs?: number;
   stopGraceSeconds?: number;
+  /** Size-limited disks for the groups' writable layers and volumes; without, they are unbounded. */
+  disks?: GroupDisks;
 }
 
 interface Tracked {
@@ -45,6 +46,8 @@ interface Tracked {
   restart: Map<string, { notBefore: number; streak: number }>;
   /** While the current generation provisions: when it must be done by, and how to stop its work. */
   provisioning?: { deadline: number; abort?: AbortController };
+  /** The generation's disk was full when last looked at (its event is added once per time it fills). */
+  diskFull?: boolean;
 }
 
 /** ACI's default provisioningTimeoutInSeconds. */
@@ -75,6 +78,7 @@ export class Agent implements AgentHandle {
   private closed = false;
   private o: Required<Omit<AgentOptions, 'name'>>;
   private prober = new Prober((r) => this.onProbe(r));
+  private storage: GroupStorage;
 
   constructor(opts: AgentOptions) {
     this.name = opts.name ?? 'local';
@@ -82,6 +86,7 @@ export class Agent implements AgentHandle {
       pollMs: 10_000, maxConcurrentStarts: 6, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
     } as Required<Omit<AgentOptions, 'name'>>;
     this.startSlots = new Semaphore(Math.max(1, this.o.maxConcurrentStarts));
+    this.storage = new GroupStorage(opts.dataDir, opts.disks);
   }
 
   onStatus(fn: (s: GroupStatus) => void) {
@@ -119,8 +124,8 @@ export class Agent implements AgentHandle {
     // Whatever is on the host but not desired (a crash between steps, a deleted group): remove it.
     for (const id of await this.o.containers.list()) if (!keep(id)) await this.o.containers.remove(id);
     for (const id of await this.o.network.list()) if (!keep(id)) await this.o.network.teardown(id);
-    for (const dir of await readdir(this.volumesRoot()).catch(() => [] as string[]))
-      if (!keep(dir)) await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
+    // after the containers: a disk's last users are their rootfs mounts
+    for (const id of await this.storage.ids()) if (!keep(id)) await this.storage.remove(id);
     for (const a of all) this.apply(a.desired, a.lastStatus);
     this.startPolling();
   }
@@ -253,6 +258,7 @@ export class Agent implements AgentHandle {
       // a new group (first generation, never reported) has nothing older on the host to remove
       if (t.status || d.generation > 1) await this.teardown(uid, t, d.generation);
       t.restart.clear();
+      t.diskFull = undefined;
       t.provisioning = undefined;
       t.status = {
         uid, generation: d.generation, provisioning: 'Creating', state: d.state === 'Stopped' ? 'Stopped' : 'Pending',
@@ -306,7 +312,22 @@ export class Agent implements AgentHandle {
     const before = JSON.stringify(s);
     s.state = groupState(d, s);
     if (s.provisioning === 'Creating') s.provisioning = 'Succeeded';
+    this.noteDiskFull(d, s, t);
     if (JSON.stringify(s) !== before) this.emit(s);
+  }
+
+  /**
+   * Tells the group when its disk is full (looked at on every reconcile: after each exit, and by
+   * the backstop poll; one statfs), once each time it fills: writes fail there until files go.
+   */
+  private noteDiskFull(d: DesiredGroup, s: GroupStatus, t: Tracked) {
+    const full = this.storage.full(sandboxId(d.uid, d.generation));
+    if (full && !t.diskFull) {
+      const message = `The container group's disk is full: its containers' writable layers and emptyDir volumes share a limit of ${fmtBytes(full.limitBytes)} (the server's diskLimitGB), and writes fail with "No space left on device" until files are removed`;
+      addEvent(s.events, 'DiskFull', message, 'Warning');
+      for (const v of Object.values(s.containers)) addEvent(v.events, 'DiskFull', message, 'Warning');
+    }
+    t.diskFull = !!full;
   }
 
   /** Idempotently brings a group of the current generation up, and applies restart policy to exited containers. */
@@ -331,9 +352,14 @@ export class Agent implements AgentHandle {
     try {
       // superseded or deleted while it queued for a slot: nothing to make
       signal.throwIfAborted();
-      // the rootfs mounts do not need the network: they go on while the sandbox is claimed (with init
-      // containers to run first, the group's own containers are mounted when they start)
-      const prepared = Promise.allSettled((initPhase ? [] : missing).map((c) => span(d.uid, 'agent.prepare', () => this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs))));
+      // the group's disk and the rootfs mounts on it do not need the network: they go on while the
+      // sandbox is claimed (with init containers to run first, the group's own containers are
+      // mounted when they start)
+      const sid = sandboxId(d.uid, gen);
+      const prepared = span(d.uid, 'agent.storage', () => this.storage.claim(sid)).then(
+        () => Promise.allSettled((initPhase ? [] : missing).map((c) => span(d.uid, 'agent.prepare', () =>
+          this.o.containers.prepare(containerId(d.uid, gen, c.name), images!.get(c.image)!.layerDirs, this.storage.scratchDir(sid, c.name))))),
+        (e): PromiseSettledResult<void>[] => [{ status: 'rejected', reason: e }]);
       // host ports are published while the containers start (both finish before Running is reported)
       let published: Promise<unknown> = Promise.resolve();
       try {
@@ -358,7 +384,7 @@ export class Agent implements AgentHandle {
         this.emit(s);
       }
       signal.throwIfAborted();
-      if (missing.length > 0) await span(d.uid, 'agent.volumes', () => this.prepareVolumes(d, sandbox));
+      if (missing.length > 0) await span(d.uid, 'agent.volumes', () => this.storage.prepareVolumes(sid, d.spec.volumes, sandbox.netnsPath));
       if (initPhase && !(await this.runInitContainers(d, s, t, images!, sandbox))) {
         await published;
         return;
@@ -557,7 +583,8 @@ export class Agent implements AgentHandle {
       netnsPath: sandbox.netnsPath,
       ip: sandbox.ip,
       hostname: d.hostname,
-      mounts: c.volumeMounts.map((m) => ({ source: join(this.volumeDir(d), m.name), destination: m.mountPath, readOnly: m.readOnly })),
+      mounts: c.volumeMounts.map((m) => ({ source: this.storage.volumeDir(sandboxId(d.uid, d.generation), m.name), destination: m.mountPath, readOnly: m.readOnly })),
+      scratchDir: this.storage.scratchDir(sandboxId(d.uid, d.generation), c.name),
     };
   }
 
@@ -600,32 +627,6 @@ export class Agent implements AgentHandle {
     return this.o.images.get(ref, { anonymousOnly: true });
   }
 
-  private volumesRoot() {
-    return join(this.o.dataDir, 'volumes');
-  }
-
-  private volumeDir(d: DesiredGroup) {
-    return join(this.volumesRoot(), sandboxId(d.uid, d.generation));
-  }
-
-  private async prepareVolumes(d: DesiredGroup, sandbox: Sandbox) {
-    const root = this.volumeDir(d);
-    for (const v of d.spec.volumes) {
-      const dir = join(root, v.name);
-      if (v.gitRepo) {
-        await cloneVolume(v.name, v.gitRepo, dir, sandbox.netnsPath);
-        continue;
-      }
-      await mkdir(dir, { recursive: true, mode: 0o755 });
-      if (v.secret) {
-        for (const [file, b64] of Object.entries(v.secret)) await writeFile(join(dir, file), Buffer.from(b64, 'base64'), { mode: 0o444 });
-      } else {
-        // emptyDir is writable by any user of the group, as in Kubernetes.
-        await chmod(dir, 0o777);
-      }
-    }
-  }
-
   /** Removes everything of the group on this host, except what belongs to generation `keep`. */
   private async teardown(uid: string, t: Tracked, keep: number | undefined) {
     const mine = (id: string) => {
@@ -654,8 +655,7 @@ export class Agent implements AgentHandle {
         release();
       }
     }
-    for (const dir of (await readdir(this.volumesRoot()).catch(() => [] as string[])).filter(mine))
-      await rm(join(this.volumesRoot(), dir), { recursive: true, force: true });
+    for (const id of (await this.storage.ids()).filter(mine)) await this.storage.remove(id);
   }
 }
 
@@ -674,46 +674,6 @@ const waitingView = (): ContainerView => ({ restartCount: 0, currentState: { sta
 /** A container that just started: not ready until its readiness probe says so. */
 const runningState = (c: ContainerDef, startedAt: string | undefined): ContainerState =>
   ({ state: 'Running', startTime: startedAt ?? now(), detailStatus: c.readinessProbe ? 'NotReady' : '' });
-
-/**
- * Clones a gitRepo volume as Kubernetes does (into `directory`, or a directory named after the
- * repository), then checks out `revision`. Idempotent: a volume already cloned is kept. Only
- * http(s) and git transports are allowed (the model refuses others), and git reads no user config.
- * git runs in the group's network namespace: it reaches what the group's containers reach, never
- * the host's loopback services.
- */
-async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, dir: string, netnsPath: string) {
-  if (await stat(dir).then(() => true, () => false)) return;
-  const tmp = `${dir}.cloning`;
-  await rm(tmp, { recursive: true, force: true });
-  await mkdir(tmp, { recursive: true, mode: 0o755 });
-  const sub = g.directory === '.' ? '' : (g.directory ?? g.repository.replace(/\/+$/, '').split('/').pop()!.replace(/\.git$/, ''));
-  const target = join(tmp, sub);
-  const git = async (args: string[], cwd?: string) => {
-    const r = await execCommand('nsenter', [
-      `--net=${netnsPath}`, '--', 'git', '-c', 'protocol.allow=never', '-c', 'protocol.http.allow=always', '-c', 'protocol.https.allow=always', '-c', 'protocol.git.allow=always',
-      ...args,
-    ], {
-      cwd, timeoutMs: 120_000,
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: tmp, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' },
-    });
-    if (r.code === 0 && !r.error) return;
-    const why = r.stderr.trim().split('\n').filter(Boolean).pop() ?? r.error ?? (r.signal ? `killed by ${r.signal}` : `exit ${r.code}`);
-    throw new BerthError(Codes.GitRepoCloneFailed, `The gitRepo volume '${name}' could not be cloned from '${g.repository}': ${why}`);
-  };
-  try {
-    await git(['clone', '--quiet', '--', g.repository, target]);
-    if (g.revision) {
-      await git(['checkout', '--quiet', '--detach', g.revision, '--'], target);
-    }
-    // Any user of the group may write to it, as to an emptyDir.
-    await chmod(tmp, 0o777);
-    await rename(tmp, dir);
-  } catch (e) {
-    await rm(tmp, { recursive: true, force: true });
-    throw e;
-  }
-}
 
 /** ARM's error for provisioning that outran provisioningTimeoutInSeconds, with what it was still doing. */
 function provisioningTimeout(d: DesiredGroup, s: GroupStatus) {
@@ -772,6 +732,7 @@ function addEvent(events: Event[], name: string, message: string, type: Event['t
 }
 
 function fmtBytes(n: number) {
+  if (n >= 1 << 30) return `${+(n / (1 << 30)).toFixed(2)} GiB`;
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MiB` : `${(n / 1024).toFixed(0)} KiB`;
 }
 

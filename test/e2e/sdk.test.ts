@@ -6,6 +6,7 @@ import WebSocket from 'ws';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { sdkClient } from '../helpers/sdk.js';
+import { wsSession } from '../helpers/exec.js';
 import { childProcesses, endE2e, execProcesses, hostFootprint, ociContainers, startBerth, type BerthProcess } from '../helpers/berth.js';
 
 const BRIDGE = 'btsdk0';
@@ -121,29 +122,6 @@ test('a failed create reaches the SDK as a failed LRO with ACI\'s error code', a
   );
 });
 
-/** An exec or attach WebSocket as ACI's clients use it: the password first (or as Authorization), then frames. */
-function session(uri: string, password: string, o: { header?: boolean } = {}) {
-  const ws = new WebSocket(uri, o.header ? { headers: { authorization: password } } : {});
-  let text = '';
-  ws.on('message', (d) => (text += d.toString()));
-  const opened = new Promise<void>((res) => ws.on('open', () => {
-    if (!o.header) ws.send(password);
-    res();
-  }));
-  const closed = new Promise<{ code: number; reason: string }>((res, rej) => {
-    ws.on('close', (code, reason) => res({ code, reason: reason.toString() }));
-    ws.on('error', rej);
-  });
-  const waitFor = async (re: RegExp, ms = 15_000) => {
-    const t0 = Date.now();
-    while (!re.test(text)) {
-      if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${re} in ${JSON.stringify(text)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return text;
-  };
-  return { ws, opened, closed, output: () => text, waitFor };
-}
 
 async function until(what: string, fn: () => boolean, ms = 15_000) {
   const t0 = Date.now();
@@ -167,7 +145,7 @@ test('exec gives a terminal of the requested size that resizes, ends with the ex
   assert.deepEqual(execProcesses(berth.runcRoot, id), []);
   const exec = async (command: string, terminalSize?: { rows: number; cols: number }) => {
     const r = await client.containers.executeCommand('sdk-rg', 'tty', 'tick', { command, ...(terminalSize && { terminalSize }) });
-    const s = session(r.webSocketUri!, r.password!);
+    const s = wsSession(r.webSocketUri!, r.password!);
     await s.opened;
     return s;
   };
@@ -212,7 +190,7 @@ test('exec gives a terminal of the requested size that resizes, ends with the ex
   // documents it for attach) or as the first frame.
   for (const header of [true, false]) {
     const a = await client.containers.attach('sdk-rg', 'tty', 'tick');
-    const s = session(a.webSocketUri!, a.password!, { header });
+    const s = wsSession(a.webSocketUri!, a.password!, { header });
     const text = await s.waitFor(/tick (\d+)\n(.|\n)*tick \d+\n/);
     const seen = [...text.matchAll(/tick (\d+)\n/g)].map((m) => Number(m[1]));
     assert.deepEqual(seen, seen.map((_, i) => seen[0] + i), 'consecutive lines, as written');

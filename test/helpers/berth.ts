@@ -238,11 +238,26 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
     veth: veths.filter((l) => !pool.has(/ link-netns (\S+)/.exec(l)?.[1] ?? '')).length,
     iptablesRules: rules.filter((l) => !networkRule(l)).length,
     overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
+    // groups' disks: their mounts (in this mount namespace) and the loop devices under them (host-wide)
+    diskMounts: readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => /^\/dev\/loop\d+ /.test(l)).length,
+    diskLoops: groupDiskLoops(dataDir).length,
     // runc and crun both keep one state dir per container under the root
     runcContainers: ociContainers(runcRoot).size,
     // This server's conmons (they name its runtime root); exited ones linger as zombies until reaped: live ones only.
     conmon: conmonsOf(runcRoot),
   };
+}
+
+/** Loop devices backing a group disk (of the server with `dataDir`, or of any berth), by the kernel's record of their file. */
+export function groupDiskLoops(dataDir?: string): string[] {
+  return readdirSync('/sys/block').filter((d) => {
+    try {
+      const file = readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
+      return dataDir ? file.startsWith(join(dataDir, 'disks') + '/') : /\/disks\/[^/]+\.img$/.test(file);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** Live conmon processes that monitor containers of the OCI runtime root `runcRoot` (never other servers'). */

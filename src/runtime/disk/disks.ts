@@ -36,6 +36,8 @@ export interface GroupDisksOptions {
 }
 
 export interface DiskUsage {
+  /** The size it was made with (its image's); the file system inside is a few percent smaller. */
+  limitBytes: number;
   sizeBytes: number;
   availableBytes: number;
   freeInodes: number;
@@ -72,6 +74,11 @@ export class GroupDisks {
     this.poolSize = Math.max(0, opts.poolSize ?? 0);
     this.mkfs = opts.mkfsPath ?? '/sbin/mkfs.ext4';
     if (!(opts.sizeBytes >= 16 << 20)) throw new BerthError(Codes.RuntimeError, `a group disk of ${opts.sizeBytes} bytes is too small for ext4: give at least 16 MiB`);
+  }
+
+  /** Each new disk's size. */
+  get sizeBytes(): number {
+    return this.opts.sizeBytes;
   }
 
   /** Where the disk of `id` is mounted (whether or not it is now). */
@@ -192,7 +199,13 @@ export class GroupDisks {
     const mountPoint = this.path(id);
     if (!isMountpoint(mountPoint)) return undefined;
     const st = statfsSync(mountPoint);
-    return { sizeBytes: st.blocks * st.bsize, availableBytes: st.bavail * st.bsize, freeInodes: st.ffree };
+    let limitBytes: number;
+    try {
+      limitBytes = statSync(this.image(id)).size;
+    } catch {
+      return undefined; // released meanwhile
+    }
+    return { limitBytes, sizeBytes: st.blocks * st.bsize, availableBytes: st.bavail * st.bsize, freeInodes: st.ffree };
   }
 
   /** True when a write to the disk of `id` would fail for lack of space or inodes. */

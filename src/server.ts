@@ -1,6 +1,6 @@
 // Composition root of the embedded default: SQLite store, the local host as the only agent, the ARM API.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
@@ -11,12 +11,14 @@ import { buildServer } from './instances/http.js';
 import { ensureServerCert } from './instances/tls.js';
 import { InstancesService } from './instances/service.js';
 import { ContainerRuntime, chooseOciRuntime } from './runtime/container/runtime.js';
+import { GroupDisks } from './runtime/disk/disks.js';
 import { ImageStore } from './runtime/image/store.js';
 import { NetworkManager } from './runtime/network/network.js';
 import { SqliteStore } from './store/sqlite.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
 import { splitHostPort } from './lib/net.js';
+import { readableSecretWarning } from './lib/secret-file.js';
 
 export interface ServerConfig {
   /** Plain HTTP; loopback only unless allowInsecureHttp. */
@@ -50,9 +52,16 @@ export interface ServerConfig {
   dnsListen?: string;
   /** Exits are seen as conmon records them; this backstop re-checks every running group (ms). Default 10000. */
   agentPollMs: number;
+  /**
+   * Each group's disk, in GB (GiB, as ACI's memoryInGB): its containers' writable layers and its
+   * emptyDir, secret and gitRepo volumes share it; writes past it fail with ENOSPC. 0: no limit
+   * (they live in the data dir). Default 10.
+   */
+  diskLimitGB: number;
 }
 
 const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
+const DEFAULT_DISK_LIMIT_GB = 10;
 
 /** Options in `<dataDir>/config.json` (written by `berth up`), overridden by flags. */
 export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): ServerConfig {
@@ -78,6 +87,7 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     sandboxPool: pick('sandboxPool', 8),
     ociRuntime: pick('ociRuntime', 'auto'),
     agentPollMs: pick('agentPollMs', 10_000),
+    diskLimitGB: pick('diskLimitGB', DEFAULT_DISK_LIMIT_GB),
     dnsZone: pick('dnsZone', 'berth.internal'),
     location: pick('location', 'local'),
     dnsListen: flags.dnsListen ?? fromFile.dnsListen,
@@ -92,6 +102,8 @@ export function ensureConfig(dataDir: string, settings: Partial<ServerConfig> = 
   for (const [k, v] of Object.entries(settings)) if (v !== undefined) (cfg as Record<string, unknown>)[k] = v;
   if (!cfg.tokens?.length) cfg.tokens = [randomBytes(24).toString('base64url')];
   writeFileSync(file, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  // it holds the tokens: root's alone, also when it existed with a wider mode
+  chmodSync(file, 0o600);
   const first = cfg.tokens[0];
   return { token: typeof first === 'string' ? first : first.token, config: cfg };
 }
@@ -102,6 +114,20 @@ function defaultAdvertiseAddress(): string {
   return '127.0.0.1';
 }
 
+const GiB = 1024 ** 3;
+
+/** A warning when the config file holds API tokens or service principals' secrets and others than its owner may read it. */
+export function exposedSecretsWarning(file: string): string | undefined {
+  let cfg: Partial<ServerConfig>;
+  try {
+    cfg = JSON.parse(readFileSync(file, 'utf8')) as Partial<ServerConfig>;
+  } catch {
+    return undefined; // none, or unreadable: loadConfig says so
+  }
+  const holds = [cfg.tokens?.length ? 'API tokens' : '', cfg.servicePrincipals?.length ? "service principals' secrets" : ''].filter(Boolean);
+  return holds.length > 0 ? readableSecretWarning(file, holds.join(' and ')) : undefined;
+}
+
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
 
 export async function startServer(cfg: ServerConfig) {
@@ -110,7 +136,13 @@ export async function startServer(cfg: ServerConfig) {
   const plain = splitHostPort(cfg.listen);
   if (!isLoopback(plain.host) && !cfg.allowInsecureHttp)
     throw new Error(`refusing plain HTTP on ${cfg.listen}: tokens would cross the network in clear. Serve HTTPS with --listen-https, or pass --allow-insecure-http`);
+  if (!(cfg.diskLimitGB >= 0)) throw new Error(`diskLimitGB must be a number of GB, 0 for no limit (got ${JSON.stringify(cfg.diskLimitGB)})`);
+  // Everything under it is root's alone: the database and the bundles hold secure values, volumes
+  // and group disks secret files. Tightened at every start, also when it was made wider before.
   mkdirSync(cfg.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(cfg.dataDir, 0o700);
+  const exposed = exposedSecretsWarning(join(cfg.dataDir, 'config.json'));
+  if (exposed) console.error(`berth: warning: ${exposed}`);
   // Tokens issued to service principals are signed with a key that outlives restarts.
   const keyFile = join(cfg.dataDir, 'token-signing.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
@@ -120,11 +152,15 @@ export async function startServer(cfg: ServerConfig) {
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
   });
   const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
+  const disks = cfg.diskLimitGB > 0
+    ? new GroupDisks({ root: join(cfg.dataDir, 'disks'), sizeBytes: Math.round(cfg.diskLimitGB * GiB), poolSize: cfg.sandboxPool })
+    : undefined;
   const agent = new Agent({
     dataDir: cfg.dataDir,
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
     containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: ociRuntime }),
     network,
+    disks,
     stopGraceSeconds: cfg.stopGraceSeconds,
     pollMs: cfg.agentPollMs,
   });
@@ -142,6 +178,7 @@ export async function startServer(cfg: ServerConfig) {
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();
+  await disks?.startPool();
   const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
   const apps = [buildServer(common)];
   let dns: DnsServer | undefined;
@@ -185,6 +222,7 @@ export async function startServer(cfg: ServerConfig) {
       await agent.close();
       // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
       await network.stopPool();
+      await disks?.stopPool();
       await service.stop();
       await store.close();
     },

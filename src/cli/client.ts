@@ -1,7 +1,8 @@
 // A small ARM client for the berth CLI: endpoint and token discovery, requests, LRO polling.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readableSecretWarning } from '../lib/secret-file.js';
 
 export const API_VERSION = '2023-05-01';
 
@@ -16,11 +17,14 @@ export const cliConfigPath = () => join(process.env.BERTH_CONFIG_DIR ?? join(hom
 export function saveCliConfig(c: CliConfig) {
   mkdirSync(dirname(cliConfigPath()), { recursive: true, mode: 0o700 });
   writeFileSync(cliConfigPath(), JSON.stringify(c, null, 2) + '\n', { mode: 0o600 });
+  chmodSync(cliConfigPath(), 0o600);
 }
 
 /** BERTH_ENDPOINT / BERTH_TOKEN / BERTH_SUBSCRIPTION win over what `berth up` saved. */
 export function loadCliConfig(): CliConfig {
   const saved: Partial<CliConfig> = existsSync(cliConfigPath()) ? JSON.parse(readFileSync(cliConfigPath(), 'utf8')) : {};
+  const exposed = saved.token ? readableSecretWarning(cliConfigPath(), 'an API token') : undefined;
+  if (exposed) process.stderr.write(`berth: warning: ${exposed}\n`);
   const endpoint = process.env.BERTH_ENDPOINT ?? saved.endpoint;
   const token = process.env.BERTH_TOKEN ?? saved.token;
   if (!endpoint || !token) throw new CliError('No berth endpoint configured: run `berth up`, or set BERTH_ENDPOINT and BERTH_TOKEN.');

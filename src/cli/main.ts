@@ -73,11 +73,13 @@ program
   .option('--dns-listen <host:port>', "where berth's DNS answers for its zone, UDP and TCP ('' for none; default 127.0.0.1:8753)")
   .option('--dns-zone <zone>', "zone of the groups' fqdns (default berth.internal)")
   .option('--location <name>', "the location berth serves; requests naming another are refused (default local)")
+  .option('--disk-limit-gb <GB>', "each group's disk for its writable layers and volumes (default 10; 0: no limit)", Number)
   .action(async (o) => {
     const { loadConfig, startServer } = await import('../server.js');
     const cfg = loadConfig(resolve(o.dataDir), {
       listen: o.listen, listenHttps: o.listenHttps, allowInsecureHttp: o.allowInsecureHttp, tlsDir: o.tlsDir, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
       runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace, dnsListen: o.dnsListen, dnsZone: o.dnsZone, location: o.location,
+      diskLimitGB: o.diskLimitGb,
     });
     const srv = await startServer(cfg);
     if (srv.dnsAddress) console.error(`berth: serving DNS for zone ${srv.dnsZone} on ${srv.dnsAddress} (UDP and TCP)`);

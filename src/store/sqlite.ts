@@ -1,6 +1,6 @@
 // SQLite-backed Store: the embedded default; one file, WAL, durable across a kill -9 of berth.
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { BerthError, Codes } from '../lib/errors.js';
 import { SqliteLease } from './sqlite-lease.js';
@@ -48,7 +48,14 @@ export class SqliteStore implements Store {
   constructor(path: string, opts: SqliteStoreOptions = {}) {
     this.path = path;
     this.retain = opts.retainRevisions ?? 10_000;
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    if (path !== ':memory:') {
+      mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+      // Groups' secure values are stored here: root's alone. SQLite makes its WAL and shared-memory
+      // files with the database's mode, so the database is made 0600 before SQLite opens it; files
+      // an older berth made wider are tightened.
+      closeSync(openSync(path, 'a', 0o600));
+      for (const f of [path, `${path}-wal`, `${path}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
+    }
     this.db = new Database(path);
     // WAL + synchronous=NORMAL: a committed transaction survives a crash of the process (not
     // necessarily of the machine's power), which is the failure berth promises to survive.

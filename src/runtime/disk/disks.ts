@@ -5,6 +5,7 @@ import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 
@@ -66,9 +67,7 @@ export class GroupDisks {
   private readonly poolSize: number;
   private readonly mkfs: string;
   private ready: string[] = [];
-  private filling?: Promise<void>;
-  private refillTimer?: NodeJS.Timeout;
-  private poolStopped = true;
+  private readonly refiller = new Refiller(() => this.fillPool());
 
   constructor(private readonly opts: GroupDisksOptions) {
     this.poolSize = Math.max(0, opts.poolSize ?? 0);
@@ -115,7 +114,7 @@ export class GroupDisks {
       this.ensureRoot();
       if (!existsSync(this.image(id))) {
         if (!this.takeFromPool(id)) await span(id, 'disk.format', () => this.format(this.image(id)));
-        this.scheduleRefill();
+        if (this.poolSize > 0) this.refiller.soon();
       }
       mkdirSync(mountPoint, { recursive: true, mode: 0o700 });
       try {
@@ -229,15 +228,12 @@ export class GroupDisks {
       if (keep) this.ready.push(poolId);
       else rmSync(path, { force: true, recursive: true });
     }
-    this.poolStopped = false;
-    if (this.poolSize > 0) void this.refill();
+    if (this.poolSize > 0) this.refiller.start();
   }
 
   /** Stops refilling; the ready images stay for the next start (they are plain files). */
   async stopPool(): Promise<void> {
-    this.poolStopped = true;
-    clearTimeout(this.refillTimer);
-    await this.filling;
+    await this.refiller.stop();
   }
 
   /** Ready pool images. */
@@ -245,34 +241,22 @@ export class GroupDisks {
     return this.ready.length;
   }
 
-  /** After a short pause: a claim's container start should not compete with the next image's mkfs. */
-  private scheduleRefill(): void {
-    if (this.poolStopped || this.poolSize === 0 || this.refillTimer) return;
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      void this.refill();
-    }, 200);
-    this.refillTimer.unref();
+  /** Resolves once the pool is full (or stopped). */
+  refill(): Promise<void> {
+    return this.refiller.now();
   }
 
-  /** Resolves once the pool is full (or stopped); one image at a time, in the background. */
-  refill(): Promise<void> {
-    this.filling ??= (async () => {
+  /** One image at a time, in the background. */
+  private async fillPool(): Promise<void> {
+    while (!this.refiller.stopped && this.ready.length < this.poolSize) {
+      const poolId = `pool-${randomBytes(6).toString('hex')}`;
       try {
-        while (!this.poolStopped && this.ready.length < this.poolSize) {
-          const poolId = `pool-${randomBytes(6).toString('hex')}`;
-          try {
-            await span(poolId, 'disk.poolFormat', () => this.format(join(this.poolDir(), `${poolId}.img`)));
-          } catch (e) {
-            console.error(`disks: preparing a group disk: ${(e as Error).message}`);
-            return; // retried on the next claim
-          }
-          this.ready.push(poolId);
-        }
-      } finally {
-        this.filling = undefined;
+        await span(poolId, 'disk.poolFormat', () => this.format(join(this.poolDir(), `${poolId}.img`)));
+      } catch (e) {
+        console.error(`disks: preparing a group disk: ${(e as Error).message}`);
+        return; // retried on the next claim
       }
-    })();
-    return this.filling;
+      this.ready.push(poolId);
+    }
   }
 }

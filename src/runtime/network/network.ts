@@ -5,6 +5,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
@@ -65,9 +66,8 @@ export class NetworkManager {
   private readonly poolSize: number;
   /** Warm sandboxes ready to be claimed (ids of files in the pool dir). */
   private ready: string[] = [];
-  private filling?: Promise<void>;
-  private poolStopped = true;
-  private refillTimer?: NodeJS.Timeout;
+  /** Refills after a claim, a moment later: its container start should not compete with the next sandbox's CNI chain. */
+  private readonly refiller = new Refiller(() => this.fillPool());
   /** Pool sandboxes being made right now. */
   private warming = 0;
   /**
@@ -347,17 +347,14 @@ export class NetworkManager {
       if (st && claimed.has(st.netnsName)) await rm(this.statePath(poolId), { force: true });
       else await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool cleanup ${poolId}: ${(e as Error).message}`));
     }
-    // only now: a claim meanwhile must not start a refill whose sandboxes the loop above would miss
-    this.poolStopped = false;
+    // only now: a claim meanwhile must not start a refill whose sandboxes the loop above would miss;
     // filled in the background: a start must not wait for it, and claims fall back to creating
-    if (this.poolSize > 0) void this.refill();
+    if (this.poolSize > 0) this.refiller.start();
   }
 
   /** Stops refilling and tears down the sandboxes still in the pool. */
   async stopPool(): Promise<void> {
-    this.poolStopped = true;
-    clearTimeout(this.refillTimer);
-    await this.filling;
+    await this.refiller.stop();
     this.ready.splice(0);
     // every pool sandbox on disk, not only those listed as ready: none may outlive the server
     for (const poolId of await this.poolIds()) {
@@ -382,14 +379,8 @@ export class NetworkManager {
     }
   }
 
-  /** Refills after a short pause: a claim's container start should not compete with the next sandbox's CNI chain. */
   private scheduleRefill(): void {
-    if (this.poolStopped || this.poolSize === 0 || this.refillTimer) return;
-    this.refillTimer = setTimeout(() => {
-      this.refillTimer = undefined;
-      void this.refill();
-    }, 200);
-    this.refillTimer.unref();
+    if (this.poolSize > 0) this.refiller.soon();
   }
 
   /**
@@ -397,33 +388,30 @@ export class NetworkManager {
    * short process runs: a 2-core host keeps both busy), in the background.
    */
   refill(): Promise<void> {
-    this.filling ??= (async () => {
-      let failed = false;
-      const worker = async () => {
-        while (!failed && !this.poolStopped && this.ready.length + this.warming < this.poolSize) {
-          const poolId = `pool-${randomBytes(6).toString('hex')}`;
-          this.settingUp++;
-          this.warming++;
-          try {
-            await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [])));
-            if (this.poolStopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
-            else this.ready.push(poolId);
-          } catch (e) {
-            console.error(`network: warming a sandbox: ${(e as Error).message}`);
-            failed = true; // retried on the next claim
-          } finally {
-            this.settingUp--;
-            this.warming--;
-          }
+    return this.refiller.now();
+  }
+
+  private async fillPool(): Promise<void> {
+    let failed = false;
+    const worker = async () => {
+      while (!failed && !this.refiller.stopped && this.ready.length + this.warming < this.poolSize) {
+        const poolId = `pool-${randomBytes(6).toString('hex')}`;
+        this.settingUp++;
+        this.warming++;
+        try {
+          await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [])));
+          if (this.refiller.stopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
+          else this.ready.push(poolId);
+        } catch (e) {
+          console.error(`network: warming a sandbox: ${(e as Error).message}`);
+          failed = true; // retried on the next claim
+        } finally {
+          this.settingUp--;
+          this.warming--;
         }
-      };
-      try {
-        await Promise.all([worker(), worker()]);
-      } finally {
-        this.filling = undefined;
       }
-    })();
-    return this.filling;
+    };
+    await Promise.all([worker(), worker()]);
   }
 
   teardown(sandboxId: string): Promise<void> {

@@ -152,9 +152,8 @@ export async function startServer(cfg: ServerConfig) {
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
   });
   const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
-  const disks = cfg.diskLimitGB > 0
-    ? new GroupDisks({ root: join(cfg.dataDir, 'disks'), sizeBytes: Math.round(cfg.diskLimitGB * GiB), poolSize: cfg.sandboxPool })
-    : undefined;
+  // also with limits off: disks made while they were on are adopted, and released with their groups
+  const disks = new GroupDisks({ root: join(cfg.dataDir, 'disks'), sizeBytes: Math.round(cfg.diskLimitGB * GiB), poolSize: cfg.sandboxPool });
   const agent = new Agent({
     dataDir: cfg.dataDir,
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
@@ -178,7 +177,7 @@ export async function startServer(cfg: ServerConfig) {
   await service.start();
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();
-  await disks?.startPool();
+  await disks.startPool();
   const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
   const apps = [buildServer(common)];
   let dns: DnsServer | undefined;
@@ -222,7 +221,7 @@ export async function startServer(cfg: ServerConfig) {
       await agent.close();
       // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
       await network.stopPool();
-      await disks?.stopPool();
+      await disks.stopPool();
       await service.stop();
       await store.close();
     },

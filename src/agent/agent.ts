@@ -1,7 +1,8 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
 import { span, traceSince } from '../lib/trace.js';
-import type { GroupDisks } from '../runtime/disk/disks.js';
+import { join } from 'node:path';
+import { GroupDisks } from '../runtime/disk/disks.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';
 import type { NetworkManager } from '../runtime/network/network.js';
@@ -33,7 +34,10 @@ export interface AgentOptions {
   /** A container that ran this long has its backoff reset. */
   backoffResetMs?: number;
   stopGraceSeconds?: number;
-  /** Size-limited disks for the groups' writable layers and volumes; without, they are unbounded. */
+  /**
+   * Size-limited disks for the groups' writable layers and volumes. Default: none made (writable
+   * layers and volumes unbounded), those made before still adopted and released, under DATA_DIR/disks.
+   */
   disks?: GroupDisks;
 }
 
@@ -86,7 +90,7 @@ export class Agent implements AgentHandle {
       pollMs: 10_000, maxConcurrentStarts: 6, backoffMs: 1000, maxBackoffMs: 60_000, backoffResetMs: 60_000, stopGraceSeconds: 5, ...opts,
     } as Required<Omit<AgentOptions, 'name'>>;
     this.startSlots = new Semaphore(Math.max(1, this.o.maxConcurrentStarts));
-    this.storage = new GroupStorage(opts.dataDir, opts.disks);
+    this.storage = new GroupStorage(opts.dataDir, opts.disks ?? new GroupDisks({ root: join(opts.dataDir, 'disks'), sizeBytes: 0 }));
   }
 
   onStatus(fn: (s: GroupStatus) => void) {
@@ -323,7 +327,7 @@ export class Agent implements AgentHandle {
   private noteDiskFull(d: DesiredGroup, s: GroupStatus, t: Tracked) {
     const full = this.storage.full(sandboxId(d.uid, d.generation));
     if (full && !t.diskFull) {
-      const message = `The container group's disk is full: its containers' writable layers and emptyDir volumes share a limit of ${fmtBytes(full.limitBytes)} (the server's diskLimitGB), and writes fail with "No space left on device" until files are removed`;
+      const message = `The container group's disk is full: its containers' writable layers and volumes share a limit of ${fmtBytes(full.limitBytes)} (the server's diskLimitGB), and writes fail with "No space left on device" until files are removed`;
       addEvent(s.events, 'DiskFull', message, 'Warning');
       for (const v of Object.values(s.containers)) addEvent(v.events, 'DiskFull', message, 'Warning');
     }

@@ -1,4 +1,5 @@
 // Where a group's writable layers and volumes live on this host: its size-limited disk, or the data dir without limits.
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../lib/errors.js';
@@ -7,35 +8,37 @@ import type { DiskUsage, GroupDisks } from '../runtime/disk/disks.js';
 import type { VolumeDef } from './types.js';
 
 /**
- * Storage per sandbox id (a group's generation). With disks, the containers' writable layers
- * (`containers/<name>`) and the volumes (`volumes/<name>`) share the group's disk, so its limit
- * bounds all they write; without, volumes live in `<dataDir>/volumes/<id>` and writable layers in
- * the runtime's own dirs, unbounded.
+ * Storage per sandbox id (a group's generation). On a disk, the containers' writable layers
+ * (`containers/<name>`) and the volumes (`volumes/<name>`) share it, so its limit bounds all they
+ * write; without, volumes live in `<dataDir>/volumes/<id>` and writable layers in the runtime's own
+ * dirs, unbounded. Which of the two a generation uses is decided by its first claim and kept (told
+ * by its disk image, or its volumes dir): turning limits on or off leaves running groups as they are.
  */
 export class GroupStorage {
-  constructor(private readonly dataDir: string, private readonly disks?: GroupDisks) {}
-
-  /** The size of each group's disk, when there are disks. */
-  get limitBytes(): number | undefined {
-    return this.disks?.sizeBytes;
-  }
+  constructor(private readonly dataDir: string, private readonly disks: GroupDisks) {}
 
   private unlimitedRoot() {
     return join(this.dataDir, 'volumes');
   }
 
+  private onDisk(id: string): boolean {
+    return this.disks.has(id);
+  }
+
   /** Makes the group's storage ready (mounts its disk); idempotent. */
   async claim(id: string): Promise<void> {
-    await this.disks?.claim(id);
+    // a generation that began without a disk (limits were off, or came later) keeps going without
+    const unlimited = !this.onDisk(id) && (this.disks.sizeBytes === 0 || existsSync(join(this.unlimitedRoot(), id)));
+    if (!unlimited) await this.disks.claim(id);
   }
 
   /** Where a container of the group keeps its writable layer; undefined: in the runtime's own dir. */
   scratchDir(id: string, container: string): string | undefined {
-    return this.disks && join(this.disks.path(id), 'containers', container);
+    return this.onDisk(id) ? join(this.disks.path(id), 'containers', container) : undefined;
   }
 
   volumeDir(id: string, volume: string): string {
-    return join(this.disks ? join(this.disks.path(id), 'volumes') : join(this.unlimitedRoot(), id), volume);
+    return join(this.onDisk(id) ? join(this.disks.path(id), 'volumes') : join(this.unlimitedRoot(), id), volume);
   }
 
   /**
@@ -44,7 +47,7 @@ export class GroupStorage {
    */
   async prepareVolumes(id: string, volumes: VolumeDef[], netnsPath: string): Promise<void> {
     if (volumes.length === 0) return;
-    if (!this.disks) await mkdir(this.unlimitedRoot(), { recursive: true, mode: 0o700 });
+    if (!this.onDisk(id)) await mkdir(this.unlimitedRoot(), { recursive: true, mode: 0o700 });
     const root = this.volumeDir(id, '');
     await mkdir(root, { recursive: true, mode: 0o700 });
     for (const v of volumes) {
@@ -67,18 +70,18 @@ export class GroupStorage {
   /** Sandbox ids that have storage on this host. */
   async ids(): Promise<string[]> {
     const unlimited = await readdir(this.unlimitedRoot()).catch(() => [] as string[]);
-    return [...new Set([...unlimited, ...(this.disks?.list() ?? [])])].sort();
+    return [...new Set([...unlimited, ...this.disks.list()])].sort();
   }
 
   /** Frees the group's storage: its disk (all it held) and its volumes. Its containers must be removed first. */
   async remove(id: string): Promise<void> {
     await rm(join(this.unlimitedRoot(), id), { recursive: true, force: true });
-    await this.disks?.release(id);
+    await this.disks.release(id);
   }
 
   /** The disk's figures when it is full (a write would fail), else undefined. One statfs. */
   full(id: string): DiskUsage | undefined {
-    return this.disks?.full(id);
+    return this.disks.full(id);
   }
 }
 

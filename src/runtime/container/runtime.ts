@@ -457,7 +457,8 @@ export class ContainerRuntime {
     const lowerdir = [...layerDirs].reverse().join(':');
     if (layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
     if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
-    meta.scratch ??= scratch;
+    // mounted before (lowerdir on record) without a scratch dir: its layer stays in its own dir
+    if (meta.lowerdir === undefined) meta.scratch ??= scratch;
     const layer = meta.scratch ?? this.dir(id);
     if (!isMountpoint(rootfs)) {
       this.makeOwnDir(id);

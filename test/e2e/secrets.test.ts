@@ -75,12 +75,12 @@ test('secure values and secret volumes are in no file a non-root host user can r
 
   // what the group wrote on its disk reaches the image once its file system is flushed
   const disks = join(dataDir, 'disks');
-  for (const d of readdirSync(disks).filter((e) => !e.endsWith('.img') && e !== 'pool')) execFileSync('sync', ['-f', join(disks, d)]);
+  for (const d of readdirSync(disks).filter((e) => e !== 'pool')) execFileSync('sync', ['-f', join(disks, d, 'fs')]);
   const roots = [dataDir, dirname(berth.runcRoot), ...readdirSync(tmpdir()).filter((e) => e.startsWith('berth-exec-')).map((e) => join(tmpdir(), e))];
   // as root: where they are (the scan sees them, so it would see a leak)
   const holders = readableWithSecrets(roots);
   const rel = holders.map((f) => relative(dataDir, f));
-  for (const expected of [/^berth\.db(-wal)?$/, /^containers\/[^/]+\/bundle\/config\.json$/, /^disks\/[^/]+\.img$/]) {
+  for (const expected of [/^berth\.db(-wal)?$/, /^containers\/[^/]+\/bundle\/config\.json$/, /^disks\/[^/]+\/disk\.img$/]) {
     assert.ok(rel.some((f) => expected.test(f)), `${expected} holds a secret: ${rel.join(', ')}`);
   }
   // every file holding one is root's alone; only the secret volume's own files are readable by the
@@ -88,7 +88,7 @@ test('secure values and secret volumes are in no file a non-root host user can r
   for (const f of holders) {
     const mode = statSync(f).mode & 0o777;
     if ((mode & 0o077) === 0) continue;
-    assert.match(relative(dataDir, f), /^disks\/[^/]+\/volumes\/creds\/token$/, `${f} (mode ${mode.toString(8)}) holds a secret`);
+    assert.match(relative(dataDir, f), /^disks\/[^/]+\/fs\/volumes\/creds\/token$/, `${f} (mode ${mode.toString(8)}) holds a secret`);
     assert.ok(closedOnTheWay(dataDir, f), `${f} is behind a dir closed to others`);
   }
   // as an ordinary host user: nothing

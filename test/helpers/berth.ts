@@ -238,8 +238,10 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
     veth: veths.filter((l) => !pool.has(/ link-netns (\S+)/.exec(l)?.[1] ?? '')).length,
     iptablesRules: rules.filter((l) => !networkRule(l)).length,
     overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
-    // groups' disks: their mounts (in this mount namespace) and the loop devices under them (host-wide)
-    diskMounts: readFileSync('/proc/mounts', 'utf8').split('\n').filter((l) => /^\/dev\/loop\d+ /.test(l)).length,
+    // groups' disks: their mounts (in this mount namespace) and the loop devices under them (host-wide);
+    // with a data dir, not its pool's (made and claimed in the background)
+    diskMounts: readFileSync('/proc/mounts', 'utf8').split('\n')
+      .filter((l) => /^\/dev\/loop\d+ /.test(l) && !(dataDir && l.split(' ')[1].startsWith(join(dataDir, 'disks', 'pool') + '/'))).length,
     diskLoops: groupDiskLoops(dataDir).length,
     // runc and crun both keep one state dir per container under the root
     runcContainers: ociContainers(runcRoot).size,
@@ -248,12 +250,18 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
   };
 }
 
-/** Loop devices backing a group disk (of the server with `dataDir`, or of any berth), by the kernel's record of their file. */
+/**
+ * Loop devices backing a group's disk (of the server with `dataDir`, not its pool's; or of any
+ * berth), by the kernel's record of their file. One whose image is deleted is left out: it is held
+ * by a copy of its mount in another mount namespace (one made while it was mounted, such as another
+ * test run's) and goes with that namespace.
+ */
 export function groupDiskLoops(dataDir?: string): string[] {
   return readdirSync('/sys/block').filter((d) => {
     try {
       const file = readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
-      return dataDir ? file.startsWith(join(dataDir, 'disks') + '/') : /\/disks\/[^/]+\.img$/.test(file);
+      if (!file.endsWith('/disk.img')) return false;
+      return dataDir ? file.startsWith(join(dataDir, 'disks') + '/') && !file.startsWith(join(dataDir, 'disks', 'pool') + '/') : /\/disks\//.test(file);
     } catch {
       return false;
     }

@@ -12,7 +12,7 @@ import { span } from '../../lib/trace.js';
 /*
  * This kernel has no disk quotas (no XFS project quotas, no ext4 quota format), so a directory
  * cannot be limited in place as Docker's overlay2 `size=` does. Instead each group gets a file
- * system of its own: an ext4 image of the limit's size, sparse (about 4 MB of real disk until
+ * system of its own: an ext4 image of the limit's size, sparse (about 0.2 MB of real disk until
  * written), on a loop device. A write past the limit fails with ENOSPC inside the group only.
  *
  * A disk is a directory (root's alone: images hold secret volumes and what containers write):
@@ -169,8 +169,9 @@ export class GroupDisks {
       }
       try {
         // no journal: what a group writes does not outlive the group, and a journal costs real disk
-        // up front; no reserved blocks: the whole limit is the group's
-        await runCommand(this.mkfs, ['-q', '-F', '-O', '^has_journal', '-E', 'lazy_itable_init=1,nodiscard', '-m', '0', image]);
+        // up front; no blocks kept for growing the file system (it never grows): a quarter of mkfs's
+        // time and 0.2 MB of real disk instead of 4 MB; no reserved blocks: the whole limit is the group's
+        await runCommand(this.mkfs, ['-q', '-F', '-O', '^has_journal,^resize_inode', '-E', 'lazy_itable_init=1,nodiscard', '-m', '0', image]);
       } catch (e) {
         throw new BerthError(Codes.RuntimeError, `formatting a group disk: ${errText(e)}`);
       }

@@ -23,7 +23,7 @@ before(async () => {
   registry = await startRegistry();
   image = (await buildImage(registry.host, 'tools', '1')).reference;
   // a quick backstop poll: a full disk is noticed there when no container exits
-  berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.73.0/24', config: { diskLimitGB: DISK_GB, agentPollMs: 500, sandboxPool: 2 } });
+  berth = await startBerth({ bridge: BRIDGE, subnet: '10.213.124.0/24', config: { diskLimitGB: DISK_GB, agentPollMs: 500, sandboxPool: 2 } });
   api = new Api(berth, SUB);
 });
 after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));

@@ -30,7 +30,7 @@ before(async () => {
   chmodSync(dataDir, 0o755);
   writeFileSync(join(dataDir, 'berth.db'), '', { mode: 0o644 });
   berth = await startBerth({
-    dataDir, bridge: BRIDGE, subnet: '10.213.74.0/24',
+    dataDir, bridge: BRIDGE, subnet: '10.213.125.0/24',
     // written 0644, as a hand-edited file might be; small disks and pool keep the scan below short
     config: { tokens: [`config-token-${process.pid}`], diskLimitGB: 1 / 16, sandboxPool: 1 },
   });

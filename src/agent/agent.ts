@@ -1,7 +1,7 @@
 // The host agent: a level-triggered reconcile loop that makes the runtime match the desired groups.
+import { join } from 'node:path';
 import { BerthError, Codes, isBerthError } from '../lib/errors.js';
 import { span, traceSince } from '../lib/trace.js';
-import { join } from 'node:path';
 import { GroupDisks } from '../runtime/disk/disks.js';
 import type { ImageStore } from '../runtime/image/store.js';
 import type { ContainerRuntime } from '../runtime/container/runtime.js';

@@ -105,6 +105,23 @@ describe('GroupDisks', () => {
     assert.deepEqual(mountsUnder(root), []);
   });
 
+  it('a pool starting while a claim makes a disk (groups are adopted before the pool starts) leaves that disk alone', async () => {
+    const root = freshRoot();
+    const disks = new GroupDisks({ root, sizeBytes: 32 * MiB, poolSize: 1 });
+    const claimed = disks.claim('g6');
+    // the claim is formatting in the pool's directory by now (mkfs runs as a process)
+    for (const deadline = Date.now() + 10_000; !(existsSync(join(root, 'pool')) && readdirSync(join(root, 'pool')).some((d) => d.startsWith('.new-'))) && Date.now() < deadline;) {
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await disks.startPool();
+    const path = await claimed;
+    writeFileSync(join(path, 'f'), 'fine');
+    await disks.refill();
+    await disks.stopPool();
+    await disks.release('g6');
+    assert.deepEqual({ mounts: mountsUnder(root), loops: loopsUnder(root) }, { mounts: [], loops: [] });
+  });
+
   it('mounts a disk a reboot left unmounted, keeping its content, and says why a disk cannot be made', async () => {
     const root = freshRoot();
     const disks = new GroupDisks({ root, sizeBytes: 32 * MiB });

@@ -71,6 +71,8 @@ export class GroupDisks {
   private readonly mkfs: string;
   /** Pool disks ready to be claimed (mounted). */
   private ready: string[] = [];
+  /** Directories under the pool this process is making disks in (any other `.new-*` is a crash's). */
+  private readonly making = new Set<string>();
   private readonly refiller = new Refiller(() => this.fillPool());
 
   constructor(private readonly opts: GroupDisksOptions) {
@@ -157,7 +159,9 @@ export class GroupDisks {
 
   /** Formats and mounts a disk in a directory of its own under the pool, then renames it to `dir`: never half-made there. */
   private async make(dir: string): Promise<void> {
-    const work = join(this.poolDir(), `.new-${randomBytes(6).toString('hex')}`);
+    const name = `.new-${randomBytes(6).toString('hex')}`;
+    const work = join(this.poolDir(), name);
+    this.making.add(name);
     mkdirSync(work, { mode: 0o700 });
     try {
       const image = join(work, IMAGE);
@@ -180,6 +184,8 @@ export class GroupDisks {
     } catch (e) {
       await this.discard(work).catch(() => undefined);
       throw e;
+    } finally {
+      this.making.delete(name);
     }
   }
 
@@ -257,6 +263,8 @@ export class GroupDisks {
   async startPool(): Promise<void> {
     this.ensureRoot();
     for (const name of readdirSync(this.poolDir())) {
+      // a claim may be making a disk already (groups are adopted before the pool starts)
+      if (this.making.has(name)) continue;
       const dir = join(this.poolDir(), name);
       let keep = POOL_RE.test(name) && this.ready.length < this.poolSize;
       try {
@@ -277,6 +285,7 @@ export class GroupDisks {
     await this.refiller.stop();
     this.ready.splice(0);
     for (const name of existsSync(this.poolDir()) ? readdirSync(this.poolDir()) : []) {
+      if (this.making.has(name)) continue;
       const fs = join(this.poolDir(), name, FS);
       if (!isMountpoint(fs)) continue;
       await runCommand('@umount', [fs, '0']).catch((e) => console.error(`disks: unmounting pool disk ${name}: ${errText(e)}`));

@@ -2,10 +2,11 @@
 import { chmodSync, createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import { mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { isMountpoint, unmount } from '../../lib/mounts.js';
 import { runCommand, spawnWithSyncPipe } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
 import type { ContainerSpec, ContainerStatus, ExecOptions, LogOptions } from '../types.js';
@@ -89,19 +90,6 @@ function pidAlive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/**
- * True when something is mounted on `path`: its device differs from its parent's. O(1), unlike a
- * scan of /proc/self/mountinfo, which grows with every container's overlay (and every start and
- * remove used to read it). Our rootfs dirs only ever get an overlay of their own mounted on them.
- */
-function isMountpoint(path: string): boolean {
-  try {
-    return statSync(path).dev !== statSync(dirname(path)).dev;
   } catch {
     return false;
   }
@@ -456,7 +444,7 @@ export class ContainerRuntime {
     const rootfs = this.dir(id, 'bundle', 'rootfs');
     const lowerdir = [...layerDirs].reverse().join(':');
     if (layerDirs.length === 0) throw new BerthError(Codes.RuntimeError, `container ${id}: image has no layers`);
-    if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await this.unmount(rootfs);
+    if (isMountpoint(rootfs) && meta.lowerdir !== lowerdir) await unmount(rootfs);
     // mounted before (lowerdir on record) without a scratch dir: its layer stays in its own dir
     if (meta.lowerdir === undefined) meta.scratch ??= scratch;
     const layer = meta.scratch ?? this.dir(id);
@@ -572,18 +560,6 @@ export class ContainerRuntime {
     return true;
   }
 
-  private async unmount(path: string): Promise<void> {
-    try {
-      await runCommand('@umount', [path, '0']);
-    } catch (e) {
-      // a busy mount goes away once its last user is gone (MNT_DETACH)
-      await runCommand('@umount', [path, '2']).catch(() => undefined);
-      if (isMountpoint(path)) {
-        throw new BerthError(Codes.RuntimeError, `unmounting ${path}: ${String((e as { stderr?: string }).stderr ?? e).trim()}`);
-      }
-    }
-  }
-
   /** The init PID of a container known to run it still (its recorded start time matches), else undefined. */
   private async livePid(id: string): Promise<number | undefined> {
     const meta = await this.readMeta(id);
@@ -666,7 +642,7 @@ export class ContainerRuntime {
         }
       }
       const rootfs = this.dir(id, 'bundle', 'rootfs');
-      if (isMountpoint(rootfs)) await this.unmount(rootfs);
+      if (isMountpoint(rootfs)) await unmount(rootfs);
       await rm(this.dir(id), { recursive: true, force: true });
       await rm(join(this.exitsDir(), id), { force: true });
     });

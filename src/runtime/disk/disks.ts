@@ -2,9 +2,10 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, renameSync, statfsSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
+import { isMountpoint, unmount } from '../../lib/mounts.js';
 import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
@@ -55,15 +56,6 @@ const FULL_BELOW_BYTES = 1 << 20;
 const MOUNT_OPTIONS = 'noinit_itable';
 
 const errText = (e: unknown) => String((e as { stderr?: string }).stderr || (e as Error).message || e).trim();
-
-/** True when something is mounted on `path` (its device differs from its parent's). */
-function isMountpoint(path: string): boolean {
-  try {
-    return statSync(path).dev !== statSync(dirname(path)).dev;
-  } catch {
-    return false;
-  }
-}
 
 export class GroupDisks {
   private readonly locks = new KeyedLock();
@@ -206,16 +198,8 @@ export class GroupDisks {
   /** Unmounts the disk in `dir` (its loop device goes with the mount) and removes it all. */
   private async discard(dir: string): Promise<void> {
     const fs = join(dir, FS);
-    if (isMountpoint(fs)) {
-      try {
-        await runCommand('@umount', [fs, '0']);
-      } catch (e) {
-        // still used (a process's working directory): detached now, gone with its last user
-        await runCommand('@umount', [fs, '2']).catch(() => undefined);
-        if (isMountpoint(fs)) throw new BerthError(Codes.RuntimeError, `unmounting ${fs}: ${errText(e)}`);
-      }
-    }
-    // never recursive into a mount: checked just above
+    if (isMountpoint(fs)) await unmount(fs);
+    // never recursive into a mount: unmount() throws when it could not
     await rm(dir, { recursive: true, force: true });
   }
 

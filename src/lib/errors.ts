@@ -85,4 +85,15 @@ export const Codes = {
   Compacted: 'Compacted',
   LeaseNotFound: 'LeaseNotFound',
   InternalServerError: 'InternalServerError',
+  // an ARM client's own (src/client): what went wrong on the way to an endpoint or back
+  /** No answer: the connection was refused, reset, timed out, or TLS failed. */
+  ServiceUnreachable: 'ServiceUnreachable',
+  /** An answer that is not ARM's: an error status without an error envelope, or a body that is not JSON. */
+  UnexpectedResponse: 'UnexpectedResponse',
+  /** A long-running operation still in progress when the caller stopped waiting. */
+  OperationTimedOut: 'OperationTimedOut',
+  /** A long-running operation that ended Canceled without saying why. */
+  OperationCanceled: 'OperationCanceled',
+  /** An exec or attach WebSocket that closed abnormally (the process could not start, the connection broke). */
+  SessionFailed: 'SessionFailed',
 } as const;

@@ -6,8 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { isNotFound, type StreamSession } from '../../client/index.js';
 import { quoteCommand } from '../../lib/argv.js';
-import { BerthApiError, type BerthClient } from './berth.js';
 import type { VirtualNode } from './node.js';
 
 export interface KubeletOptions {
@@ -79,7 +79,7 @@ export class KubeletServer {
     handleProtocols: (protocols) => ['v5.channel.k8s.io', 'v4.channel.k8s.io'].find((p) => protocols.has(p)) ?? false,
   });
 
-  constructor(readonly node: VirtualNode, readonly berth: BerthClient, readonly o: KubeletOptions) {}
+  constructor(readonly node: VirtualNode, readonly o: KubeletOptions) {}
 
   async start(): Promise<number> {
     const tls = this.o.cert && this.o.key ? { cert: this.o.cert, key: this.o.key } : selfSignedCert(this.o.nodeName, this.o.nodeIP);
@@ -137,7 +137,7 @@ export class KubeletServer {
     const p = u.pathname;
     if (p === '/healthz') return this.send(res, 200, 'ok');
     if (p === '/pods' || p === '/runningpods/') {
-      const items = [...this.node.pods.values()].map((t) => t.pod);
+      const items = [...this.node.pods.values()].flatMap((t) => (t.pod ? [t.pod] : []));
       return this.send(res, 200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items });
     }
     if (p === '/stats/summary') return this.send(res, 200, this.summary());
@@ -156,7 +156,7 @@ export class KubeletServer {
     const now = new Date().toISOString();
     return {
       node: { nodeName: this.o.nodeName, startTime: now, systemContainers: [] },
-      pods: [...this.node.pods.values()].map((t) => ({
+      pods: [...this.node.pods.values()].filter((t) => t.pod).map((t) => ({
         podRef: { name: t.pod.metadata.name, namespace: t.pod.metadata.namespace, uid: t.pod.metadata.uid },
         startTime: t.pod.status?.startTime ?? now,
         containers: (t.pod.spec.containers ?? []).map((c: any) => ({ name: c.name, startTime: t.pod.status?.startTime ?? now })),
@@ -179,9 +179,9 @@ export class KubeletServer {
     if (previous || q.get('follow') !== 'true') {
       let content: string;
       try {
-        content = await this.berth.logs(group, container, { tail, timestamps: true, previous });
+        content = await this.node.berth.containers.logs(this.node.o.resourceGroup, group, container, { tail, timestamps: true, previous });
       } catch (e) {
-        if (previous && e instanceof BerthApiError && e.status === 404)
+        if (previous && isNotFound(e))
           return this.send(res, 400, `previous terminated container "${container}" in pod "${pod}" not found`);
         throw e;
       }
@@ -189,7 +189,7 @@ export class KubeletServer {
     }
     const ac = new AbortController();
     req.on('close', () => ac.abort());
-    const body = await this.berth.followLogs(group, container, { tail, timestamps: true }, ac.signal);
+    const body = await this.node.berth.containers.followLogs(this.node.o.resourceGroup, group, container, { tail, timestamps: true, signal: ac.signal });
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'transfer-encoding': 'chunked' });
     try {
       for await (const chunk of body) {
@@ -226,7 +226,7 @@ export class KubeletServer {
 
     // kubectl sends its terminal's size at once: the session starts with it (so the command's
     // first look at its terminal sees it); keystrokes that come meanwhile are kept.
-    let upstream: WebSocket | undefined;
+    let upstream: StreamSession | undefined;
     let size: { rows: number; cols: number } | undefined;
     let sized = () => {};
     let stdinClosed = false;
@@ -237,7 +237,7 @@ export class KubeletServer {
       if (b.length === 0) return;
       const data = b.subarray(1);
       if (b[0] === CH.stdin && stdin && data.length > 0) {
-        if (upstream) upstream.send(data);
+        if (upstream) upstream.write(data);
         else early.push(Buffer.from(data));
       } else if (b[0] === CH.resize && tty) {
         let r: { Width?: unknown; Height?: unknown };
@@ -248,7 +248,7 @@ export class KubeletServer {
         }
         if (!Number.isInteger(r.Width) || !Number.isInteger(r.Height)) return;
         const next = { rows: r.Height as number, cols: r.Width as number };
-        if (upstream) upstream.send(JSON.stringify({ resize: next })); // berth's resize extension
+        if (upstream) upstream.resize(next);
         else {
           size = next;
           sized();
@@ -256,7 +256,7 @@ export class KubeletServer {
       } else if (b[0] === CH.close && data[0] === CH.stdin && stdin) {
         // v5: the client closed stdin; berth takes an empty frame as end of input.
         stdinClosed = true;
-        upstream?.send(Buffer.alloc(0));
+        upstream?.endInput();
       }
     });
     ws.on('close', () => {
@@ -269,31 +269,32 @@ export class KubeletServer {
     });
     if (closed) return;
     const asked = size ?? { rows: 24, cols: 80 };
+    const berth = this.node.berth.containers;
+    const rg = this.node.o.resourceGroup;
+    const onOutput = (d: Buffer) => frame(CH.stdout, d);
     try {
       upstream = kind === 'exec'
-        ? await this.berth.exec(group, container, quoteCommand(argv), tty ? asked : undefined)
-        : await this.berth.attach(group, container);
+        ? await berth.openExec(rg, group, container, { command: quoteCommand(argv), ...(tty && { terminalSize: asked }), onOutput })
+        : await berth.openAttach(rg, group, container, { onOutput });
     } catch (e) {
       return failure(`berth ${kind}: ${(e as Error).message}`);
     }
     if (closed) return void upstream.close();
     // A resize that came while the session was being opened
-    if (tty && size && size !== asked) upstream.send(JSON.stringify({ resize: size }));
-    for (const b of early) upstream.send(b);
+    if (tty && size && size !== asked) upstream.resize(size);
+    for (const b of early) upstream.write(b);
     // Without -i the command gets no input at all (as from /dev/null), not an input that never ends.
-    if (kind === 'exec' && (!stdin || stdinClosed)) upstream.send(Buffer.alloc(0));
-    upstream.on('message', (d) => frame(CH.stdout, d as Buffer));
-    upstream.on('close', (code, reason) => {
-      const r = reason.toString();
-      const exit = /^exit (-?\d+)$/.exec(r);
-      if (code === 1000 && exit && exit[1] !== '0')
+    if (kind === 'exec' && (!stdin || stdinClosed)) upstream.endInput();
+    try {
+      const end = await upstream.ended;
+      if (end.exitCode !== undefined && end.exitCode !== 0)
         return finish({
-          status: 'Failure', message: `command terminated with non-zero exit code: exit status ${exit[1]}`, reason: 'NonZeroExitCode',
-          details: { causes: [{ reason: 'ExitCode', message: exit[1] }] },
+          status: 'Failure', message: `command terminated with non-zero exit code: exit status ${end.exitCode}`, reason: 'NonZeroExitCode',
+          details: { causes: [{ reason: 'ExitCode', message: String(end.exitCode) }] },
         });
-      if (code === 1000 || code === 1005) return finish({ status: 'Success' });
-      failure(`berth ${kind} ended: ${r || code}`);
-    });
-    upstream.on('error', (e) => failure(`berth ${kind}: ${e.message}`));
+      finish({ status: 'Success' });
+    } catch (e) {
+      failure(`berth ${kind} ended: ${(e as Error).message}`);
+    }
   }
 }

@@ -15,6 +15,9 @@ const resolver: Resolver = {
         : undefined,
   serviceAccountToken: async () => 'tok',
 };
+// What a group always has and these tests do not look at.
+const osType = 'Linux' as const;
+const resources = { requests: { cpu: 1, memoryInGB: 1 } };
 const opts = { nodeName: 'n', nodeIP: '10.0.0.1', location: 'local', defaultCpu: 0.25, defaultMemoryGB: 0.25 };
 const pod = (spec: any, meta: any = {}) => ({ metadata: { name: 'p', namespace: 'ns', uid: 'u1', labels: { app: 'x' }, ...meta }, spec });
 
@@ -94,7 +97,7 @@ describe('pod translation', () => {
     const p = pod({ containers: [{ name: 'c', image: 'i' }] });
     const g = (state: string, cur: any, restartCount = 0) => ({
       id: '', name: 'ns-p', tags: {},
-      properties: { ipAddress: { ip: '10.1.0.5' }, instanceView: { state }, containers: [{ name: 'c', properties: { image: 'i', instanceView: { restartCount, currentState: cur } } }] },
+      properties: { osType, ipAddress: { type: 'Private' as const, ports: [], ip: '10.1.0.5' }, instanceView: { state }, containers: [{ name: 'c', properties: { image: 'i', resources, instanceView: { restartCount, currentState: cur } } }] },
     });
     const running = podStatusFromGroup(p, g('Running', { state: 'Running', startTime: '2026-01-01T00:00:00Z' }), { nodeIP: '10.0.0.1' });
     assert.equal(running.phase, 'Running');
@@ -121,8 +124,8 @@ describe('pod translation', () => {
     const g = (cur: any, init: any) => ({
       id: '', name: 'ns-p', tags: {},
       properties: {
-        ipAddress: { ip: '10.1.0.5' }, instanceView: { state: 'Running' },
-        containers: [{ name: 'c', properties: { image: 'i', instanceView: { restartCount: 0, currentState: cur } } }],
+        osType, ipAddress: { type: 'Private' as const, ports: [], ip: '10.1.0.5' }, instanceView: { state: 'Running' },
+        containers: [{ name: 'c', properties: { image: 'i', resources, instanceView: { restartCount: 0, currentState: cur } } }],
         initContainers: [{ name: 'setup', properties: { image: 'i', instanceView: { restartCount: 0, currentState: init } } }],
       },
     });

@@ -1,6 +1,6 @@
 // Translation between Kubernetes pods and berth container groups: pod spec -> ARM body, instance view -> pod status.
 import { createHash } from 'node:crypto';
-import type { ContainerResource, ContainerStateView, GroupResource } from './berth.js';
+import type { ContainerGroup, ContainerInstanceView, ContainerState } from '../../client/index.js';
 
 /** A pod feature berth cannot provide: the pod gets a Warning event with this message and is not started. */
 export class Unmappable extends Error {}
@@ -379,7 +379,7 @@ const cond = (type: string, ok: boolean, at: string, reason?: string) => ({
   type, status: ok ? 'True' : 'False', lastProbeTime: null, lastTransitionTime: at, ...(reason && !ok && { reason }),
 });
 
-function containerState(s: ContainerStateView | undefined, fallbackReason: string): any {
+function containerState(s: ContainerState | undefined, fallbackReason: string): any {
   switch (s?.state) {
     case 'Running':
       return { running: { startedAt: s.startTime } };
@@ -402,14 +402,14 @@ function containerState(s: ContainerStateView | undefined, fallbackReason: strin
  * The pod status berth's instance view implies. `prev` keeps transition times stable so a
  * status that did not change produces an identical object (and no API write).
  */
-export function podStatusFromGroup(pod: any, g: GroupResource | undefined, o: { nodeIP: string; createdAt?: string }, prev?: any): any {
+export function podStatusFromGroup(pod: any, g: ContainerGroup | undefined, o: { nodeIP: string; createdAt?: string }, prev?: any): any {
   const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const gstate = g?.properties.instanceView?.state ?? 'Pending';
   const views = new Map((g?.properties.containers ?? []).map((c) => [c.name, c.properties]));
   const initViews = new Map((g?.properties.initContainers ?? []).map((c) => [c.name, c.properties]));
   const inits = pod.spec.initContainers ?? [];
   const failedReason = g?.properties.provisioningState === 'Failed' ? 'CreateContainerError' : undefined;
-  const status = (c: any, v: ContainerResource['properties']['instanceView'], waitingReason: string, init: boolean) => {
+  const status = (c: any, v: ContainerInstanceView | undefined, waitingReason: string, init: boolean) => {
     const cur = v?.currentState;
     // berth shows readiness in detailStatus ('NotReady' while a readiness probe fails).
     const running = cur?.state === 'Running';

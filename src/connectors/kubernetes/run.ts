@@ -1,8 +1,7 @@
-// Starts the virtual node: berth client, Kubernetes client, kubelet API and node controller, wired from options.
+// Starts the virtual node: berth's client, the Kubernetes client, the kubelet API and the node controller, wired from options.
 import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
-import { loadCliConfig } from '../../cli/client.js';
-import { BerthClient } from './berth.js';
+import { clientFor, loadProfile, ProfileError, type Profile } from '../../client/index.js';
 import { Kube } from './kube.js';
 import { KubeletServer } from './kubelet.js';
 import { VirtualNode } from './node.js';
@@ -46,24 +45,28 @@ export interface KubernetesNodeOptions {
 
 export async function runKubernetesNode(o: KubernetesNodeOptions): Promise<RunningNode> {
   const log = (m: string) => process.stderr.write(`berth kubernetes-node: ${m}\n`);
-  const cli = o.berthEndpoint && o.berthToken ? undefined : loadCliConfig();
-  const berth = new BerthClient({
-    endpoint: o.berthEndpoint ?? cli!.endpoint,
-    token: o.berthToken ?? cli!.token,
-    subscription: o.subscription ?? cli?.subscription ?? 'default',
-    resourceGroup: o.resourceGroup ?? `k8s-${o.nodeName}`,
+  // The flags win; what they leave out comes from BERTH_* or the profile `berth up` saved.
+  let saved: Partial<Profile> = {};
+  try {
+    saved = loadProfile();
+  } catch (e) {
+    if (!(e instanceof ProfileError && o.berthEndpoint && o.berthToken)) throw e;
+  }
+  const berth = clientFor({
+    endpoint: o.berthEndpoint ?? saved.endpoint!, token: o.berthToken ?? saved.token!, subscription: o.subscription ?? saved.subscription ?? 'default', caCert: saved.caCert,
   });
+  const resourceGroup = o.resourceGroup ?? `k8s-${o.nodeName}`;
   const kube = new Kube(o.kubeconfig);
   const nodeIP = o.nodeIp ?? defaultNodeIP();
   const node = new VirtualNode(kube, berth, {
-    nodeName: o.nodeName, nodeIP, kubeletPort: o.kubeletPort, cpu: o.cpu, memory: o.memory, pods: o.pods, location: o.location,
+    nodeName: o.nodeName, nodeIP, kubeletPort: o.kubeletPort, cpu: o.cpu, memory: o.memory, pods: o.pods, location: o.location, resourceGroup,
     defaultCpu: o.defaultCpu, defaultMemoryGB: o.defaultMemoryGb, statusIntervalMs: o.statusIntervalMs,
     sweepIntervalMs: o.sweepIntervalSeconds * 1000, leaseSeconds: 10, log,
   });
   // Whoever reaches the kubelet API can exec into pods: only callers with a certificate from this CA (the API server) may.
   const clientCA = o.clientCaFile ? readFileSync(o.clientCaFile) : await kube.clusterCA();
   if (!clientCA) throw new Error("no CA to check the API server's kubelet client certificate: the kubeconfig has none, pass --client-ca-file");
-  const kubelet = new KubeletServer(node, berth, {
+  const kubelet = new KubeletServer(node, {
     port: o.kubeletPort, listen: o.kubeletListen, nodeName: o.nodeName, nodeIP,
     ...(o.tlsCertFile && o.tlsKeyFile && { cert: readFileSync(o.tlsCertFile), key: readFileSync(o.tlsKeyFile) }),
     clientCA,
@@ -73,12 +76,13 @@ export async function runKubernetesNode(o: KubernetesNodeOptions): Promise<Runni
   const kubeletPort = await kubelet.start();
   (node.o as { kubeletPort: number }).kubeletPort = kubeletPort;
   await node.start();
-  log(`node ${o.nodeName} is Ready (kubelet API on ${o.kubeletListen}:${kubeletPort}, pods run in berth resource group ${berth.e.resourceGroup})`);
+  log(`node ${o.nodeName} is Ready (kubelet API on ${o.kubeletListen}:${kubeletPort}, pods run in berth resource group ${resourceGroup})`);
   return {
     node, kubelet, kubeletPort,
     async stop() {
-      node.stop();
+      await node.stop();
       await kubelet.close();
+      berth.close();
     },
   };
 }

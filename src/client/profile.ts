@@ -2,6 +2,7 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { readableSecretWarning } from '../lib/secret-file.js';
 import { ContainerInstanceClient, type ClientOptions } from './client.js';
 import { StaticTokenCredential } from './credentials.js';
 
@@ -25,9 +26,14 @@ export function saveProfile(p: Profile) {
   chmodSync(profilePath(), 0o600);
 }
 
-/** BERTH_ENDPOINT / BERTH_TOKEN / BERTH_SUBSCRIPTION / BERTH_CA_CERT win over what `berth up` saved. */
-export function loadProfile(): Profile {
+/**
+ * BERTH_ENDPOINT / BERTH_TOKEN / BERTH_SUBSCRIPTION / BERTH_CA_CERT win over what `berth up` saved.
+ * `warn` hears when the saved profile holds a token and others may read it.
+ */
+export function loadProfile(warn: (message: string) => void = () => undefined): Profile {
   const saved: Partial<Profile> = existsSync(profilePath()) ? JSON.parse(readFileSync(profilePath(), 'utf8')) : {};
+  const exposed = saved.token ? readableSecretWarning(profilePath(), 'an API token') : undefined;
+  if (exposed) warn(exposed);
   const endpoint = process.env.BERTH_ENDPOINT ?? saved.endpoint;
   const token = process.env.BERTH_TOKEN ?? saved.token;
   if (!endpoint || !token) throw new ProfileError('No berth endpoint configured: run `berth up`, or set BERTH_ENDPOINT and BERTH_TOKEN.');

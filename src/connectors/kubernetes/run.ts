@@ -48,7 +48,7 @@ export async function runKubernetesNode(o: KubernetesNodeOptions): Promise<Runni
   // The flags win; what they leave out comes from BERTH_* or the profile `berth up` saved.
   let saved: Partial<Profile> = {};
   try {
-    saved = loadProfile();
+    saved = loadProfile((m) => console.error(`berth kubernetes-node: warning: ${m}`));
   } catch (e) {
     if (!(e instanceof ProfileError && o.berthEndpoint && o.berthToken)) throw e;
   }

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { ContainerInstanceClient, StaticTokenCredential, type ContainerGroup } from '../../src/client/index.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const API = '2023-05-01';
@@ -99,8 +100,17 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
   return b;
 }
 
+/**
+ * The tests' handle on a server: `req` speaks raw HTTP (tests assert the wire); the rest goes
+ * through the client (src/client), as every caller above the API does.
+ */
 export class Api {
-  constructor(private b: { url: string; token: string }, readonly sub = 'e2e-sub') {}
+  /** The client for this server and subscription; operations are polled every 100 ms, not as Retry-After says. */
+  readonly client: ContainerInstanceClient;
+
+  constructor(private b: { url: string; token: string }, readonly sub = 'e2e-sub') {
+    this.client = new ContainerInstanceClient({ endpoint: b.url, credential: new StaticTokenCredential(b.token), subscriptionId: sub, pollIntervalMs: 100 });
+  }
 
   groupPath(rg: string, name: string) {
     return `/subscriptions/${this.sub}/resourceGroups/${rg}/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
@@ -125,16 +135,9 @@ export class Api {
     return { status: res.status, body: json, text, headers: res.headers };
   }
 
-  /** Follows an Azure-AsyncOperation URL to its end. */
+  /** Follows an Azure-AsyncOperation URL to its end: its last status, Succeeded or not. */
   async waitOp(url: string, timeoutMs = 60_000) {
-    const t0 = Date.now();
-    for (;;) {
-      const r = await this.req('GET', url);
-      if (r.status !== 200) throw new Error(`operation poll: ${r.status} ${r.text}`);
-      if (r.body.status !== 'InProgress') return r.body as { status: string; error?: { code: string; message: string } };
-      if (Date.now() - t0 > timeoutMs) throw new Error(`operation still in progress after ${timeoutMs} ms`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    return this.client.waitForOperation(url, { timeoutMs });
   }
 
   async waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
@@ -147,25 +150,21 @@ export class Api {
     }
   }
 
+  /** A raw PUT (its answer as sent); throws unless it is 200 or 201. */
   async create(rg: string, name: string, body: unknown) {
     const r = await this.req('PUT', this.groupPath(rg, name), body);
     if (r.status !== 201 && r.status !== 200) throw new Error(`create ${name}: ${r.status} ${r.text}`);
     return r;
   }
 
+  /** PUT and wait for provisioning: the group as it then is (its ArmError when provisioning failed). */
   async createAndWait(rg: string, name: string, body: unknown) {
-    const r = await this.create(rg, name, body);
-    const op = await this.waitOp(r.headers.get('azure-asyncoperation')!);
-    if (op.status !== 'Succeeded') throw new Error(`create ${name}: ${JSON.stringify(op)}`);
-    return (await this.req('GET', this.groupPath(rg, name))).body;
+    return this.client.containerGroups.createOrUpdate(rg, name, body as ContainerGroup, { timeoutMs: 60_000 }) as Promise<any>;
   }
 
+  /** DELETE and wait until the group is gone (nothing to do when there is none). */
   async deleteAndWait(rg: string, name: string) {
-    const r = await this.req('DELETE', this.groupPath(rg, name));
-    if (r.status === 204) return;
-    if (r.status !== 202) throw new Error(`delete ${name}: ${r.status} ${r.text}`);
-    const op = await this.waitOp(r.headers.get('azure-asyncoperation')!);
-    if (op.status !== 'Succeeded') throw new Error(`delete ${name}: ${JSON.stringify(op)}`);
+    await this.client.containerGroups.delete(rg, name, { timeoutMs: 60_000 });
   }
 }
 

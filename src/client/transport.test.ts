@@ -142,9 +142,14 @@ describe('transport', () => {
     const e = await armErrorOf(elsewhere.containerGroups.list().toArray());
     assert.deepEqual([e.status, e.code], [403, 'AuthorizationFailed']);
 
+    // A wrong secret: the token endpoint's refusal is what a call fails with.
     const wrong = new ServicePrincipalCredential({ authority: `${berth.httpsUrl}/adfs`, clientId: SP.clientId, clientSecret: 'wrong', ca: readFileSync(berth.caCert) });
     const refused = await armErrorOf(wrong.getToken(scope));
     assert.deepEqual([refused.status, refused.code], [401, 'invalid_client']);
+    const refusedClient = new ContainerInstanceClient({ endpoint: berth.httpsUrl, subscriptionId: 'sp-sub', credential: wrong, ca: readFileSync(berth.caCert) });
+    const failed = await armErrorOf(refusedClient.containerGroups.list().toArray());
+    assert.deepEqual([failed.status, failed.code], [401, 'invalid_client']);
+    refusedClient.close();
     c.close();
     elsewhere.close();
   });

@@ -146,7 +146,8 @@ export class Transport {
       let res: IncomingMessage;
       const failed = async (e: unknown) => {
         const err = e as NodeJS.ErrnoException;
-        if (err.name === 'AbortError' || o.signal?.aborted) throw e;
+        // an answer's own error (the credential's token endpoint refused), or the caller gave up
+        if (e instanceof ArmError || err.name === 'AbortError' || o.signal?.aborted) throw e;
         const maybeSent = BROKEN_CONNECTION.has(err.code ?? '') || err.message === 'aborted';
         const wait = attempt < this.retries && (err.code === 'ECONNREFUSED' || (maybeSent && idempotent)) ? this.backoff(attempt) : undefined;
         if (wait === undefined) throw unreachable(url.toString(), err);

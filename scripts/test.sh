@@ -12,7 +12,7 @@ cd "$root"
 # user's SDK would trust berth's CA through NODE_EXTRA_CA_CERTS).
 tls_dir=$(mktemp -d "${TMPDIR:-/tmp}/berth-test-tls.XXXXXX")
 trap 'rm -rf "$tls_dir"' EXIT
-node -e "import('./dist/src/instances/tls.js').then((m) => m.ensureCa(process.argv[1]))" "$tls_dir"
+node -e "import('./dist/src/lib/tls.js').then((m) => m.ensureCa(process.argv[1]))" "$tls_dir"
 export BERTH_TEST_TLS_DIR="$tls_dir" NODE_EXTRA_CA_CERTS="$tls_dir/ca.crt"
 
 mapfile -t files < <(find dist/src dist/test -name '*.test.js' | sort)

@@ -21,9 +21,12 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   agent: { path: 'agent/', may: ['runtime', 'lib'] },
   // State behind one interface (SQLite, etcd).
   store: { path: 'store/', may: ['lib'] },
-  // The container instances service: ARM routes, model, admission, placement. It drives agents through
+  // What every ARM provider shares: the HTTP edge (canonical targets, auth on the route that runs, api-version
+  // checks, envelopes), LRO headers, tags, and Microsoft.Resources (subscriptions, resource groups, login).
+  arm: { path: 'arm/', may: ['lib'] },
+  // The container instances service: its ARM routes, model, admission, placement. It drives agents through
   // their interface only (agent/types.ts), never an agent's implementation.
-  instances: { path: 'instances/', may: ['store', 'agent/types.ts', 'lib'] },
+  instances: { path: 'instances/', may: ['arm', 'store', 'agent/types.ts', 'lib'] },
   // The one typed ARM client: speaks HTTP to the API, never imports what serves it.
   client: { path: 'client/', may: ['lib'] },
   // Everything above the API reaches berth through the client only, as any ACI user would.
@@ -32,7 +35,7 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   orchestrator: { path: 'orchestrator/', may: ['client', 'lib'] },
   web: { path: 'web/', may: ['client', 'lib'] },
   // The server's composition root: wires instances, agent, runtime and store into one process.
-  server: { path: 'server', may: ['instances', 'agent', 'runtime', 'store', 'lib'] },
+  server: { path: 'server', may: ['instances', 'arm', 'agent', 'runtime', 'store', 'lib'] },
   // The `berth` binary: runs the server in-process (`berth server`, `up`) and registers the client-side
   // commands (cli/, connectors/); the one file that reaches both sides of the API.
   entry: { path: 'cli/main.ts', may: ['server', 'cli', 'connectors', 'client', 'lib'] },
@@ -40,8 +43,8 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
 
 /** npm packages that belong to one side only. */
 const PACKAGES: Record<string, string[]> = {
-  // the ARM HTTP front is the service's
-  fastify: ['instances'],
+  // the ARM HTTP front is the providers'
+  fastify: ['arm', 'instances'],
   // state lives behind the store's interface
   'better-sqlite3': ['store'],
   etcd3: ['store'],
@@ -123,7 +126,7 @@ test('the map judges imports as DESIGN.md draws the arrows', () => {
   assert.match(judge('runtime/probe.ts', '../agent/types.js'), /runtime may not use agent/);
   assert.match(judge('lib/workqueue.ts', '../client/index.js'), /lib may not use client/);
   assert.match(judge('client/client.ts', '../instances/http.js'), /client may not use instances/);
-  assert.match(judge('client/transport.ts', 'fastify'), /fastify belongs to instances/);
+  assert.match(judge('client/transport.ts', 'fastify'), /fastify belongs to arm, instances/);
   assert.equal(judge('cli/main.ts', '../server.js'), 'ok');
   assert.match(judge('cli/group.ts', '../server.js'), /cli may not use server/);
 });

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 import { SqliteStore } from '../store/sqlite.js';
-import { Authenticator } from './auth.js';
+import { Authenticator } from '../arm/auth.js';
 import { buildServer } from './http.js';
 import { InstancesService } from './service.js';
 import { fakeAgent } from './testing.js';

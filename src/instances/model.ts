@@ -1,6 +1,7 @@
 // The container group model: ARM request bodies validated into a typed spec, and specs rendered back.
 import { BerthError, Codes } from '../lib/errors.js';
 import { parseReference } from '../lib/image-reference.js';
+import { parseTags } from '../arm/tags.js';
 import { refuseUnsupported } from './unsupported.js';
 
 import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from '../agent/types.js';
@@ -122,8 +123,7 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
   if (!root) throw new BerthError(Codes.InvalidRequestContent, 'The request body must be a JSON object.');
   refuseUnsupported(root);
   const location = str(root.location, 'location');
-  const tags: Record<string, string> = {};
-  for (const [k, v] of Object.entries(obj(root.tags, 'tags', false) ?? {})) tags[k] = str(v, `tags.${k}`, true);
+  const tags = parseTags(root.tags);
   const p = obj(root.properties, 'properties')!;
 
   const osType = enumOf(p.osType, 'properties.osType', ['Linux', 'Windows'] as const, Codes.InvalidOsType, 'Linux');

@@ -5,7 +5,10 @@ import type { AgentHandle, DesiredGroup, DnsNameLabelScope, ExecOptions, GroupSt
 import { BerthError, Codes } from '../lib/errors.js';
 import { traceSince, tracing } from '../lib/trace.js';
 import type { Store } from '../store/store.js';
-import { DEFAULT_TENANT } from './auth.js';
+import { DEFAULT_TENANT } from '../arm/auth.js';
+import type { ResourceGroupPut, ResourceGroupRecord, ResourceGroups } from '../arm/resources.js';
+import type { Tags } from '../arm/tags.js';
+import type { GroupRef } from './actions.js';
 import { type GroupSpec, type Limits, checkGroupName, checkResourceGroupName, checkSubscriptionId, defaultLimits, parseGroupSpec } from './model.js';
 
 export const PROVIDER = 'Microsoft.ContainerInstance';
@@ -61,14 +64,6 @@ export interface GroupView {
   provisioningState: 'Pending' | 'Creating' | 'Succeeded' | 'Failed' | 'Deleting';
 }
 
-export interface ResourceGroupRecord {
-  subscriptionId: string;
-  name: string;
-  location: string;
-  tags: Record<string, string>;
-  deleting: boolean;
-  createdAt: string;
-}
 
 export interface Quotas {
   containerGroups: number;
@@ -105,7 +100,14 @@ const coresOf = (spec: GroupSpec) => spec.containers.reduce((n, c) => n + c.requ
 /** ARM's comparison of location names: case and spaces do not count ('West Europe' is 'westeurope'). */
 const locationKey = (l: string) => l.toLowerCase().replace(/\s+/g, '');
 
-export class InstancesService {
+/** What a container group PUT asks for: its spec, location and tags, parsed and validated. */
+export interface GroupPut {
+  spec: GroupSpec;
+  location?: string;
+  tags: Tags;
+}
+
+export class InstancesService implements ResourceGroups {
   private limits: Limits;
   readonly location: string;
   readonly quotas: Quotas;
@@ -260,14 +262,15 @@ export class InstancesService {
 
   // --- actions ---
 
-  async createOrUpdate(sub: string, rg: string, name: string, body: unknown, caller: Caller = {}): Promise<{ created: boolean; view: GroupView; operation: OperationRecord }> {
+  /** PUT of a container group: `put` is what the request asked for, parsed and validated (actions.ts). */
+  async createOrUpdate(ref: GroupRef, put: GroupPut, caller: Caller = {}): Promise<{ created: boolean; view: GroupView; operation: OperationRecord }> {
+    const { subscriptionId: sub, resourceGroup: rg, name } = ref;
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
     checkGroupName(name);
     const t0 = performance.now();
-    const parsed = parseGroupSpec(body, this.limits);
-    const { spec, tags } = parsed;
-    const location = parsed.location === undefined ? undefined : this.servedLocation(parsed.location, 'group');
+    const { spec, tags } = put;
+    const location = put.location === undefined ? undefined : this.servedLocation(put.location, 'group');
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.store.get<GroupRecord>(key);
@@ -311,8 +314,8 @@ export class InstancesService {
   }
 
   /** PATCH: tags only, as ACI allows. */
-  async updateTags(sub: string, rg: string, name: string, body: unknown): Promise<GroupView> {
-    const tags = parseTags(body);
+  async updateTags(ref: GroupRef, tags: Tags): Promise<GroupView> {
+    const { subscriptionId: sub, resourceGroup: rg, name } = ref;
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.store.get<GroupRecord>(key);
@@ -323,13 +326,10 @@ export class InstancesService {
     throw new BerthError(Codes.Conflict, `The container group '${name}' is being changed by another request; try again.`, 409, name);
   }
 
-  async putResourceGroup(sub: string, rg: string, body: unknown): Promise<{ created: boolean; rg: ResourceGroupRecord }> {
+  async putResourceGroup(sub: string, rg: string, b: ResourceGroupPut): Promise<{ created: boolean; rg: ResourceGroupRecord }> {
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
-    const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
-    if (typeof b.location !== 'string' || b.location === '')
-      throw new BerthError('LocationRequired', 'The location property is required for this definition.', 400, 'location');
-    const tags = b.tags === undefined ? {} : parseTags({ tags: b.tags });
+    const { tags } = b;
     const key = rgKey(sub, rg);
     const cur = await this.store.get<ResourceGroupRecord>(key);
     if (cur?.value.deleting) throw new BerthError('ResourceGroupBeingDeleted', `The resource group '${rg}' is in deprovisioning state and cannot perform this operation.`, 409);
@@ -366,7 +366,7 @@ export class InstancesService {
     };
     await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: { ...cur.value, deleting: true } }, { put: opKey(op.id), value: op }] });
     for (const kv of await this.store.list<GroupRecord>(`/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/`))
-      if (!kv.value.deleting) await this.delete(sub, kv.value.resourceGroup, kv.value.name);
+      if (!kv.value.deleting) await this.delete({ subscriptionId: sub, resourceGroup: kv.value.resourceGroup, name: kv.value.name });
     await this.finishResourceGroupDelete(sub, rg);
     return op;
   }
@@ -413,8 +413,8 @@ export class InstancesService {
     };
   }
 
-  async get(sub: string, rg: string, name: string): Promise<GroupView> {
-    return this.view(await this.mustGet(sub, rg, name));
+  async get(ref: GroupRef): Promise<GroupView> {
+    return this.view(await this.mustGet(ref));
   }
 
   async list(sub: string, rg?: string, page?: { startAfter?: string; limit?: number }): Promise<{ views: GroupView[]; next?: string }> {
@@ -427,7 +427,8 @@ export class InstancesService {
     return { views: await Promise.all(shown.map((kv) => this.view(kv.value))), next: more ? shown[shown.length - 1].key : undefined };
   }
 
-  async delete(sub: string, rg: string, name: string): Promise<{ view: GroupView; operation: OperationRecord } | undefined> {
+  async delete(ref: GroupRef): Promise<{ view: GroupView; operation: OperationRecord } | undefined> {
+    const { subscriptionId: sub, resourceGroup: rg, name } = ref;
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
     const key = groupKey(sub, rg, name);
@@ -450,7 +451,8 @@ export class InstancesService {
    * returns once the agent reports the containers stopped. The record says Stopped before that, so a
    * crash meanwhile changes nothing: the agent finishes the stop when berth is back.
    */
-  async setRunState(sub: string, rg: string, name: string, kind: 'start' | 'stop' | 'restart'): Promise<OperationRecord> {
+  async setRunState(ref: GroupRef, kind: 'start' | 'stop' | 'restart'): Promise<OperationRecord> {
+    const { subscriptionId: sub, resourceGroup: rg, name } = ref;
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < 5; attempt++) {
       const cur = await this.store.get<GroupRecord>(key);
@@ -491,24 +493,24 @@ export class InstancesService {
   }
 
   /** 404s for a group or container that is not there (before a stream session is handed out). */
-  async checkContainer(sub: string, rg: string, name: string, container: string): Promise<void> {
-    this.mustHaveContainer(await this.mustGet(sub, rg, name), container);
+  async checkContainer(ref: GroupRef, container: string): Promise<void> {
+    this.mustHaveContainer(await this.mustGet(ref), container);
   }
 
-  async logs(sub: string, rg: string, name: string, container: string, opts: LogOptions): Promise<string> {
-    const rec = await this.mustGet(sub, rg, name);
+  async logs(ref: GroupRef, container: string, opts: LogOptions): Promise<string> {
+    const rec = await this.mustGet(ref);
     this.mustHaveContainer(rec, container);
     return this.agent.logs(rec.uid, container, opts);
   }
 
-  async followLogs(sub: string, rg: string, name: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal) {
-    const rec = await this.mustGet(sub, rg, name);
+  async followLogs(ref: GroupRef, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal) {
+    const rec = await this.mustGet(ref);
     this.mustHaveContainer(rec, container);
     return this.agent.followLogs(rec.uid, container, opts, onChunk, signal);
   }
 
-  async exec(sub: string, rg: string, name: string, container: string, argv: string[], opts: ExecOptions = {}) {
-    const rec = await this.mustGet(sub, rg, name);
+  async exec(ref: GroupRef, container: string, argv: string[], opts: ExecOptions = {}) {
+    const rec = await this.mustGet(ref);
     this.mustHaveContainer(rec, container);
     return this.agent.exec(rec.uid, container, argv, opts);
   }
@@ -598,7 +600,7 @@ export class InstancesService {
     };
   }
 
-  private async mustGet(sub: string, rg: string, name: string): Promise<GroupRecord> {
+  private async mustGet({ subscriptionId: sub, resourceGroup: rg, name }: GroupRef): Promise<GroupRecord> {
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
     const kv = await this.store.get<GroupRecord>(groupKey(sub, rg, name));
@@ -669,18 +671,6 @@ function checkUpdate(name: string, old: GroupSpec, next: GroupSpec) {
   });
 }
 
-function parseTags(body: unknown): Record<string, string> {
-  const t = (body as { tags?: unknown } | undefined)?.tags ?? {};
-  if (typeof t !== 'object' || t === null || Array.isArray(t)) throw new BerthError(Codes.InvalidRequestContent, "'tags' must be an object of strings.", 400, 'tags');
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(t)) {
-    if (typeof v !== 'string') throw new BerthError(Codes.InvalidRequestContent, `The tag '${k}' must have a string value.`, 400, `tags.${k}`);
-    if (k.length > 512 || v.length > 256) throw new BerthError('InvalidTag', `The tag '${k}' is too long (names up to 512, values up to 256 characters).`, 400, `tags.${k}`);
-    out[k] = v;
-  }
-  if (Object.keys(out).length > 50) throw new BerthError('InvalidTag', 'A resource may have at most 50 tags.', 400, 'tags');
-  return out;
-}
 
 const notFound = (name: string) =>
   new BerthError(Codes.ResourceNotFound, `The Resource '${GROUP_TYPE}/${name}' under resource group was not found.`, 404);

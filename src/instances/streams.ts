@@ -14,14 +14,13 @@ import type { WebSocket } from 'ws';
 import type { ExecHandle, TerminalSize } from '../agent/types.js';
 import { splitCommand } from '../lib/argv.js';
 import { BerthError, Codes } from '../lib/errors.js';
+import type { GroupRef } from './actions.js';
 import type { InstancesService } from './service.js';
 
 export interface StreamSession {
   kind: 'exec' | 'attach';
   password: string;
-  sub: string;
-  rg: string;
-  name: string;
+  ref: GroupRef;
   container: string;
   argv: string[];
   /** exec: run under a terminal of this size (0 x 0: unknown). */
@@ -115,7 +114,7 @@ export function runExec(ws: WebSocket, s: StreamSession, service: InstancesServi
     proc?.kill(); // the client is gone: so is everything it started
   });
   afterPassword(ws, s, preauthorized, async () => {
-    proc = await service.exec(s.sub, s.rg, s.name, s.container, s.argv, s.tty ? { tty: s.tty } : {});
+    proc = await service.exec(s.ref, s.container, s.argv, s.tty ? { tty: s.tty } : {});
     if (closed) return proc.kill();
     pipeToSocket(proc.stdout, ws);
     pipeToSocket(proc.stderr, ws);
@@ -136,7 +135,7 @@ export function runAttach(ws: WebSocket, s: StreamSession, service: InstancesSer
   const ac = new AbortController();
   ws.on('close', () => ac.abort());
   afterPassword(ws, s, preauthorized, async () => {
-    void service.followLogs(s.sub, s.rg, s.name, s.container, { tail: 0 }, (text) => ws.send(Buffer.from(text)), ac.signal)
+    void service.followLogs(s.ref, s.container, { tail: 0 }, (text) => ws.send(Buffer.from(text)), ac.signal)
       .then(() => ws.close(1000, 'container exited'), (e: Error) => ws.close(4000, closeReason(e.message)));
   }, () => {});
 }

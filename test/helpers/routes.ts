@@ -1,7 +1,7 @@
 // berth's ARM routes as the server registers them (built in this process, never listening): what route-wide tests walk.
-import { Authenticator } from '../../src/instances/auth.js';
+import { Authenticator } from '../../src/arm/auth.js';
 import { buildServer } from '../../src/instances/http.js';
-import type { RouteInfo } from '../../src/instances/route-scope.js';
+import type { RouteInfo } from '../../src/arm/route-scope.js';
 import type { InstancesService } from '../../src/instances/service.js';
 
 export function armRoutes(): RouteInfo[] {

@@ -1,13 +1,29 @@
-// Who may call a route: every ARM route declares it, and authorization reads it from the route that matched.
+// What every ARM route declares: who may call it, and which api-versions it answers.
 
 declare module 'fastify' {
   interface FastifyContextConfig {
     scope?: Scope;
+    /** The api-versions the route answers; unset: any date-shaped version (ARM's own routes take any). */
+    versions?: ApiVersions;
   }
   interface FastifyInstance {
     /** Every route registered, with its scope (what the cross-tenant tests walk). */
     routeTable: RouteInfo[];
   }
+}
+
+/**
+ * `public`: liveness, cloud metadata, the login endpoints a client calls before it has a token.
+ * `caller`: any authenticated caller; the route shows only what the caller's grants allow.
+ * `subscription`: the route's `:sub` parameter, as the router decoded it, must be one the caller may use.
+ * A route without a scope refuses to register (server.ts), so nothing is open by omission.
+ */
+export type Scope = 'public' | 'caller' | 'subscription';
+
+/** A provider's api-versions: which it accepts, and the list its refusal names. */
+export interface ApiVersions {
+  accepts(v: string): boolean;
+  readonly list: readonly string[];
 }
 
 export interface RouteInfo {
@@ -16,14 +32,9 @@ export interface RouteInfo {
   scope: Scope;
 }
 
-/**
- * `public`: liveness, cloud metadata, the login endpoints a client calls before it has a token.
- * `caller`: any authenticated caller; the route shows only what the caller's grants allow.
- * `subscription`: the route's `:sub` parameter, as the router decoded it, must be one the caller may use.
- * A route without a scope refuses to register (http.ts), so nothing is open by omission.
- */
-export type Scope = 'public' | 'caller' | 'subscription';
-
 export const PUBLIC = { config: { scope: 'public' as Scope } };
 export const CALLER = { config: { scope: 'caller' as Scope } };
 export const SUBSCRIPTION = { config: { scope: 'subscription' as Scope } };
+
+/** A provider's route options: its scope and its api-versions. */
+export const providerRoute = (scope: Scope, versions: ApiVersions) => ({ config: { scope, versions } });

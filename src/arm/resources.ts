@@ -1,16 +1,58 @@
-// The ARM around the ACI provider: cloud metadata, the ADFS-style login az uses, subscriptions and resource groups.
+// The ARM around every provider (Microsoft.Resources): cloud metadata, the ADFS-style login az uses,
+// subscriptions, tenants and resource groups.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError, Codes } from '../lib/errors.js';
 import { baseUrl as baseOf } from './base-url.js';
-import { OAuthError } from './auth.js';
-import type { HttpOptions } from './http.js';
+import { OAuthError, type Authenticator } from './auth.js';
+import { apiVersionOf } from './lro.js';
 import { CALLER, PUBLIC, SUBSCRIPTION } from './route-scope.js';
-import type { ResourceGroupRecord } from './service.js';
+import { parseTags, type Tags } from './tags.js';
 
 type P = { sub: string; rg: string; op: string; tenant: string };
 
+export interface ResourceGroupRecord {
+  subscriptionId: string;
+  name: string;
+  location: string;
+  tags: Tags;
+  deleting: boolean;
+  createdAt: string;
+}
 
-export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
+/** What a resource group PUT asks for. */
+export interface ResourceGroupPut {
+  location: string;
+  tags: Tags;
+}
+
+/** Where resource groups live (the instances service: deleting one deletes its container groups). */
+export interface ResourceGroups {
+  /** The location berth serves (what GET /subscriptions/{id}/locations lists). */
+  readonly location: string;
+  putResourceGroup(sub: string, rg: string, put: ResourceGroupPut): Promise<{ created: boolean; rg: ResourceGroupRecord }>;
+  getResourceGroup(sub: string, rg: string): Promise<ResourceGroupRecord>;
+  listResourceGroups(sub: string): Promise<ResourceGroupRecord[]>;
+  /** An operation to poll, or undefined when there is no such resource group. */
+  deleteResourceGroup(sub: string, rg: string): Promise<{ id: string } | undefined>;
+  operation(sub: string, id: string): Promise<{ status: 'InProgress' | 'Succeeded' | 'Failed'; error?: { code: string; message: string } }>;
+}
+
+export interface ResourceRoutesOptions {
+  auth: Authenticator;
+  resourceGroups: ResourceGroups;
+  /** Subscriptions listed to callers that may use any (GET /subscriptions). */
+  subscriptions: string[];
+}
+
+/** A resource group PUT's body as a typed request (ARM requires the location). */
+export function parseResourceGroupPut(body: unknown): ResourceGroupPut {
+  const b = (typeof body === 'object' && body !== null && !Array.isArray(body) ? body : {}) as Record<string, unknown>;
+  if (typeof b.location !== 'string' || b.location === '')
+    throw new BerthError('LocationRequired', 'The location property is required for this definition.', 400, 'location');
+  return { location: b.location, tags: parseTags(b.tags) };
+}
+
+export function registerResourceRoutes(app: FastifyInstance, o: ResourceRoutesOptions) {
   // ARM's cloud metadata, read by `az cloud register --endpoint-resource-manager` before anything has a token.
   app.get('/metadata/endpoints', PUBLIC, async (req) => cloudMetadata(baseOf(req), (req.query as Record<string, string | undefined>)['api-version']));
 
@@ -55,7 +97,7 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
   });
   app.get('/tenants', CALLER, async (req) => ({ value: [{ id: `/tenants/${req.identity!.tenantId}`, tenantId: req.identity!.tenantId, tenantCategory: 'Home' }] }));
   app.get<{ Params: P }>('/subscriptions/:sub/locations', SUBSCRIPTION, async (req) => ({
-    value: [{ id: `/subscriptions/${req.params.sub}/locations/${o.service.location}`, name: o.service.location, displayName: o.service.location, regionalDisplayName: o.service.location }],
+    value: [{ id: `/subscriptions/${req.params.sub}/locations/${o.resourceGroups.location}`, name: o.resourceGroups.location, displayName: o.resourceGroups.location, regionalDisplayName: o.resourceGroups.location }],
   }));
 
   const renderRg = (r: ResourceGroupRecord) => ({
@@ -64,25 +106,24 @@ export function registerArmRoutes(app: FastifyInstance, o: HttpOptions) {
   });
   const RG = '/subscriptions/:sub/resourcegroups/:rg';
   app.put<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
-    const r = await o.service.putResourceGroup(req.params.sub, req.params.rg, req.body);
+    const r = await o.resourceGroups.putResourceGroup(req.params.sub, req.params.rg, parseResourceGroupPut(req.body));
     return reply.code(r.created ? 201 : 200).send(renderRg(r.rg));
   });
-  app.get<{ Params: P }>(RG, { ...SUBSCRIPTION, exposeHeadRoute: false }, async (req) => renderRg(await o.service.getResourceGroup(req.params.sub, req.params.rg)));
+  app.get<{ Params: P }>(RG, { ...SUBSCRIPTION, exposeHeadRoute: false }, async (req) => renderRg(await o.resourceGroups.getResourceGroup(req.params.sub, req.params.rg)));
   app.head<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
-    const found = await o.service.getResourceGroup(req.params.sub, req.params.rg).then(() => true, () => false);
+    const found = await o.resourceGroups.getResourceGroup(req.params.sub, req.params.rg).then(() => true, () => false);
     return reply.code(found ? 204 : 404).send();
   });
-  app.get<{ Params: P }>('/subscriptions/:sub/resourcegroups', SUBSCRIPTION, async (req) => ({ value: (await o.service.listResourceGroups(req.params.sub)).map(renderRg) }));
+  app.get<{ Params: P }>('/subscriptions/:sub/resourcegroups', SUBSCRIPTION, async (req) => ({ value: (await o.resourceGroups.listResourceGroups(req.params.sub)).map(renderRg) }));
   app.delete<{ Params: P }>(RG, SUBSCRIPTION, async (req, reply) => {
-    const op = await o.service.deleteResourceGroup(req.params.sub, req.params.rg);
+    const op = await o.resourceGroups.deleteResourceGroup(req.params.sub, req.params.rg);
     if (!op) throw new BerthError(Codes.ResourceGroupNotFound, `Resource group '${req.params.rg}' could not be found.`, 404);
-    const v = (req.query as Record<string, string>)['api-version'];
-    reply.header('Location', `${baseOf(req)}/subscriptions/${req.params.sub}/operationresults/${op.id}?api-version=${v}`).header('Retry-After', '1');
+    reply.header('Location', `${baseOf(req)}/subscriptions/${req.params.sub}/operationresults/${op.id}?api-version=${apiVersionOf(req)}`).header('Retry-After', '1');
     return reply.code(202).send();
   });
   // ARM's Location-header polling: 202 while the operation runs, 200 when it is done.
   app.get<{ Params: P }>('/subscriptions/:sub/operationresults/:op', SUBSCRIPTION, async (req, reply) => {
-    const op = await o.service.operation(req.params.sub, req.params.op);
+    const op = await o.resourceGroups.operation(req.params.sub, req.params.op);
     if (op.status === 'InProgress') {
       reply.header('Location', `${baseOf(req)}${req.url}`).header('Retry-After', '1');
       return reply.code(202).send();

@@ -1,0 +1,124 @@
+// What each container-group route asks of the instances core, as typed actions parsed from the request:
+// the core never sees a request body, a query string or a path.
+import { parseTags, type Tags } from '../arm/tags.js';
+import { BerthError, Codes } from '../lib/errors.js';
+import type { TerminalSize } from '../agent/types.js';
+import { checkGroupName, checkResourceGroupName, checkSubscriptionId, parseGroupSpec, type GroupSpec, type Limits } from './model.js';
+import { parseExecRequest } from './streams.js';
+
+/** The parts of a request a parser reads (what Fastify hands a route: decoded path parameters, query, JSON body). */
+export interface RequestParts {
+  params: Record<string, string | undefined>;
+  query: Record<string, unknown>;
+  body?: unknown;
+}
+
+export interface GroupRef {
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+}
+
+export type RunAction = 'start' | 'stop' | 'restart';
+
+export type GroupAction =
+  | { kind: 'group.put'; ref: GroupRef; spec: GroupSpec; location?: string; tags: Tags }
+  | { kind: 'group.get'; ref: GroupRef }
+  | { kind: 'group.patch'; ref: GroupRef; tags: Tags }
+  | { kind: 'group.delete'; ref: GroupRef }
+  | { kind: 'group.run'; ref: GroupRef; run: RunAction }
+  | { kind: 'group.list'; subscriptionId: string; resourceGroup?: string; top?: number; startAfter?: string; watch: boolean }
+  | { kind: 'container.logs'; ref: GroupRef; container: string; tail?: number; timestamps: boolean; previous: boolean; follow: boolean }
+  | { kind: 'container.exec'; ref: GroupRef; container: string; argv: string[]; tty?: TerminalSize }
+  | { kind: 'container.attach'; ref: GroupRef; container: string };
+
+const param = (p: RequestParts, name: string): string => {
+  const v = p.params[name];
+  if (v === undefined) throw new BerthError(Codes.InternalServerError, `The route has no '${name}' parameter.`, 500);
+  return v;
+};
+const flag = (v: unknown) => v === 'true';
+
+/** A subscription + resource group + container group name from the path, each checked as ARM names are. */
+export function groupRef(p: RequestParts): GroupRef {
+  const ref = { subscriptionId: param(p, 'sub'), resourceGroup: param(p, 'rg'), name: param(p, 'name') };
+  checkSubscriptionId(ref.subscriptionId);
+  checkResourceGroupName(ref.resourceGroup);
+  checkGroupName(ref.name);
+  return ref;
+}
+
+/** The group of a read or delete: its name is looked up as given (a name that cannot exist is simply not found). */
+function existingGroupRef(p: RequestParts): GroupRef {
+  const ref = { subscriptionId: param(p, 'sub'), resourceGroup: param(p, 'rg'), name: param(p, 'name') };
+  checkSubscriptionId(ref.subscriptionId);
+  checkResourceGroupName(ref.resourceGroup);
+  return ref;
+}
+
+export function parseGroupPut(p: RequestParts, limits: Limits): GroupAction & { kind: 'group.put' } {
+  const ref = groupRef(p);
+  const { spec, location, tags } = parseGroupSpec(p.body, limits);
+  return { kind: 'group.put', ref, spec, ...(location !== undefined && { location }), tags };
+}
+
+export const parseGroupGet = (p: RequestParts): GroupAction & { kind: 'group.get' } => ({ kind: 'group.get', ref: existingGroupRef(p) });
+
+/** PATCH: tags only, as ACI allows. */
+export function parseGroupPatch(p: RequestParts): GroupAction & { kind: 'group.patch' } {
+  const body = p.body;
+  if (body !== undefined && (typeof body !== 'object' || body === null || Array.isArray(body)))
+    throw new BerthError(Codes.InvalidRequestContent, 'The request body must be a JSON object.', 400);
+  return { kind: 'group.patch', ref: existingGroupRef(p), tags: parseTags((body as { tags?: unknown } | undefined)?.tags) };
+}
+
+export const parseGroupDelete = (p: RequestParts): GroupAction & { kind: 'group.delete' } => ({ kind: 'group.delete', ref: existingGroupRef(p) });
+
+export const parseGroupRun = (p: RequestParts, run: RunAction): GroupAction & { kind: 'group.run' } => ({ kind: 'group.run', ref: existingGroupRef(p), run });
+
+/** A list by subscription (no `rg` parameter) or by resource group; `$top`/`$skiptoken` page it; `watch=true` streams changes. */
+export function parseGroupList(p: RequestParts): GroupAction & { kind: 'group.list' } {
+  const subscriptionId = param(p, 'sub');
+  checkSubscriptionId(subscriptionId);
+  const resourceGroup = p.params.rg;
+  if (resourceGroup !== undefined) checkResourceGroupName(resourceGroup);
+  const q = p.query;
+  const top = q.$top !== undefined ? Number(q.$top) : undefined;
+  if (top !== undefined && (!Number.isInteger(top) || top < 1 || top > 1000))
+    throw new BerthError(Codes.InvalidRequestContent, "'$top' must be an integer from 1 to 1000.", 400, '$top');
+  const token = q.$skiptoken;
+  if (token !== undefined && (typeof token !== 'string' || !/^[A-Za-z0-9_-]{1,2048}$/.test(token)))
+    throw new BerthError(Codes.InvalidRequestContent, "'$skiptoken' is not one berth gave out.", 400, '$skiptoken');
+  return {
+    kind: 'group.list', subscriptionId, ...(resourceGroup !== undefined && { resourceGroup }), ...(top !== undefined && { top }),
+    ...(token !== undefined && { startAfter: Buffer.from(token, 'base64url').toString() }), watch: flag(q.watch),
+  };
+}
+
+/** `tail`, `timestamps`, and berth's `previous` (the run before the last restart) and `follow` (a stream). */
+export function parseLogs(p: RequestParts): GroupAction & { kind: 'container.logs' } {
+  const q = p.query;
+  const tail = q.tail !== undefined ? Number(q.tail) : undefined;
+  if (tail !== undefined && (!Number.isInteger(tail) || tail < 0))
+    throw new BerthError(Codes.InvalidRequestContent, "'tail' must be a non-negative integer.", 400, 'tail');
+  return {
+    kind: 'container.logs', ref: existingGroupRef(p), container: param(p, 'container'), ...(tail !== undefined && { tail }),
+    timestamps: flag(q.timestamps), previous: flag(q.previous), follow: flag(q.follow),
+  };
+}
+
+/** The command is split as a shell would split it, without expanding anything; a terminalSize makes it a terminal session. */
+export function parseExec(p: RequestParts): GroupAction & { kind: 'container.exec' } {
+  const { argv, tty } = parseExecRequest(p.body);
+  return { kind: 'container.exec', ref: existingGroupRef(p), container: param(p, 'container'), argv, ...(tty && { tty }) };
+}
+
+export const parseAttach = (p: RequestParts): GroupAction & { kind: 'container.attach' } =>
+  ({ kind: 'container.attach', ref: existingGroupRef(p), container: param(p, 'container') });
+
+/** A location's endpoints (usages, capabilities, cached images): the subscription and the location as named. */
+export function parseLocation(p: RequestParts): { subscriptionId: string; location: string } {
+  const subscriptionId = param(p, 'sub');
+  checkSubscriptionId(subscriptionId);
+  return { subscriptionId, location: param(p, 'loc') };
+}

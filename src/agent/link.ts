@@ -1,0 +1,71 @@
+// The agent's contract with the control plane: the host specs placed on its host, followed from a revision, and
+// what it reports back. One interface, two links: in-process over the Store (the embedded default) and HTTPS
+// to the control plane's agent API (remote hosts); an agent never knows which one it has.
+import type { ExecHandle, ExecOptions, GroupStatus, LogOptions } from './types.js';
+
+/**
+ * What one host runs for one group, as the control plane placed it. The agent owns the spec's shape (no ACI
+ * concepts in it); links carry it as JSON without looking inside. `generation` fences: an agent never runs a
+ * generation older than the newest it has seen for a uid.
+ */
+export interface PlacedSpec<Spec = unknown> {
+  uid: string;
+  generation: number;
+  spec: Spec;
+}
+
+/**
+ * The specs placed on a host as a stream: a `reset` (the whole set at a revision: the first event, and again
+ * whenever the link could not resume — a compacted revision, a long disconnect), then each change after it,
+ * in order, each once. A `delete` means: tear the group down, then report it removed.
+ */
+export type SpecEvent<Spec = unknown> =
+  | { type: 'reset'; revision: number; specs: PlacedSpec<Spec>[] }
+  | { type: 'put'; revision: number; placed: PlacedSpec<Spec> }
+  | { type: 'delete'; revision: number; uid: string };
+
+/** A host as it registers: where it is, what it offers, how to reach its own API (logs, exec). */
+export interface HostRegistration {
+  name: string;
+  /** Address other hosts and the control plane reach it on (its underlay address in a cluster). */
+  address: string;
+  zone?: string;
+  labels: Record<string, string>;
+  /** What groups may use: CPU cores and memory in GB (read from the host, overridable). */
+  allocatable: { cpu: number; memoryGB: number };
+  /** The agent's own HTTPS API (absent for the in-process agent). */
+  dataPlane?: { url: string; certSha256: string };
+  agentVersion: string;
+}
+
+export interface ControlPlaneLink {
+  /** Registers or refreshes the host; it is Ready while heartbeats arrive within `leaseTtlMs`. */
+  register(host: HostRegistration): Promise<{ leaseTtlMs: number }>;
+  /** Keeps the host's lease alive; rejects when the control plane cannot be reached (the agent keeps running). */
+  heartbeat(): Promise<void>;
+  /**
+   * Follows the specs placed on this host. `fromRevision` 0 (or one the link cannot resume from) starts with
+   * a `reset`. Returns a function that stops following. Errors that end the stream are told to `onError`; the
+   * link reconnects by itself and resumes after the last revision it delivered.
+   */
+  watchSpecs(fromRevision: number, onEvent: (e: SpecEvent) => void, onError: (e: Error) => void): () => void;
+  /** The latest status of groups (batched by the caller; a link splits what its transport cannot carry at once). */
+  reportStatuses(statuses: GroupStatus[]): Promise<void>;
+  /** The group is gone from this host: nothing of it is left. */
+  reportRemoved(uid: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * What the control plane asks of one host's agent directly rather than through the store: its containers'
+ * output and processes. The local agent answers in-process; a remote one over its HTTPS API, to callers that
+ * hold a token the control plane signed for that host, group and container.
+ */
+export interface HostDataPlane {
+  logs(uid: string, container: string, opts: LogOptions): Promise<string>;
+  followLogs(uid: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal): Promise<void>;
+  /** Starts a process in a running container; the caller must end it (kill) or see it end (done). */
+  exec(uid: string, container: string, argv: string[], opts?: ExecOptions): Promise<ExecHandle>;
+  /** References of the images the host has locally. */
+  cachedImages(): Promise<string[]>;
+}

@@ -2,7 +2,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { connect } from 'node:net';
-import { splitRule } from '../src/runtime/network/network.js';
+import { splitRule } from '../src/runtime/network/hostports.js';
 import { childProcesses } from '../test/helpers/berth.js';
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

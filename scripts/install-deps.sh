@@ -3,7 +3,7 @@
 # Usage: install-deps.sh [--runtime-only]   (--runtime-only: what `berth server` needs, not the test tools)
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-runtime_pkgs=(runc crun conmon tini e2fsprogs containernetworking-plugins iproute2 iptables zstd attr procps ca-certificates git gcc libc6-dev)
+runtime_pkgs=(runc crun conmon tini e2fsprogs containernetworking-plugins iproute2 iptables nftables zstd attr procps ca-certificates git gcc libc6-dev)
 # Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth,
 # Debian's az CLI, python3-venv for the PyPI clients (scripts/python-clients.sh), a real etcd for the Store
 # conformance suite.

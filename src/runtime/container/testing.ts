@@ -46,18 +46,51 @@ export function containerSpec(id: string, image: PulledImage, netnsPath: string,
 export const randomSuffix = () => Math.random().toString(36).slice(2, 8);
 
 /** Counts the host facts teardown must restore. */
-export function hostNetworkCounts(): { netns: number; veth: number; iptablesRules: number; iptablesChains: number } {
+export function hostNetworkCounts(): { netns: number; veth: number; iptablesRules: number; iptablesChains: number; nftObjects: number } {
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
   const veth = execFileSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).split('\n').filter(Boolean).length;
   const save = [
     ...execFileSync('iptables-save', { encoding: 'utf8' }).split('\n'),
     ...execFileSync('ip6tables-save', { encoding: 'utf8' }).split('\n'),
   ];
+  const nft = berthNftObjects();
   return {
     netns,
     veth,
     iptablesRules: save.filter((l) => l.startsWith('-A ')).length,
     // user-defined chains only: nf_tables keeps empty built-in tables once they were touched
     iptablesChains: save.filter((l) => /^:\S+ - /.test(l)).length,
+    nftObjects: nft.tables + nft.chains + nft.rules + nft.elements.length,
   };
+}
+
+/** The host-side veth of the network namespace `netns` (its link-netns). */
+export function hostVethOf(netns: string): string | undefined {
+  const line = execFileSync('ip', ['-o', 'link', 'show', 'type', 'veth'], { encoding: 'utf8' }).split('\n').find((l) => l.endsWith(` link-netns ${netns}`) || l.includes(` link-netns ${netns} `));
+  return line ? /^\d+: ([^@:]+)/.exec(line)?.[1] : undefined;
+}
+
+/**
+ * What berth's nftables tables (`berth-<bridge>`, isolation.ts) hold: tables, chains, rules, and
+ * the set and map elements (the veths of sandboxes in them, or the host services offered).
+ */
+export function berthNftObjects(): { tables: number; chains: number; segmentChains: number; rules: number; elements: string[] } {
+  const out = { tables: 0, chains: 0, segmentChains: 0, rules: 0, elements: [] as string[] };
+  let objects: Record<string, { name?: string; table?: string; elem?: unknown[] }>[];
+  try {
+    objects = JSON.parse(execFileSync('nft', ['-j', 'list', 'ruleset'], { encoding: 'utf8' })).nftables;
+  } catch {
+    return out; // no nft: berth could have made nothing
+  }
+  for (const o of objects) {
+    const [kind, v] = Object.entries(o)[0];
+    if (!(kind === 'table' ? v.name : v.table)?.startsWith('berth-')) continue;
+    if (kind === 'table') out.tables++;
+    else if (kind === 'chain') {
+      out.chains++;
+      if (v.name!.startsWith('segment-')) out.segmentChains++;
+    } else if (kind === 'rule') out.rules++;
+    else if (kind === 'set' || kind === 'map') for (const e of v.elem ?? []) out.elements.push(JSON.stringify(Array.isArray(e) ? e[0] : e));
+  }
+  return out;
 }

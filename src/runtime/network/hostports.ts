@@ -1,13 +1,14 @@
-// Publishes a sandbox's ports on the host with one iptables-restore call (what CNI portmap does with a dozen iptables runs).
+// iptables rules of berth's networks: a sandbox's published ports (one iptables-restore, where CNI portmap runs a dozen iptables), each network's masquerade and FORWARD accepts.
 import { writeFile } from 'node:fs/promises';
 import { BerthError, Codes } from '../../lib/errors.js';
-import { execCommand } from '../../lib/spawner.js';
+import { GroupCommit } from '../../lib/group-commit.js';
+import { execCommand, runCommand } from '../../lib/spawner.js';
 import type { PublishedPort } from '../types.js';
 
 /** nat chains shared by every berth sandbox on the host; each rule carries its sandbox in a comment. */
 export const DNAT_CHAIN = 'BERTH-HOSTPORTS';
 export const MASQ_CHAIN = 'BERTH-HOSTPORTS-MASQ';
-/** Jumps into our chains: DNAT for traffic to any local address (remote and 127.0.0.1), masquerade on the way out. */
+/** Jumps into our chains: DNAT for traffic to a local address (each rule names the one it publishes on), masquerade on the way out. */
 const JUMPS = [
   `-A PREROUTING -m addrtype --dst-type LOCAL -j ${DNAT_CHAIN}`,
   `-A OUTPUT -m addrtype --dst-type LOCAL -j ${DNAT_CHAIN}`,
@@ -28,40 +29,12 @@ async function restore(rules: string): Promise<void> {
 }
 
 /**
- * Group commit of nat rule changes: what is asked for while an iptables-restore runs goes into the
- * next one, so a burst of creates (or deletes) costs a few restores instead of one each (each
- * restore reads the nat table, which grows with every published port). A batch that fails is
- * retried request by request, so one bad request fails alone.
+ * nat rule changes asked for while an iptables-restore runs go into the next one, so a burst of
+ * creates (or deletes) costs a few restores instead of one each (each restore reads the nat table,
+ * which grows with every published port).
  */
-let natQueue: { lines: string[]; resolve: () => void; reject: (e: unknown) => void }[] = [];
-let natFlushing = false;
-
-function restoreNat(lines: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    natQueue.push({ lines, resolve, reject });
-    if (!natFlushing) void flushNat();
-  });
-}
-
-async function flushNat(): Promise<void> {
-  natFlushing = true;
-  try {
-    while (natQueue.length > 0) {
-      const batch = natQueue;
-      natQueue = [];
-      const table = (ls: string[]) => ['*nat', ...ls, 'COMMIT', ''].join('\n');
-      try {
-        await restore(table(batch.flatMap((b) => b.lines)));
-        for (const b of batch) b.resolve();
-      } catch (e) {
-        if (batch.length === 1) batch[0].reject(e);
-        else for (const b of batch) await restore(table(b.lines)).then(b.resolve, b.reject);
-      }
-    }
-  } finally {
-    natFlushing = false;
-  }
-}
+const natCommits = new GroupCommit<string[]>((batches) => restore(['*nat', ...batches.flat(), 'COMMIT', ''].join('\n')));
+const restoreNat = (lines: string[]) => natCommits.submit(lines);
 
 const comment = (id: string) => `berth:${id}`;
 /** Whether an iptables-save line carries exactly the comment `c` (berth0's never matches berth01's). */
@@ -86,15 +59,21 @@ function ensureChains(): Promise<void> {
   return chainsReady;
 }
 
+/** Publishing on every local address (what states written before per-address publishing have). */
+export const ANY_ADDRESS = '0.0.0.0';
+
 /**
- * DNATs each published port to the sandbox, and masquerades what comes from 127.0.0.1 (after
- * route_localnet lets it leave through the bridge) or from the sandbox itself (hairpin), as portmap
- * with snat does. The caller records the sandbox on disk first, so a crash leaves enough to unpublish.
+ * DNATs each published port at `address` (ANY_ADDRESS: every local address) to the sandbox, and
+ * masquerades what comes from 127.0.0.1 (after route_localnet lets it leave through the bridge), as
+ * portmap with snat does; sandboxes reaching a published port through the host's address are
+ * masqueraded by the network's rules. The caller records the sandbox on disk first, so a crash
+ * leaves enough to unpublish.
  */
-export async function publishPorts(id: string, ip: string, bridge: string, ports: PublishedPort[]): Promise<void> {
+export async function publishPorts(id: string, ip: string, bridge: string, ports: PublishedPort[], address: string): Promise<void> {
   if (ports.length === 0) return;
-  const rules = portRules(id, ip, ports).map((r) => `-A ${r}`);
-  await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1').catch(() => undefined);
+  const rules = portRules(id, ip, ports, address).map((r) => `-A ${r}`);
+  // loopback traffic may only leave through the bridge with route_localnet; no need for it otherwise
+  if (address === ANY_ADDRESS || address.startsWith('127.')) await writeFile(`/proc/sys/net/ipv4/conf/${bridge}/route_localnet`, '1').catch(() => undefined);
   await ensureChains();
   try {
     await restoreNat(rules);
@@ -106,16 +85,16 @@ export async function publishPorts(id: string, ip: string, bridge: string, ports
   }
 }
 
-/** The rules (without -A) that publish `ports` of the sandbox at `ip`, as iptables-save prints them. */
-function portRules(id: string, ip: string, ports: PublishedPort[]): string[] {
+/** The rules (without -A) that publish `ports` of the sandbox at `ip` on `address`, as iptables-save prints them. */
+function portRules(id: string, ip: string, ports: PublishedPort[], address: string): string[] {
   const c = comment(id);
+  const dst = address === ANY_ADDRESS ? '' : `-d ${address}/32 `;
   const out: string[] = [];
   for (const p of ports) {
     const proto = p.protocol === 'UDP' ? 'udp' : 'tcp';
     const match = `-p ${proto} -m ${proto} --dport ${p.port}`;
-    out.push(`${DNAT_CHAIN} ${match} -m comment --comment "${c}" -j DNAT --to-destination ${ip}:${p.port}`);
+    out.push(`${DNAT_CHAIN} ${dst}${match} -m comment --comment "${c}" -j DNAT --to-destination ${ip}:${p.port}`);
     out.push(`${MASQ_CHAIN} -s 127.0.0.0/8 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
-    out.push(`${MASQ_CHAIN} -s ${ip}/32 -d ${ip}/32 ${match} -m comment --comment "${c}" -j MASQUERADE`);
   }
   return out;
 }
@@ -126,11 +105,11 @@ function portRules(id: string, ip: string, ports: PublishedPort[]): string[] {
  * already) or they are unknown, finds its rules by comment in a dump of the nat table, which grows
  * with every sandbox.
  */
-export async function unpublishPorts(id: string, published?: { ip: string; ports: PublishedPort[] }): Promise<void> {
+export async function unpublishPorts(id: string, published?: { ip: string; ports: PublishedPort[]; address: string }): Promise<void> {
   if (published) {
     if (published.ports.length === 0) return;
     try {
-      await restoreNat(portRules(id, published.ip, published.ports).map((r) => `-D ${r}`));
+      await restoreNat(portRules(id, published.ip, published.ports, published.address).map((r) => `-D ${r}`));
       return;
     } catch {
       /* some were not there: remove what is, by comment */
@@ -163,11 +142,12 @@ const networkRulesReady = new Map<string, Promise<void>>();
 
 /**
  * Rules one bridge network needs, made once for all its sandboxes in one iptables-restore: masquerade
- * for what leaves the subnet, and FORWARD accepts for the bridge (so a host whose FORWARD policy is
- * DROP still passes the sandboxes' traffic). They replace the per-sandbox rules of the CNI bridge
- * plugin's ipMasq and of the firewall plugin (a chain and 3-4 iptables runs per sandbox, each
- * waiting for the xtables lock). In-subnet traffic RETURNs, so later POSTROUTING rules (hairpin
- * masquerade of published ports) still see it.
+ * for what leaves the subnet and for sandboxes reaching a published port through the host's address
+ * (the answer must come back through the host, not straight over the bridge), and FORWARD accepts
+ * for the bridge (so a host whose FORWARD policy is DROP still passes the sandboxes' traffic and
+ * what is published to them). They replace the per-sandbox rules of the CNI bridge plugin's ipMasq
+ * and of the firewall plugin (a chain and 3-4 iptables runs per sandbox, each waiting for the
+ * xtables lock). Other in-subnet traffic RETURNs, so later POSTROUTING rules still see it.
  */
 export function ensureNetworkRules(bridge: string, subnet: string): Promise<void> {
   let ready = networkRulesReady.get(bridge);
@@ -179,11 +159,14 @@ export function ensureNetworkRules(bridge: string, subnet: string): Promise<void
       const filter = (await execText('iptables-save', ['-t', 'filter'])).split('\n');
       const natLines = ['*nat'];
       if (!nat.some((l) => l.startsWith(`:${chain} `))) natLines.push(`:${chain} - [0:0]`);
-      if (!nat.some((l) => l.startsWith(`-A ${chain} `))) natLines.push(`-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
+      const inChain = (frag: string) => nat.some((l) => l.startsWith(`-A ${chain} `) && l.includes(frag));
+      if (!inChain(' -j RETURN')) natLines.push(`-A ${chain} -d ${subnet} -j RETURN`, `-A ${chain} ! -d 224.0.0.0/4 -j MASQUERADE`);
+      if (!inChain('--ctstate DNAT')) natLines.push(`-I ${chain} 1 -d ${subnet} -m conntrack --ctstate DNAT -j MASQUERADE`);
       if (!nat.some((l) => l.startsWith('-A POSTROUTING ') && ownComment(l, c))) natLines.push(`-A POSTROUTING -s ${subnet} -m comment --comment "${c}" -j ${chain}`);
       const filterLines = ['*filter'];
-      const has = (frag: string) => filter.some((l) => l.startsWith('-A FORWARD ') && ownComment(l, c) && l.includes(frag));
-      if (!has(`-o ${bridge} `)) filterLines.push(`-I FORWARD 1 -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "${c}" -j ACCEPT`);
+      const has = (...frags: string[]) => filter.some((l) => l.startsWith('-A FORWARD ') && ownComment(l, c) && frags.every((f) => l.includes(f)));
+      if (!has(`-o ${bridge} `, 'RELATED,ESTABLISHED')) filterLines.push(`-I FORWARD 1 -o ${bridge} -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment "${c}" -j ACCEPT`);
+      if (!has(`-o ${bridge} `, '--ctstate DNAT')) filterLines.push(`-I FORWARD 1 -o ${bridge} -m conntrack --ctstate DNAT -m comment --comment "${c}" -j ACCEPT`);
       if (!has(`-i ${bridge} `)) filterLines.push(`-I FORWARD 1 -i ${bridge} -m comment --comment "${c}" -j ACCEPT`);
       const parts = [natLines, filterLines].filter((l) => l.length > 1).flatMap((l) => [...l, 'COMMIT']);
       if (parts.length > 0) await restore([...parts, ''].join('\n'));
@@ -212,3 +195,57 @@ export async function removeNetworkRules(bridge: string): Promise<void> {
   if (parts.length) await restore([...parts, ''].join('\n'));
 }
 
+/**
+ * portmap and firewall leave host-wide chains behind after their last DEL. Drop them when they hold
+ * no per-sandbox rules (from any CNI user), so a host without sandboxes has the ruleset it began with;
+ * the plugins recreate them on the next ADD.
+ */
+export async function pruneSharedChains(): Promise<void> {
+  await pruneHostportChains().catch(() => undefined);
+  for (const bin of ['iptables', 'ip6tables']) {
+    const save = async (table: string) => {
+      try {
+        return (await runCommand(`${bin}-save`, ['-t', table])).stdout.split('\n');
+      } catch {
+        return [];
+      }
+    };
+    const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
+    const hasChain = (lines: string[], chain: string) => lines.some((l) => l.startsWith(`:${chain} `));
+    const removeChains = async (table: string, lines: string[], chains: string[]) => {
+      // first every jump into them, then the chains themselves
+      for (const l of lines) {
+        const m = /^-A (\S+) (.*)$/.exec(l);
+        if (!m || chains.includes(m[1])) continue;
+        if (chains.some((c) => l.includes(` -j ${c}`) && (l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)))) {
+          await runCommand(bin, ['-t', table, '-D', m[1], ...splitRule(m[2])]).catch(() => undefined);
+        }
+      }
+      for (const c of chains) await runCommand(bin, ['-t', table, '-F', c]).catch(() => undefined);
+      for (const c of chains) await runCommand(bin, ['-t', table, '-X', c]).catch(() => undefined);
+    };
+
+    const nat = await save('nat');
+    if (hasChain(nat, 'CNI-HOSTPORT-DNAT') && rulesOf(nat, 'CNI-HOSTPORT-DNAT').length === 0) {
+      const chains = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'].filter((c) => hasChain(nat, c));
+      await removeChains('nat', nat, chains);
+    }
+    const filter = await save('filter');
+    if (hasChain(filter, 'CNI-FORWARD')) {
+      const fwd = rulesOf(filter, 'CNI-FORWARD');
+      const onlyAdmin = fwd.every((l) => / -j CNI-ADMIN$/.test(l));
+      if (onlyAdmin && rulesOf(filter, 'CNI-ADMIN').length === 0) {
+        await removeChains('filter', filter, ['CNI-FORWARD', 'CNI-ADMIN'].filter((c) => hasChain(filter, c)));
+      }
+    }
+  }
+}
+
+/** Splits an iptables-save rule into argv, honouring double quotes (comments). */
+export function splitRule(rule: string): string[] {
+  const out: string[] = [];
+  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
+  let m: RegExpExecArray | null;
+  while ((m = re.exec(rule))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
+  return out;
+}

@@ -2,12 +2,13 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isBerthError } from '../../lib/errors.js';
 import { ContainerRuntime } from '../container/runtime.js';
-import { containerSpec, hostNetworkCounts, makeBusyboxImage, randomSuffix } from '../container/testing.js';
+import { berthNftObjects, containerSpec, hostNetworkCounts, hostVethOf, makeBusyboxImage, randomSuffix } from '../container/testing.js';
 import { NetworkManager, type NetworkManagerOptions } from './network.js';
 
 const baseline = hostNetworkCounts();
@@ -154,11 +155,47 @@ describe('NetworkManager', () => {
     const p = port();
     await nm.setup('owner', [{ port: p, protocol: 'TCP' }]);
     const err = await nm.setup('thief', [{ port: p, protocol: 'TCP' }]).catch((e) => e);
-    assert.ok(isBerthError(err) && err.code === 'NetworkError' && err.status === 409, String(err));
+    assert.ok(isBerthError(err) && err.code === 'PortAlreadyInUse' && err.status === 409, String(err));
+    assert.doesNotMatch(err.message, /owner/, 'the holder is not named');
     assert.ok(!(await nm.list()).includes('thief'));
     await nm.setup('thief', [{ port: p, protocol: 'UDP' }]);
     await nm.teardown('thief');
     await nm.teardown('owner');
+  });
+
+  it('publishes on its host address only, never over a port a host socket holds there or the host reserves', async () => {
+    const before = hostNetworkCounts();
+    const reserved = port();
+    const rm = new NetworkManager({ ...netOpts, reservedPorts: () => [{ port: reserved, protocol: 'TCP' }] });
+    const holder = await rm.setup('holder', []);
+    const gateway = `10.213.${octet}.1`;
+    const listen = (host: string) => new Promise<Server>((resolve) => {
+      const server = createServer((c) => c.end('HTTP/1.0 200 OK\r\n\r\nhost\n')).listen(0, host, () => resolve(server));
+    });
+    const onLoopback = await listen('127.0.0.1');
+    const onAny = await listen('0.0.0.0');
+    const onGateway = await listen(gateway);
+    const portOf = (s: Server) => (s.address() as AddressInfo).port;
+    try {
+      for (const p of [portOf(onLoopback), portOf(onAny), reserved]) {
+        const err = await rm.setup('taker', [{ port: p, protocol: 'TCP' }]).catch((e) => e);
+        assert.ok(isBerthError(err) && err.code === 'PortAlreadyInUse' && err.status === 409, String(err));
+        assert.deepEqual(await rm.list(), ['holder'], 'nothing made');
+      }
+      assert.equal(await httpGet(`http://127.0.0.1:${portOf(onLoopback)}/`), 'host\n', 'the host keeps it');
+      // a socket on another address of the host does not hold the port at 127.0.0.1, and keeps its own
+      const p = portOf(onGateway);
+      const sb = await rm.setup('web-loopback', [{ port: p, protocol: 'TCP' }]);
+      await rt.start(containerSpec('web-loopback-httpd', image, sb.netnsPath, { ip: sb.ip, command: ['httpd', '-f', '-p', String(p), '-h', '/www'] }));
+      assert.equal(await waitHttp(`http://127.0.0.1:${p}/index.html`), 'hello from berth\n');
+      assert.equal(await httpGet(`http://${gateway}:${p}/`), 'host\n');
+      await rt.remove('web-loopback-httpd');
+      await rm.teardown('web-loopback');
+    } finally {
+      for (const s of [onLoopback, onAny, onGateway]) s.close();
+    }
+    await rm.teardown(holder.id);
+    assert.deepEqual(hostNetworkCounts(), before);
   });
 
   it('cleans up everything when a plugin fails mid-setup', async () => {
@@ -244,18 +281,24 @@ describe('NetworkManager', () => {
     assert.equal(signal, 'SIGKILL');
     assert.equal(hostNetworkCounts().netns, before.netns + 3);
     // a claim writes the group's state, then removes the pool's: a crash between the two leaves both
-    const claimedState = JSON.parse(readFileSync(join(netOpts.stateDir, 'claimed.json'), 'utf8')) as { id: string };
+    const claimedState = JSON.parse(readFileSync(join(netOpts.stateDir, 'claimed.json'), 'utf8')) as { id: string; netnsName: string };
     const halfClaimed = join(netOpts.stateDir, 'pool', 'pool-0123456789ab.json');
     writeFileSync(halfClaimed, JSON.stringify({ ...claimedState, id: 'pool-0123456789ab', result: undefined }));
 
+    // the isolation tables hold the two warm sandboxes (in no segment) and the claimed one
+    const claimedVeth = JSON.stringify(hostVethOf(claimedState.netnsName));
+    assert.equal(berthNftObjects().elements.length, 2 * 2 + 3, 'each in the map and the set of sandboxes, the claimed one in its segment too');
+
     const restarted = new NetworkManager({ ...netOpts, poolSize: 0 });
     await restarted.startPool();
+    assert.deepEqual(berthNftObjects().elements, [claimedVeth, claimedVeth, claimedVeth], 'what the dead process left is adopted, the rest dropped');
     assert.deepEqual(await restarted.list(), ['claimed']);
     assert.equal(existsSync(halfClaimed), false, 'the pool forgets a sandbox its group has');
     const claimed = await restarted.get('claimed');
     assert.ok(claimed && existsSync(claimed.netnsPath), 'the claimed sandbox survives the pool cleanup');
     assert.equal(hostNetworkCounts().netns, before.netns + 1);
     await restarted.teardown('claimed');
+    assert.deepEqual(berthNftObjects().tables, 0, 'the tables go with the last sandbox');
     assert.deepEqual(ipamAllocations(), []);
     assert.deepEqual(hostNetworkCounts(), before);
   });
@@ -266,8 +309,9 @@ describe('NetworkManager', () => {
     assert.deepEqual(rules(), []);
     await nm.setup('rules-a', []);
     const one = rules();
-    // the POSTROUTING jump, RETURN within the subnet and MASQUERADE out of it, FORWARD accepts in and out
-    assert.equal(one.length, 5, one.join('\n'));
+    // the POSTROUTING jump, MASQUERADE to published ports within the subnet, RETURN for the rest
+    // within it and MASQUERADE out of it, FORWARD accepts in, and out for replies and published ports
+    assert.equal(one.length, 7, one.join('\n'));
     await nm.setup('rules-b', [{ port: port(), protocol: 'TCP' }]);
     assert.deepEqual(rules(), one, 'a second sandbox adds no network rule');
     await nm.teardown('rules-a');

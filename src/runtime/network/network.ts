@@ -1,7 +1,7 @@
 // One network namespace per container group, wired to a host bridge by the CNI bridge plugin; state kept on disk.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { readdir, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
@@ -9,8 +9,11 @@ import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
-import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult, type CniRuntime } from './cni.js';
-import { ensureNetworkRules, pruneHostportChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
+import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult } from './cni.js';
+import { ANY_ADDRESS, ensureNetworkRules, pruneHostportChains, pruneSharedChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
+import { isolationOf, SEGMENT_RE, type Isolation, type Members } from './isolation.js';
+import { PortOwners, samePorts } from './port-owners.js';
+import { POOL_ID_RE, SANDBOX_ID_RE, SandboxStates, type SandboxState } from './state.js';
 
 export interface NetworkManagerOptions {
   /** CNI network name. Default 'berth'. */
@@ -30,25 +33,17 @@ export interface NetworkManagerOptions {
    * setup claims one and only publishes its ports. Refilled in the background. Default 0 (none).
    */
   poolSize?: number;
+  /**
+   * The host address published ports answer on (IPv4; '0.0.0.0': every local address, loopback
+   * included). Default 127.0.0.1.
+   */
+  hostAddress?: string;
+  /** Ports the host keeps for itself (berth's API and DNS): never published, whatever listens. */
+  reservedPorts?: () => PublishedPort[];
+  /** Ports of the bridge's gateway address the sandboxes may reach (none: they reach no host service). */
+  hostServices?: PublishedPort[];
 }
 
-/** Written before ADD so a crash mid-setup leaves enough to tear it down. */
-interface SandboxState {
-  id: string;
-  netnsName: string;
-  netnsPath: string;
-  ports: PublishedPort[];
-  /** The exact config used for ADD; DEL must see the same one. */
-  network: CniNetworkConfig;
-  runtime: CniRuntime;
-  result?: CniResult;
-  /** Our own host-port rules, not a CNI plugin's: removed by teardown (older states used portmap). */
-  hostPorts?: boolean;
-}
-
-const POOL_ID_RE = /^pool-[0-9a-f]{12}$/;
-
-const SANDBOX_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 const NETNS_DIR = '/run/netns';
 
 const errText = (e: unknown) => String((e as { stderr?: string }).stderr || (e as Error).message || e).trim();
@@ -61,8 +56,9 @@ export class NetworkManager {
   private readonly locks = new KeyedLock();
   /** Setups in flight: shared chains must not be pruned under them. */
   private settingUp = 0;
-  /** Host ports published by sandboxes of this manager ("TCP/80" -> sandbox id), read from disk once. */
-  private portIndex?: Promise<Map<string, string>>;
+  private readonly states: SandboxStates;
+  /** Host ports published by sandboxes of this manager, or kept by the host. */
+  private readonly portOwners: PortOwners;
   private readonly poolSize: number;
   /** Warm sandboxes ready to be claimed (ids of files in the pool dir). */
   private ready: string[] = [];
@@ -76,6 +72,8 @@ export class NetworkManager {
    * claim writes the result into the group's state in one new file.
    */
   private readonly warmResults = new Map<string, CniResult>();
+  private readonly hostAddress: string;
+  private readonly isolation: Isolation;
 
   constructor(private readonly opts: NetworkManagerOptions) {
     this.name = opts.name ?? 'berth';
@@ -84,6 +82,31 @@ export class NetworkManager {
     this.cniPath = opts.cniPath ?? '/usr/lib/cni';
     this.poolSize = Math.max(0, opts.poolSize ?? 0);
     if (this.bridge.length > 15) throw new BerthError(Codes.NetworkError, `bridge name "${this.bridge}" is longer than 15 characters`);
+    this.hostAddress = opts.hostAddress ?? '127.0.0.1';
+    if (!isIPv4(this.hostAddress)) throw new BerthError(Codes.NetworkError, `host address "${this.hostAddress}" is not an IPv4 address`);
+    this.isolation = isolationOf({ bridge: this.bridge, subnet: this.subnet, gateway: firstHost(this.subnet), hostServices: opts.hostServices ?? [] });
+    this.isolation.addSource(() => this.members());
+    this.states = new SandboxStates(opts.stateDir);
+    this.portOwners = new PortOwners({
+      address: this.hostAddress,
+      reserved: opts.reservedPorts,
+      load: async () => Promise.all((await this.list()).map(async (id) => [id, (await this.readState(id))?.ports ?? []] as [string, PublishedPort[]])),
+    });
+  }
+
+  /** Every sandbox's veth and segment, for the isolation tables rebuilt from what exists. */
+  private async members(): Promise<Members> {
+    const out: Members = new Map();
+    for (const id of await this.list()) {
+      const st = await this.readState(id);
+      const veth = st?.result && hostVeth(st.result, this.bridge);
+      if (veth) out.set(veth, st.segment ?? null);
+    }
+    for (const result of this.warmResults.values()) {
+      const veth = hostVeth(result, this.bridge);
+      if (veth) out.set(veth, null);
+    }
+    return out;
   }
 
   private networkConfig(): CniNetworkConfig {
@@ -112,15 +135,6 @@ export class NetworkManager {
     };
   }
 
-  private statePath(id: string): string {
-    return POOL_ID_RE.test(id) ? join(this.poolDir(), `${id}.json`) : join(this.opts.stateDir, `${id}.json`);
-  }
-
-  /** Pool sandboxes live apart, so list() and the agent never see them. */
-  private poolDir(): string {
-    return join(this.opts.stateDir, 'pool');
-  }
-
   private checkId(id: string): void {
     if (!SANDBOX_ID_RE.test(id) || id.length > 200) throw new BerthError(Codes.NetworkError, `invalid sandbox id "${id}"`);
   }
@@ -129,22 +143,12 @@ export class NetworkManager {
     return this.locks.run(id, fn);
   }
 
-  // A sandbox's state is one small file, read and written synchronously: a round trip through
-  // libuv's thread pool costs more than the I/O, and under load it queues behind everything else.
-  private async readState(id: string): Promise<SandboxState | undefined> {
-    try {
-      return JSON.parse(readFileSync(this.statePath(id), 'utf8')) as SandboxState;
-    } catch {
-      return undefined;
-    }
+  private readState(id: string): Promise<SandboxState | undefined> {
+    return this.states.read(id);
   }
 
-  private async writeState(st: SandboxState): Promise<void> {
-    mkdirSync(POOL_ID_RE.test(st.id) ? this.poolDir() : this.opts.stateDir, { recursive: true });
-    const path = this.statePath(st.id);
-    const tmp = `${path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(st));
-    renameSync(tmp, path);
+  private writeState(st: SandboxState): Promise<void> {
+    return this.states.write(st);
   }
 
   private toSandbox(st: SandboxState): Sandbox | undefined {
@@ -153,16 +157,8 @@ export class NetworkManager {
     return { id: st.id, netnsPath: st.netnsPath, ip: ip.split('/')[0] };
   }
 
-  async list(): Promise<string[]> {
-    try {
-      return (await readdir(this.opts.stateDir))
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => f.slice(0, -'.json'.length))
-        .filter((id) => SANDBOX_ID_RE.test(id))
-        .sort();
-    } catch {
-      return [];
-    }
+  list(): Promise<string[]> {
+    return this.states.ids();
   }
 
   async get(sandboxId: string): Promise<Sandbox | undefined> {
@@ -172,9 +168,12 @@ export class NetworkManager {
     return this.toSandbox(st);
   }
 
-  /** Sets up the sandbox (claimed from the pool when one is warm) and publishes its ports; idempotent. */
-  setup(sandboxId: string, ports: PublishedPort[]): Promise<Sandbox> {
-    return this.setupStaged(sandboxId, ports).published;
+  /**
+   * Sets up the sandbox (claimed from the pool when one is warm) in `segment` (isolation.ts: it
+   * reaches the sandboxes of its segment, no others) and publishes its ports; idempotent.
+   */
+  setup(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT): Promise<Sandbox> {
+    return this.setupStaged(sandboxId, ports, segment).published;
   }
 
   /**
@@ -182,15 +181,16 @@ export class NetworkManager {
    * caller can start containers in it), `published` once its ports are published too (when
    * setup() resolves). A failure rejects both; the sandbox is then torn down.
    */
-  setupStaged(sandboxId: string, ports: PublishedPort[]): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> } {
+  setupStaged(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> } {
     this.checkId(sandboxId);
+    if (!SEGMENT_RE.test(segment)) throw new BerthError(Codes.NetworkError, `invalid network segment "${segment}"`);
     let onSandbox!: (sb: Sandbox) => void;
     const sandbox = new Promise<Sandbox>((r) => (onSandbox = r));
     const published = this.locked(sandboxId, async () => {
       this.settingUp++;
       let failed = false;
       try {
-        return await this.setupLocked(sandboxId, ports, onSandbox);
+        return await this.setupLocked(sandboxId, ports, segment, onSandbox);
       } catch (e) {
         failed = true;
         throw e;
@@ -206,24 +206,33 @@ export class NetworkManager {
     return { sandbox: early, published };
   }
 
-  private async setupLocked(id: string, ports: PublishedPort[], onSandbox: (sb: Sandbox) => void): Promise<Sandbox> {
+  private async setupLocked(id: string, ports: PublishedPort[], segment: string, onSandbox: (sb: Sandbox) => void): Promise<Sandbox> {
     const existing = await this.readState(id);
     if (existing?.result && existsSync(existing.netnsPath)) {
       const sb = this.toSandbox(existing);
-      if (sb && samePorts(existing.ports, ports)) return sb;
+      if (sb && samePorts(existing.ports, ports)) {
+        // a state from before segments: its segment is written first, so tables rebuilt from disk agree
+        if (existing.segment !== segment) await this.writeState({ ...existing, segment });
+        await this.place(existing.result, segment);
+        return sb;
+      }
     }
     if (existing) await this.teardownLocked(id, false);
 
-    const release = await this.reservePorts(id, ports);
+    const release = await this.portOwners.take(id, ports);
     try {
-      const st = (await span(id, 'net.claim', () => this.claimFromPool(id, ports))) ?? (await span(id, 'net.create', () => this.create(id, ports)));
+      const claimed = await span(id, 'net.claim', () => this.claimFromPool(id, ports, segment));
+      // a claimed sandbox reaches no other until it is in its segment, which goes on while its containers start
+      const placed = claimed ? this.place(claimed.result!, segment) : Promise.resolve();
+      placed.catch(() => undefined);
+      const st = claimed ?? (await span(id, 'net.create', () => this.create(id, ports, segment)));
       const sb = this.toSandbox(st)!;
       onSandbox(sb);
-      try {
-        await span(id, 'net.publish', () => publishPorts(id, sb.ip, this.bridge, ports));
-      } catch (e) {
+      const done = await span(id, 'net.publish', () => Promise.allSettled([publishPorts(id, sb.ip, this.bridge, ports, this.hostAddress), placed]));
+      const failed = done.find((r) => r.status === 'rejected');
+      if (failed) {
         await this.teardownLocked(id, false).catch(() => undefined);
-        throw e;
+        throw failed.reason;
       }
       return sb;
     } catch (e) {
@@ -232,8 +241,20 @@ export class NetworkManager {
     }
   }
 
+  /** Puts the sandbox with this CNI result into `segment` (null: none, reaching no other sandbox). */
+  private place(result: CniResult, segment: string | null): Promise<void> {
+    const veth = hostVeth(result, this.bridge);
+    if (!veth) return Promise.reject(new BerthError(Codes.NetworkError, 'the CNI result names no host-side veth', 500));
+    return this.isolation.place(veth, segment);
+  }
+
+  /** The ports of `ports` the host keeps where they would be published (PortOwners.unavailable). */
+  unavailablePorts(ports: PublishedPort[]): PublishedPort[] {
+    return this.portOwners.unavailable(ports);
+  }
+
   /** Makes a sandbox through the CNI chain; its state is on disk before anything is made. */
-  private async create(id: string, ports: PublishedPort[]): Promise<SandboxState> {
+  private async create(id: string, ports: PublishedPort[], segment: string | null): Promise<SandboxState> {
     const netnsName = `berth-${id}`;
     const netnsPath = join(NETNS_DIR, netnsName);
     const st: SandboxState = {
@@ -244,6 +265,8 @@ export class NetworkManager {
       network: this.networkConfig(),
       runtime: { containerId: id, netns: netnsPath, ifName: 'eth0' },
       hostPorts: true,
+      hostAddress: this.hostAddress,
+      ...(segment !== null && { segment }),
     };
     await this.writeState(st);
     try {
@@ -253,6 +276,8 @@ export class NetworkManager {
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
       if (POOL_ID_RE.test(id)) this.warmResults.set(id, st.result);
       else await this.writeState(st);
+      // before it is handed out: a veth in no segment yet may talk to others in none
+      await this.place(st.result, segment);
     } catch (e) {
       await this.teardownLocked(id, false).catch(() => undefined);
       if (e instanceof BerthError) throw e;
@@ -270,7 +295,7 @@ export class NetworkManager {
    * removed, so after a crash the sandbox belongs to `id` or to the pool, never to neither (with
    * both files left, startPool() sees it claimed and only removes the pool's file).
    */
-  private async claimFromPool(id: string, ports: PublishedPort[]): Promise<SandboxState | undefined> {
+  private async claimFromPool(id: string, ports: PublishedPort[], segment: string): Promise<SandboxState | undefined> {
     for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
       // under the pool sandbox's own lock: stopPool() tears it down either before (then it is
       // skipped here) or after the claim (then its pool state is gone and it is left alone)
@@ -282,9 +307,9 @@ export class NetworkManager {
           await this.teardownLocked(poolId, false).catch(() => undefined);
           return undefined;
         }
-        const claimed: SandboxState = { ...st, id, ports, hostPorts: true };
+        const claimed: SandboxState = { ...st, id, ports, hostPorts: true, hostAddress: this.hostAddress, segment };
         await this.writeState(claimed);
-        rmSync(this.statePath(poolId), { force: true });
+        await this.states.remove(poolId);
         this.warmResults.delete(poolId);
         return claimed;
       });
@@ -294,39 +319,6 @@ export class NetworkManager {
     }
     this.scheduleRefill();
     return undefined;
-  }
-
-  /** Two sandboxes cannot publish the same host port: the later DNAT would silently shadow. */
-  private async reservePorts(id: string, ports: PublishedPort[]): Promise<() => void> {
-    if (ports.length === 0) return () => undefined;
-    const index = await this.ports();
-    const keys = ports.map((p) => `${p.protocol}/${p.port}`);
-    for (const k of keys) {
-      const owner = index.get(k);
-      if (owner && owner !== id) {
-        const [protocol, port] = k.split('/');
-        throw new BerthError(Codes.NetworkError, `port ${protocol} ${port} is already published by sandbox ${owner}`, 409);
-      }
-    }
-    // taken synchronously after the check: concurrent setups of other ids cannot slip in between
-    for (const k of keys) index.set(k, id);
-    return () => {
-      for (const k of keys) if (index.get(k) === id) index.delete(k);
-    };
-  }
-
-  private ports(): Promise<Map<string, string>> {
-    this.portIndex ??= (async () => {
-      const index = new Map<string, string>();
-      for (const id of await this.list()) for (const p of (await this.readState(id))?.ports ?? []) index.set(`${p.protocol}/${p.port}`, id);
-      return index;
-    })();
-    return this.portIndex;
-  }
-
-  private async releasePorts(id: string): Promise<void> {
-    const index = await this.ports();
-    for (const [k, owner] of index) if (owner === id) index.delete(k);
   }
 
   // --- the pool ---
@@ -344,9 +336,11 @@ export class NetworkManager {
     for (const poolId of await this.poolIds()) {
       const st = await this.readState(poolId);
       // a crash between claim's rename and its cleanup cannot leave both, but be sure never to take a claimed netns
-      if (st && claimed.has(st.netnsName)) await rm(this.statePath(poolId), { force: true });
+      if (st && claimed.has(st.netnsName)) await this.states.remove(poolId);
       else await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool cleanup ${poolId}: ${(e as Error).message}`));
     }
+    // what a killed process left in the isolation tables is adopted, or dropped with the rest when nothing is left
+    if (!(await this.pruneIfIdle())) await this.isolation.rebuild();
     // only now: a claim meanwhile must not start a refill whose sandboxes the loop above would miss;
     // filled in the background: a start must not wait for it, and claims fall back to creating
     if (this.poolSize > 0) this.refiller.start();
@@ -371,12 +365,8 @@ export class NetworkManager {
     return this.ready.length;
   }
 
-  private async poolIds(): Promise<string[]> {
-    try {
-      return (await readdir(this.poolDir())).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)).filter((id) => POOL_ID_RE.test(id));
-    } catch {
-      return [];
-    }
+  private poolIds(): Promise<string[]> {
+    return this.states.poolIds();
   }
 
   private scheduleRefill(): void {
@@ -399,7 +389,7 @@ export class NetworkManager {
         this.settingUp++;
         this.warming++;
         try {
-          await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [])));
+          await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [], null)));
           if (this.refiller.stopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
           else this.ready.push(poolId);
         } catch (e) {
@@ -428,7 +418,7 @@ export class NetworkManager {
     if (st?.hostPorts) {
       try {
         const sb = this.toSandbox(st);
-        await unpublishPorts(id, sb ? { ip: sb.ip, ports: st.ports } : undefined);
+        await unpublishPorts(id, sb ? { ip: sb.ip, ports: st.ports, address: st.hostAddress ?? ANY_ADDRESS } : undefined);
       } catch (e) {
         errors.push(errText(e));
       }
@@ -441,6 +431,8 @@ export class NetworkManager {
       } catch (e) {
         errors.push(errText(e));
       }
+      const veth = st.result && hostVeth(st.result, this.bridge);
+      if (veth) await this.isolation.remove(veth).catch((e) => errors.push(errText(e)));
     }
     if (existsSync(netnsPath)) {
       try {
@@ -453,20 +445,25 @@ export class NetworkManager {
       // keep the state file: a later teardown retries with the same config
       throw new BerthError(Codes.NetworkError, `tearing down sandbox ${id}: ${errors.join('; ')}`, 500);
     }
-    await rm(this.statePath(id), { force: true });
+    await this.states.remove(id);
     this.warmResults.delete(id);
-    if (!POOL_ID_RE.test(id)) await this.releasePorts(id);
+    if (!POOL_ID_RE.test(id)) await this.portOwners.release(id);
     // the host-port chains go with the last published port, even while the pool keeps the network busy
-    if (st?.ports.length && (await this.ports()).size === 0) await pruneHostportChains().catch(() => undefined);
+    if (st?.ports.length && (await this.portOwners.count()) === 0) await pruneHostportChains().catch(() => undefined);
     if (prune) await this.pruneIfIdle();
   }
 
-  /** With no sandbox left (in use, in the pool, or being made), the network's host-wide rules go. */
-  private async pruneIfIdle(): Promise<void> {
-    if (this.settingUp === 0 && this.ready.length === 0 && (await this.list()).length === 0 && (await this.poolIds()).length === 0) {
-      await removeNetworkRules(this.bridge).catch((e) => console.error(`network: removing rules of ${this.bridge}: ${(e as Error).message}`));
-      await pruneSharedChains().catch(() => undefined);
-    }
+  /** With no sandbox left (in use, in the pool, or being made), the network's host-wide rules go; says whether they went. */
+  private async pruneIfIdle(): Promise<boolean> {
+    if (this.settingUp !== 0 || this.ready.length !== 0 || (await this.list()).length !== 0 || (await this.poolIds()).length !== 0) return false;
+    await this.removeRules();
+    return true;
+  }
+
+  private async removeRules(): Promise<void> {
+    await removeNetworkRules(this.bridge).catch((e) => console.error(`network: removing rules of ${this.bridge}: ${(e as Error).message}`));
+    await this.isolation.drop().catch((e) => console.error(`network: removing the isolation tables of ${this.bridge}: ${(e as Error).message}`));
+    await pruneSharedChains().catch(() => undefined);
   }
 
   /** Removes the bridge once no sandbox uses it (host shutdown, tests). */
@@ -476,67 +473,21 @@ export class NetworkManager {
       throw new BerthError(Codes.NetworkError, `network ${this.name} still has sandboxes`, 409);
     }
     await runCommand('ip', ['link', 'delete', this.bridge, 'type', 'bridge']).catch(() => undefined);
-    await removeNetworkRules(this.bridge).catch(() => undefined);
-    await pruneSharedChains().catch(() => undefined);
+    await this.removeRules();
   }
 }
 
-function samePorts(a: PublishedPort[], b: PublishedPort[]): boolean {
-  const key = (ps: PublishedPort[]) => ps.map((p) => `${p.protocol}/${p.port}`).sort().join(',');
-  return key(a) === key(b);
-}
+/** Sandboxes set up without one share this segment. */
+export const DEFAULT_SEGMENT = 'default';
 
-/**
- * portmap and firewall leave host-wide chains behind after their last DEL. Drop them when they hold
- * no per-sandbox rules (from any CNI user), so a host without sandboxes has the ruleset it began with;
- * the plugins recreate them on the next ADD.
- */
-export async function pruneSharedChains(): Promise<void> {
-  await pruneHostportChains().catch(() => undefined);
-  for (const bin of ['iptables', 'ip6tables']) {
-    const save = async (table: string) => {
-      try {
-        return (await runCommand(`${bin}-save`, ['-t', table])).stdout.split('\n');
-      } catch {
-        return [];
-      }
-    };
-    const rulesOf = (lines: string[], chain: string) => lines.filter((l) => l.startsWith(`-A ${chain} `));
-    const hasChain = (lines: string[], chain: string) => lines.some((l) => l.startsWith(`:${chain} `));
-    const removeChains = async (table: string, lines: string[], chains: string[]) => {
-      // first every jump into them, then the chains themselves
-      for (const l of lines) {
-        const m = /^-A (\S+) (.*)$/.exec(l);
-        if (!m || chains.includes(m[1])) continue;
-        if (chains.some((c) => l.includes(` -j ${c}`) && (l.endsWith(` -j ${c}`) || l.includes(` -j ${c} `)))) {
-          await runCommand(bin, ['-t', table, '-D', m[1], ...splitRule(m[2])]).catch(() => undefined);
-        }
-      }
-      for (const c of chains) await runCommand(bin, ['-t', table, '-F', c]).catch(() => undefined);
-      for (const c of chains) await runCommand(bin, ['-t', table, '-X', c]).catch(() => undefined);
-    };
+/** The bridge plugin reports the bridge, the host-side veth and the sandbox's interface: the veth is the one left. */
+const hostVeth = (result: CniResult, bridge: string) => result.interfaces?.find((i) => !i.sandbox && i.name !== bridge)?.name;
 
-    const nat = await save('nat');
-    if (hasChain(nat, 'CNI-HOSTPORT-DNAT') && rulesOf(nat, 'CNI-HOSTPORT-DNAT').length === 0) {
-      const chains = ['CNI-HOSTPORT-DNAT', 'CNI-HOSTPORT-SETMARK', 'CNI-HOSTPORT-MASQ'].filter((c) => hasChain(nat, c));
-      await removeChains('nat', nat, chains);
-    }
-    const filter = await save('filter');
-    if (hasChain(filter, 'CNI-FORWARD')) {
-      const fwd = rulesOf(filter, 'CNI-FORWARD');
-      const onlyAdmin = fwd.every((l) => / -j CNI-ADMIN$/.test(l));
-      if (onlyAdmin && rulesOf(filter, 'CNI-ADMIN').length === 0) {
-        await removeChains('filter', filter, ['CNI-FORWARD', 'CNI-ADMIN'].filter((c) => hasChain(filter, c)));
-      }
-    }
-  }
-}
-
-/** Splits an iptables-save rule into argv, honouring double quotes (comments). */
-export function splitRule(rule: string): string[] {
-  const out: string[] = [];
-  const re = /"((?:[^"\\]|\\.)*)"|(\S+)/g;
-  let m: RegExpExecArray | null;
-  while ((m = re.exec(rule))) out.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, '$1') : m[2]);
-  return out;
+/** The subnet's first address: the bridge plugin's gateway. */
+function firstHost(subnet: string): string {
+  const [net, bits] = subnet.split('/');
+  const size = 2 ** (32 - Number(bits ?? 32));
+  const n = net.split('.').reduce((a, b) => a * 256 + Number(b), 0);
+  const first = n - (n % size) + 1;
+  return [24, 16, 8, 0].map((shift) => Math.floor(first / 2 ** shift) % 256).join('.');
 }

@@ -191,13 +191,15 @@ function baseTables(o: IsolationOptions): string[] {
     `add chain bridge ${t} prerouting { type filter hook prerouting priority filter; policy accept; }`,
     `add rule bridge ${t} prerouting iifname @segmented meta pkttype host ip daddr ${o.subnet} ip daddr != ${o.gateway} drop`,
     // to the host itself, at any of its addresses (127.0.0.0/8 too: route_localnet is on for the
-    // bridge when ports are published on loopback): replies, and what berth offers its sandboxes
+    // bridge when ports are published on loopback): replies, and what berth offers its sandboxes;
+    // the rest is refused as a closed port would be (a client fails at once instead of hanging)
     `add table inet ${t}`,
     `add set inet ${t} host-services { type inet_proto . inet_service; }`,
     `add chain inet ${t} input { type filter hook input priority filter; policy accept; }`,
     `add rule inet ${t} input iifname ${br} ct state established,related accept`,
     `add rule inet ${t} input iifname ${br} ip daddr ${o.gateway} meta l4proto . th dport @host-services accept`,
-    `add rule inet ${t} input iifname ${br} drop`,
+    `add rule inet ${t} input iifname ${br} meta l4proto tcp reject with tcp reset`,
+    `add rule inet ${t} input iifname ${br} reject`,
     ...(o.hostServices.length ? [`add element inet ${t} host-services { ${o.hostServices.map(l4).join(', ')} }`] : []),
   ];
 }

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname, networkInterfaces } from 'node:os';
-import { isIP } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { Agent } from './agent/agent.js';
 import { Authenticator, type ServicePrincipal, type TokenGrant } from './arm/auth.js';
@@ -19,6 +19,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
 import { splitHostPort } from './lib/net.js';
 import { readableSecretWarning } from './lib/secret-file.js';
+import type { PublishedPort } from './runtime/types.js';
 
 export interface ServerConfig {
   /** Plain HTTP; loopback only unless allowInsecureHttp. */
@@ -37,7 +38,10 @@ export interface ServerConfig {
   runcRoot: string;
   bridge: string;
   subnet: string;
+  /** The host's IPv4 address clients reach Public groups on: their ports are published there, and only there. */
   advertiseAddress: string;
+  /** Host ports no group may publish (TCP and UDP), besides berth's own API and DNS ports. */
+  reservedPorts: number[];
   insecureRegistries: string[];
   stopGraceSeconds: number;
   /** Warm sandboxes (netns + IP) kept ready for creates; 0 makes each on demand. Default 8. */
@@ -82,6 +86,7 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     bridge: pick('bridge', 'berth0'),
     subnet: pick('subnet', '10.89.0.0/16'),
     advertiseAddress: pick('advertiseAddress', defaultAdvertiseAddress()),
+    reservedPorts: pick('reservedPorts', []),
     insecureRegistries: pick('insecureRegistries', []),
     stopGraceSeconds: pick('stopGraceSeconds', 5),
     sandboxPool: pick('sandboxPool', 8),
@@ -147,9 +152,24 @@ export async function startServer(cfg: ServerConfig) {
   const keyFile = join(cfg.dataDir, 'token-signing.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
   const auth = new Authenticator(cfg.tokens, cfg.servicePrincipals, readFileSync(keyFile));
+  if (!isIPv4(cfg.advertiseAddress))
+    throw new Error(`advertiseAddress "${cfg.advertiseAddress}" is no IPv4 address: Public ports are published on it (--advertise-address)`);
+  if (!isLoopback(cfg.advertiseAddress) && !Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === cfg.advertiseAddress)))
+    console.error(`berth: advertiseAddress ${cfg.advertiseAddress} is not an address of this host: Public ports published on it answer only where traffic to it arrives here unchanged`);
   const store = new SqliteStore(join(cfg.dataDir, 'berth.db'));
+  // berth's own ports (those configured now, the ones the kernel picks once it listens): a group
+  // publishing one would take berth's requests, tokens included
+  const berthPorts: PublishedPort[] = cfg.reservedPorts.flatMap((port) => [{ port, protocol: 'TCP' as const }, { port, protocol: 'UDP' as const }]);
+  const reserve = (hostPort: string | undefined, protocols: PublishedPort['protocol'][]) => {
+    const port = hostPort ? splitHostPort(hostPort).port : 0;
+    if (port > 0) for (const protocol of protocols) berthPorts.push({ port, protocol });
+  };
+  reserve(cfg.listen, ['TCP']);
+  reserve(cfg.listenHttps, ['TCP']);
+  reserve(cfg.dnsListen === '' ? undefined : cfg.dnsListen ?? DEFAULT_DNS_LISTEN, ['UDP', 'TCP']);
   const network = new NetworkManager({
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
+    hostAddress: cfg.advertiseAddress, reservedPorts: () => berthPorts,
   });
   const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
   // also with limits off: disks made while they were on are adopted, and released with their groups
@@ -185,6 +205,7 @@ export async function startServer(cfg: ServerConfig) {
   if (cfg.dnsListen !== '') {
     try {
       dns = await startDnsServer(cfg.dnsListen ?? DEFAULT_DNS_LISTEN, dnsOptions);
+      reserve(dns.address, ['UDP', 'TCP']);
     } catch (e) {
       // A configured address must work; the default one may be taken by something else on this host.
       if (cfg.dnsListen !== undefined) throw new Error(`cannot serve DNS on ${cfg.dnsListen}: ${(e as Error).message}`);
@@ -204,6 +225,7 @@ export async function startServer(cfg: ServerConfig) {
     const { host, port } = splitHostPort(listens[i]);
     await app.listen({ host, port });
     const addr = app.server.address();
+    if (typeof addr === 'object' && addr) reserve(`:${addr.port}`, ['TCP']);
     const scheme = i === 0 ? 'http' : 'https';
     urls.push(typeof addr === 'object' && addr ? `${scheme}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : listens[i]);
   }

@@ -11,7 +11,7 @@ import type { ContainerSpec, ContainerStatus, ExecHandle, ExecOptions, PulledIma
 import { Prober, type ProbeReport } from './prober.js';
 import { GroupStorage } from './storage.js';
 import type {
-  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef,
+  AgentHandle, ContainerDef, ContainerState, ContainerView, DesiredGroup, Event, GroupState, GroupStatus, LogOptions, ProbeDef, Protocol,
 } from './types.js';
 
 export interface AgentOptions {
@@ -182,6 +182,10 @@ export class Agent implements AgentHandle {
 
   async cachedImages(): Promise<string[]> {
     return (await this.o.images.list()).map((i) => i.reference);
+  }
+
+  async unavailablePorts(ports: { port: number; protocol: Protocol }[]): Promise<{ port: number; protocol: Protocol }[]> {
+    return this.o.network.unavailablePorts(ports);
   }
 
   // --- reconcile machinery ---
@@ -367,14 +371,11 @@ export class Agent implements AgentHandle {
       // host ports are published while the containers start (both finish before Running is reported)
       let published: Promise<unknown> = Promise.resolve();
       try {
-        const existing = await this.o.network.get(sandboxId(d.uid, gen));
-        if (existing) sandbox = existing;
-        else {
-          const staged = this.o.network.setupStaged(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : []);
-          published = staged.published;
-          published.catch(() => undefined);
-          sandbox = await span(d.uid, 'agent.network.setup', () => staged.sandbox);
-        }
+        // also for a sandbox that exists (idempotent, no command run): one made before segments gets its segment
+        const staged = this.o.network.setupStaged(sandboxId(d.uid, gen), d.spec.ipAddress?.type === 'Public' ? d.spec.ipAddress.ports : [], d.segment);
+        published = staged.published;
+        published.catch(() => undefined);
+        sandbox = await span(d.uid, 'agent.network.setup', () => staged.sandbox);
       } finally {
         // settled before any teardown looks for what this group has on the host
         const failed = (await prepared).find((r) => r.status === 'rejected');

@@ -88,6 +88,11 @@ export interface DesiredGroup {
   generation: number;
   spec: GroupSpec;
   state: 'Running' | 'Stopped';
+  /**
+   * Opaque: groups of one segment reach each other on the host's network; groups of different
+   * segments only through Public ports, as anyone may. Absent: the host's default segment.
+   */
+  segment?: string;
 }
 
 export interface Event {
@@ -152,5 +157,7 @@ export interface AgentHandle {
   exec(uid: string, container: string, argv: string[], opts?: ExecOptions): Promise<ExecHandle>;
   /** References of the images this host has locally. */
   cachedImages(): Promise<string[]>;
+  /** The ports of `ports` this host cannot publish: its own services hold them (berth's API and DNS, or any socket listening there). */
+  unavailablePorts(ports: { port: number; protocol: Protocol }[]): Promise<{ port: number; protocol: Protocol }[]>;
   close(): Promise<void>;
 }

@@ -31,7 +31,7 @@ program
   .option('--token <token>', 'an API token clients may use (repeatable)', collect, [])
   .option('--bridge <name>', 'bridge for container groups')
   .option('--subnet <cidr>', 'subnet for container groups')
-  .option('--advertise-address <ip>', 'address clients reach published ports on')
+  .option('--advertise-address <ip>', "this host's IPv4 address that Public groups' ports are published on (and only there)")
   .option('--runc-root <dir>', 'runc state directory')
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (loopback ones always are)', collect, [])
   .option('--stop-grace <seconds>', 'SIGTERM-to-SIGKILL grace when stopping containers', Number)
@@ -69,7 +69,7 @@ program
   .option('--skip-install', 'do not install missing packages')
   .option('--bridge <name>', 'bridge for container groups (kept in the config)')
   .option('--subnet <cidr>', 'subnet for container groups (kept in the config)')
-  .option('--advertise-address <ip>', 'address clients reach published ports on (kept in the config)')
+  .option('--advertise-address <ip>', "this host's IPv4 address that Public groups' ports are published on (kept in the config)")
   .action(async (o) => {
     const dataDir = resolve(o.dataDir);
     if (!o.skipInstall) {

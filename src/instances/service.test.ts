@@ -20,12 +20,13 @@ const body = (o: { port?: number; cpu?: number; image?: string } = {}) => ({
   },
 });
 
-const code = async (p: Promise<unknown>) => {
+const code = async (p: Promise<unknown>) => (await outcome(p)).code;
+const outcome = async (p: Promise<unknown>): Promise<{ code: string; message?: string; target?: string }> => {
   try {
     await p;
-    return 'ok';
+    return { code: 'ok' };
   } catch (e) {
-    return isBerthError(e) ? e.code : String(e);
+    return isBerthError(e) ? { code: e.code, message: e.message, target: e.target } : { code: String(e) };
   }
 };
 
@@ -39,7 +40,9 @@ test('a published host port belongs to one group until it is deleted; other port
   const svc = new InstancesService(store, fakeAgent());
   await svc.start();
   assert.equal(await code(svc.createOrUpdate(ref('sub-a', 'rg', 'one'), put(body({ port: 8080 })))), 'ok');
-  assert.equal(await code(svc.createOrUpdate(ref('sub-b', 'other', 'two'), put(body({ port: 8080 })))), 'PortAlreadyInUse', 'across subscriptions too: the host is shared');
+  const across = await outcome(svc.createOrUpdate(ref('sub-b', 'other', 'two'), put(body({ port: 8080 }))));
+  assert.deepEqual(across, { code: 'PortAlreadyInUse', message: 'The port 8080/TCP is already in use on this host.', target: 'properties.ipAddress.ports' }, 'across subscriptions too (the host is shared), naming no group of another');
+  assert.match((await outcome(svc.createOrUpdate(ref('sub-a', 'rg2', 'two'), put(body({ port: 8080 }))))).message!, /container group 'one'/, 'its own subscription is told which group');
   assert.equal(await code(svc.createOrUpdate(ref('sub-a', 'rg', 'one'), put(body({ port: 8080, image: 'example/img:2' })))), 'ok', 'the owner may update itself');
   assert.equal(await code(svc.createOrUpdate(ref('sub-b', 'other', 'two'), put(body({ port: 8081 })))), 'ok');
   await gone(svc, 'sub-a', 'rg', 'one');
@@ -97,6 +100,22 @@ test('stop returns when the agent reports the group stopped, or when a later sta
   report(status(4, 'Running'));
   assert.equal(await settled(again, 10_000), true);
   assert.equal((await svc.get(ref('sub', 'rg', 'g'))).record.state, 'Running');
+  await svc.stop();
+  await store.close();
+});
+
+test("a port the host keeps is refused at admission, asked only for what a group newly publishes", async () => {
+  const store = new SqliteStore(':memory:');
+  const asked: number[][] = [];
+  const svc = new InstancesService(store, fakeAgent([8780], asked));
+  await svc.start();
+  assert.deepEqual(await outcome(svc.createOrUpdate(ref('sub', 'rg', 'thief'), put(body({ port: 8780 })))),
+    { code: 'PortAlreadyInUse', message: 'The port 8780/TCP is already in use on this host.', target: 'properties.ipAddress.ports' });
+  assert.equal(await code(svc.get(ref('sub', 'rg', 'thief'))), 'ResourceNotFound', 'nothing admitted');
+  assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'web'), put(body({ port: 8080 })))), 'ok');
+  assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'web'), put(body({ port: 8080, image: 'example/img:2' })))), 'ok');
+  assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'private'), put(body()))), 'ok');
+  assert.deepEqual(asked, [[8780], [8080]], 'an update keeping its port, and a group without one, ask nothing');
   await svc.stop();
   await store.close();
 });

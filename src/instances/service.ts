@@ -233,7 +233,7 @@ export class InstancesService implements ResourceGroups {
   }
 
   private desired(r: GroupRecord): DesiredGroup {
-    return { uid: r.uid, hostname: r.name, generation: r.generation, spec: r.spec, state: r.state };
+    return { uid: r.uid, hostname: r.name, generation: r.generation, spec: r.spec, state: r.state, segment: segmentOf(r.subscriptionId) };
   }
 
   private async flushStatus() {
@@ -287,7 +287,7 @@ export class InstancesService implements ResourceGroups {
         await this.store.put(opKey(op.id), op);
         return { created: false, view: await this.view(old), operation: op };
       }
-      this.checkHostPorts(key, spec);
+      await this.checkHostPorts(key, sub, spec, old?.spec);
       const rgKv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
       if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const rec: GroupRecord = old
@@ -614,14 +614,24 @@ export class InstancesService implements ResourceGroups {
       throw new BerthError(Codes.ContainerNotFound, `The container '${container}' was not found in container group '${rec.name}'.`, 404, 'containerName');
   }
 
-  /** Public ports are published on the host, so two groups on one host cannot share one. */
-  private checkHostPorts(key: string, spec: GroupSpec) {
+  /**
+   * Public ports are published on the host's address: one group per port, and never a port the host
+   * keeps (berth's API and DNS, or what a host process listens on there), whose traffic the group
+   * would take. A refusal names the group holding the port only to that group's own subscription.
+   */
+  private async checkHostPorts(key: string, sub: string, spec: GroupSpec, old: GroupSpec | undefined) {
     if (spec.ipAddress?.type !== 'Public') return;
     for (const p of spec.ipAddress.ports) {
       const owner = this.portOwners.get(`${p.port}/${p.protocol}`);
-      if (owner && owner !== key)
-        throw new BerthError(Codes.PortAlreadyInUse, `The port ${p.port}/${p.protocol} is already published by container group '${this.index.get(owner)!.name}' on this host.`, 409, 'properties.ipAddress.ports');
+      if (!owner || owner === key) continue;
+      throw portInUse(p, owner.startsWith(`/groups/${sub.toLowerCase()}/`) ? this.index.get(owner)!.name : undefined);
     }
+    // what the group publishes already is its own: a host process that bound there since does not stop its updates
+    const published = old?.ipAddress?.type === 'Public' ? old.ipAddress.ports : [];
+    const added = spec.ipAddress.ports.filter((p) => !published.some((q) => q.port === p.port && q.protocol === p.protocol));
+    if (added.length === 0) return;
+    const [taken] = await this.agent.unavailablePorts(added);
+    if (taken) throw portInUse(taken);
   }
 
   private async view(rec: GroupRecord): Promise<GroupView> {
@@ -647,6 +657,17 @@ function fqdnOf(label: string, scope: DnsNameLabelScope | undefined, location: s
   const hash = [...createHash('sha256').update(seed).digest()].slice(0, 16).map((b) => 'abcdefghijklmnopqrstuvwxyz234567'[b & 31]).join('');
   return `${label}.${hash}.${region}.${zone}`;
 }
+
+const portInUse = (p: { port: number; protocol: string }, heldBy?: string) =>
+  new BerthError(Codes.PortAlreadyInUse, heldBy
+    ? `The port ${p.port}/${p.protocol} is already published by container group '${heldBy}' on this host.`
+    : `The port ${p.port}/${p.protocol} is already in use on this host.`, 409, 'properties.ipAddress.ports');
+
+/**
+ * The network segment of a subscription's groups (their containers reach each other, and other
+ * subscriptions' only through Public ports): opaque to the agent, and the same on every host.
+ */
+const segmentOf = (subscriptionId: string) => createHash('sha256').update(subscriptionId.toLowerCase()).digest('hex').slice(0, 16);
 
 const immutableMessage = (name: string) =>
   `The updates on container group '${name}' are invalid. If you are going to update the os type, restart policy, network profile, CPU, memory or GPU resources for a container group, you must delete it first and then create a new one.`;

@@ -1,8 +1,11 @@
 // Stand-ins for unit tests of the instances layer (never used by the server itself).
 import type { AgentHandle, GroupStatus } from '../agent/types.js';
 
-/** An agent that runs nothing: removal is reported at once, as a real agent does once it tore a group down. */
-export function fakeAgent(): AgentHandle {
+/**
+ * An agent that runs nothing: removal is reported at once, as a real agent does once it tore a
+ * group down; its host keeps the ports in `hostPorts` (what it is asked is recorded in `asked`).
+ */
+export function fakeAgent(hostPorts: number[] = [], asked: number[][] = []): AgentHandle {
   const removed: ((uid: string) => void)[] = [];
   return {
     name: 'fake',
@@ -17,6 +20,10 @@ export function fakeAgent(): AgentHandle {
       throw new Error('no exec here');
     },
     cachedImages: async () => [],
+    unavailablePorts: async (ports) => {
+      asked.push(ports.map((p) => p.port));
+      return ports.filter((p) => hostPorts.includes(p.port));
+    },
     close: async () => undefined,
   };
 }

@@ -1,8 +1,7 @@
 // End to end: liveness and readiness probes, init containers and gitRepo volumes on real containers.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +9,7 @@ import WebSocket from 'ws';
 import { buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { Api, endE2e, hostFootprint, startBerth, type BerthProcess } from '../helpers/berth.js';
+import { startRemoteHost, type RemoteHost } from '../helpers/remote.js';
 
 const BRIDGE = 'bthealth0';
 const SUBNET = '10.213.100.0/24';
@@ -229,13 +229,12 @@ describe('init containers', () => {
 });
 
 describe('gitRepo volumes', () => {
-  let daemon: ChildProcess | undefined;
+  let remote: RemoteHost | undefined;
   let gitDir: string;
-  let port: number;
   let firstCommit: string;
-  // Clones run in the group's network namespace: the repository is served on the group bridge's
-  // gateway address (what a container reaches), not on the host's loopback.
-  const GATEWAY = '10.213.100.1';
+  // Clones run in the group's network namespace: they reach what its containers reach, which is
+  // no service of this host, so the repository is served from another (a namespace behind a veth).
+  let server: string;
   const serving = (url: string) => api.waitFor(`git daemon at ${url}`, async () => {
     try {
       execFileSync('git', ['ls-remote', url], { stdio: 'ignore' });
@@ -246,9 +245,6 @@ describe('gitRepo volumes', () => {
   }, 10_000);
 
   before(async () => {
-    // A group brings the bridge (and its gateway address) up.
-    await api.createAndWait(RG, 'bridge-up', body({ containers: [container('app', { command: ['sleep', '600'] })] }));
-    await api.deleteAndWait(RG, 'bridge-up');
     gitDir = mkdtempSync(join(tmpdir(), 'berth-git-'));
     const git = (...args: string[]) => execFileSync('git', args, { cwd: join(gitDir, 'work'), encoding: 'utf8', env: { ...process.env, GIT_CONFIG_GLOBAL: '/dev/null', GIT_AUTHOR_NAME: 't', GIT_AUTHOR_EMAIL: 't@t', GIT_COMMITTER_NAME: 't', GIT_COMMITTER_EMAIL: 't@t' } }).trim();
     execFileSync('git', ['init', '-q', '-b', 'main', join(gitDir, 'work')]);
@@ -259,26 +255,22 @@ describe('gitRepo volumes', () => {
     writeFileSync(join(gitDir, 'work', 'site.txt'), 'version two\n');
     git('commit', '-q', '-am', 'two');
     execFileSync('git', ['clone', '-q', '--bare', join(gitDir, 'work'), join(gitDir, 'repos', 'site.git')]);
-    port = await new Promise<number>((res) => {
-      const s = createServer().listen(0, GATEWAY, () => {
-        const p = (s.address() as AddressInfo).port;
-        s.close(() => res(p));
-      });
-    });
-    daemon = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, `--listen=${GATEWAY}`, `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
-    await serving(`git://${GATEWAY}:${port}/site.git`);
+    remote = startRemoteHost(`btgit-${process.pid}`, '10.213.101');
+    remote.run(['git', 'daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, `--listen=${remote.address}`, '--reuseaddr', join(gitDir, 'repos')]);
+    server = `${remote.address}:9418`;
+    await serving(`git://${server}/site.git`);
   });
 
   after(() => {
-    if (daemon?.pid) process.kill(daemon.pid, 'SIGTERM');
+    remote?.close();
     rmSync(gitDir, { recursive: true, force: true });
   });
 
   test('a repository is cloned into the volume: at a revision into ".", and by default into a directory named after it', async () => {
     await api.createAndWait(RG, 'git', body({
       volumes: [
-        { name: 'pinned', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git`, directory: '.', revision: firstCommit } },
-        { name: 'head', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git` } },
+        { name: 'pinned', gitRepo: { repository: `git://${server}/site.git`, directory: '.', revision: firstCommit } },
+        { name: 'head', gitRepo: { repository: `git://${server}/site.git` } },
       ],
       containers: [container('app', {
         command: ['sh', '-c', 'cat /pinned/site.txt /head/site/site.txt; exec sleep 600'],
@@ -287,37 +279,44 @@ describe('gitRepo volumes', () => {
     }));
     assert.equal(await api.waitFor('app log', async () => (await logs('git', 'app'))?.includes('two') && logs('git', 'app')), 'version one\nversion two\n');
     const g = await get('git');
-    assert.deepEqual(g.properties.volumes[0], { name: 'pinned', gitRepo: { repository: `git://${GATEWAY}:${port}/site.git`, directory: '.', revision: firstCommit } });
+    assert.deepEqual(g.properties.volumes[0], { name: 'pinned', gitRepo: { repository: `git://${server}/site.git`, directory: '.', revision: firstCommit } });
     await api.deleteAndWait(RG, 'git');
   });
 
   test('a clone that fails fails provisioning with GitRepoCloneFailed and leaves nothing behind; local paths are refused', async () => {
     const before = hostFootprint(berth.runcRoot, berth.dataDir);
     const put = await api.create(RG, 'git-bad', body({
-      volumes: [{ name: 'src', gitRepo: { repository: `git://${GATEWAY}:${port}/missing.git` } }],
+      volumes: [{ name: 'src', gitRepo: { repository: `git://${server}/missing.git` } }],
       containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
     }));
     const op = await api.waitOp(put.headers.get('azure-asyncoperation')!);
     assert.equal(op.status, 'Failed');
     assert.equal(op.error?.code, 'GitRepoCloneFailed');
-    assert.match(op.error!.message, /The gitRepo volume 'src' could not be cloned from 'git:\/\/10\.213\.100\.1:\d+\/missing\.git'/);
+    assert.match(op.error!.message, /The gitRepo volume 'src' could not be cloned from 'git:\/\/10\.213\.101\.2:9418\/missing\.git'/);
     assert.deepEqual(hostFootprint(berth.runcRoot, berth.dataDir), before);
     await api.deleteAndWait(RG, 'git-bad');
 
-    // The host's loopback is not the group's: a repository served there is out of reach.
-    const loop = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, '--listen=127.0.0.1', `--port=${port}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
-    try {
-      await serving(`git://127.0.0.1:${port}/site.git`);
-      const lput = await api.create(RG, 'git-loop', body({
-        volumes: [{ name: 'src', gitRepo: { repository: `git://127.0.0.1:${port}/site.git` } }],
-        containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
-      }));
-      const lop = await api.waitOp(lput.headers.get('azure-asyncoperation')!);
-      assert.equal(lop.status, 'Failed');
-      assert.equal(lop.error?.code, 'GitRepoCloneFailed');
-      await api.deleteAndWait(RG, 'git-loop');
-    } finally {
-      process.kill(loop.pid!, 'SIGTERM');
+    // Services of this host are out of the group's reach: on its loopback (not the group's), and
+    // on its address on the group's bridge (the gateway).
+    for (const host of ['127.0.0.1', '10.213.100.1']) {
+      const local = spawn('git', ['daemon', '--export-all', `--base-path=${join(gitDir, 'repos')}`, `--listen=${host}`, '--reuseaddr', join(gitDir, 'repos')], { stdio: 'ignore' });
+      try {
+        await serving(`git://${host}:9418/site.git`);
+        const lput = await api.create(RG, 'git-local', body({
+          volumes: [{ name: 'src', gitRepo: { repository: `git://${host}:9418/site.git` } }],
+          containers: [container('app', { command: ['sleep', '600'], volumeMounts: [{ name: 'src', mountPath: '/src' }] })],
+        }));
+        const lop = await api.waitOp(lput.headers.get('azure-asyncoperation')!);
+        assert.equal(lop.status, 'Failed', host);
+        assert.equal(lop.error?.code, 'GitRepoCloneFailed', host);
+        await api.deleteAndWait(RG, 'git-local');
+      } finally {
+        if (local.exitCode === null && local.signalCode === null) {
+          const exited = new Promise((r) => local.once('exit', r));
+          process.kill(local.pid!, 'SIGTERM');
+          await exited;
+        }
+      }
     }
 
     for (const repository of [gitDir, `file://${gitDir}/repos/site.git`, 'ext::sh -c touch% /tmp/pwned']) {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainerInstanceClient, StaticTokenCredential, type ContainerGroup } from '../../src/client/index.js';
+import { berthNftObjects, hostVethOf } from '../../src/runtime/container/testing.js';
 
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 export const API = '2023-05-01';
@@ -33,6 +34,8 @@ export interface BerthOptions {
   subnet: string;
   listen?: string;
   runcRoot?: string;
+  /** Where Public groups' ports are published; 127.0.0.1 unless given. */
+  advertiseAddress?: string;
   extraArgs?: string[];
   /** Written to DATA_DIR/config.json before the server starts (service principals, subscriptions, …). */
   config?: Record<string, unknown>;
@@ -54,7 +57,7 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
     ...(o.extraArgs ?? []),
     // Its own DNS port, so servers of parallel runs never compete for the default one.
     ...(o.extraArgs?.includes('--dns-listen') ? [] : ['--dns-listen', '127.0.0.1:0']),
-    '--bridge', o.bridge, '--subnet', o.subnet, '--runc-root', runcRoot, '--advertise-address', '127.0.0.1', '--stop-grace', '1',
+    '--bridge', o.bridge, '--subnet', o.subnet, '--runc-root', runcRoot, '--advertise-address', o.advertiseAddress ?? '127.0.0.1', '--stop-grace', '1',
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d) => (out += d));
   child.stderr!.on('data', (d) => (out += d));
@@ -216,7 +219,9 @@ export async function endE2e(o: { berth?: BerthProcess; subscriptions: string[];
 
 export function hostFootprint(runcRoot: string, dataDir?: string) {
   const sh = (cmd: string) => execFileSync('bash', ['-c', cmd], { encoding: 'utf8' });
-  // listed before the pool's state files are read: a pool netns always has its file first
+  // listed before the pool's state files are read: a pool netns (and its veth, and their elements
+  // in the isolation tables) always has its file first
+  const nft = berthNftObjects();
   const netns = sh('ip netns list').split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
   const veths = sh('ip -o link show type veth').split('\n').filter(Boolean);
   const rules = sh('iptables-save').split('\n').filter((l) => l.startsWith('-A'));
@@ -232,10 +237,15 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
     }
   }
   const networkRule = (l: string) => dataDir !== undefined && (l.includes('berth-net:') || l.startsWith('-A BERTH-MASQ-'));
+  const poolVeths = new Set([...pool].map((n) => JSON.stringify(hostVethOf(n))));
   return {
     netns: netns.filter((n) => !pool.has(n)).length,
     veth: veths.filter((l) => !pool.has(/ link-netns (\S+)/.exec(l)?.[1] ?? '')).length,
     iptablesRules: rules.filter((l) => !networkRule(l)).length,
+    // a running server's isolation tables, their base chains and rules are the network's; each group's veth and segment are not
+    nftObjects: dataDir !== undefined
+      ? nft.segmentChains + nft.elements.filter((e) => !poolVeths.has(e)).length
+      : nft.tables + nft.chains + nft.rules + nft.elements.length,
     overlayMounts: Number(sh("grep -c ' overlay ' /proc/mounts || true")),
     // groups' disks: their mounts (in this mount namespace) and the loop devices under them (host-wide);
     // with a data dir, not its pool's (made and claimed in the background)

@@ -102,11 +102,11 @@ function portRules(id: string, ip: string, ports: PublishedPort[], address: stri
 /**
  * Removes every rule of the sandbox; idempotent (nothing to remove is fine). With the address and
  * ports it published, deletes exactly those in one iptables-restore; if that fails (some are gone
- * already) or they are unknown, finds its rules by comment in a dump of the nat table, which grows
- * with every sandbox.
+ * already) or they are unknown (a state from before per-address publishing, which had a rule more),
+ * finds its rules by comment in a dump of the nat table, which grows with every sandbox.
  */
-export async function unpublishPorts(id: string, published?: { ip: string; ports: PublishedPort[]; address: string }): Promise<void> {
-  if (published) {
+export async function unpublishPorts(id: string, published?: { ip: string; ports: PublishedPort[]; address?: string }): Promise<void> {
+  if (published?.address) {
     if (published.ports.length === 0) return;
     try {
       await restoreNat(portRules(id, published.ip, published.ports, published.address).map((r) => `-D ${r}`));

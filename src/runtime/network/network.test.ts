@@ -198,6 +198,25 @@ describe('NetworkManager', () => {
     assert.deepEqual(hostNetworkCounts(), before);
   });
 
+  it('unpublishes a sandbox published before per-address publishing completely (it had a rule more)', async () => {
+    const before = hostNetworkCounts();
+    const p = port();
+    const sb = await nm.setup('legacy', [{ port: p, protocol: 'TCP' }]);
+    // what the previous release wrote: a DNAT for every local address, and a hairpin masquerade per port
+    const statePath = join(netOpts.stateDir, 'legacy.json');
+    const { hostAddress: _, ...legacy } = JSON.parse(readFileSync(statePath, 'utf8'));
+    writeFileSync(statePath, JSON.stringify(legacy));
+    const rule = (op: string, chain: string, addrs: string[], target: string[]) =>
+      execFileSync('iptables', ['-t', 'nat', op, chain, ...addrs, '-p', 'tcp', '-m', 'tcp', '--dport', String(p), '-m', 'comment', '--comment', 'berth:legacy', ...target]);
+    const dnat = ['-j', 'DNAT', '--to-destination', `${sb.ip}:${p}`];
+    rule('-D', 'BERTH-HOSTPORTS', ['-d', '127.0.0.1/32'], dnat);
+    rule('-A', 'BERTH-HOSTPORTS', [], dnat);
+    rule('-A', 'BERTH-HOSTPORTS-MASQ', ['-s', `${sb.ip}/32`, '-d', `${sb.ip}/32`], ['-j', 'MASQUERADE']);
+    await nm.teardown('legacy');
+    assert.doesNotMatch(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }), /berth:legacy/);
+    assert.deepEqual(hostNetworkCounts(), before);
+  });
+
   it('cleans up everything when a plugin fails mid-setup', async () => {
     const before = hostNetworkCounts();
     const cniPath = cniDirWithBridgeAdd('cni-failing', `echo '{"code":100,"msg":"injected failure"}'; exit 1`);

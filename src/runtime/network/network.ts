@@ -10,7 +10,7 @@ import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult } from './cni.js';
-import { ANY_ADDRESS, ensureNetworkRules, pruneHostportChains, pruneSharedChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
+import { ensureNetworkRules, pruneHostportChains, pruneSharedChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
 import { isolationOf, SEGMENT_RE, type Isolation, type Members } from './isolation.js';
 import { PortOwners, samePorts } from './port-owners.js';
 import { POOL_ID_RE, SANDBOX_ID_RE, SandboxStates, type SandboxState } from './state.js';
@@ -418,7 +418,7 @@ export class NetworkManager {
     if (st?.hostPorts) {
       try {
         const sb = this.toSandbox(st);
-        await unpublishPorts(id, sb ? { ip: sb.ip, ports: st.ports, address: st.hostAddress ?? ANY_ADDRESS } : undefined);
+        await unpublishPorts(id, sb ? { ip: sb.ip, ports: st.ports, address: st.hostAddress } : undefined);
       } catch (e) {
         errors.push(errText(e));
       }

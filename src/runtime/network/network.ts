@@ -249,7 +249,7 @@ export class NetworkManager {
   }
 
   /** The ports of `ports` the host keeps where they would be published (PortOwners.unavailable). */
-  unavailablePorts(ports: PublishedPort[]): PublishedPort[] {
+  unavailablePorts(ports: PublishedPort[]): Promise<PublishedPort[]> {
     return this.portOwners.unavailable(ports);
   }
 

@@ -42,13 +42,15 @@ export class PortOwners {
     }
     // taken synchronously after the check: concurrent setups of other ids cannot slip in between
     for (const p of ports) index.set(key(p), id);
-    const [taken] = this.unavailable(ports);
     const giveBack = () => {
       for (const p of ports) if (index.get(key(p)) === id) index.delete(key(p));
     };
-    if (taken) {
+    try {
+      const [taken] = await this.unavailable(ports);
+      if (taken) throw portInUse(taken);
+    } catch (e) {
       giveBack();
-      throw portInUse(taken);
+      throw e;
     }
     return giveBack;
   }
@@ -69,10 +71,10 @@ export class PortOwners {
    * berth itself, or held by a socket of the host there (or on a wildcard), whose traffic a DNAT
    * would silently take.
    */
-  unavailable(ports: PublishedPort[]): PublishedPort[] {
+  async unavailable(ports: PublishedPort[]): Promise<PublishedPort[]> {
     const reserved = this.o.reserved?.() ?? [];
     const isReserved = (p: PublishedPort) => reserved.some((r) => r.port === p.port && r.protocol === p.protocol);
-    const listened = portsListenedOn(this.o.address, ports.filter((p) => !isReserved(p)));
+    const listened = await portsListenedOn(this.o.address, ports.filter((p) => !isReserved(p)));
     return ports.filter((p) => isReserved(p) || listened.includes(p));
   }
 }

@@ -221,6 +221,10 @@ export class NetworkManager {
 
     const release = await this.portOwners.take(id, ports);
     try {
+      // the host's own sockets are asked about while the sandbox is claimed and its containers
+      // start: nothing is published before the answer (a refusal tears it all down)
+      const hostFree = ports.length > 0 ? this.portOwners.checkHost(ports) : Promise.resolve();
+      hostFree.catch(() => undefined);
       const claimed = await span(id, 'net.claim', () => this.claimFromPool(id, ports, segment));
       // a claimed sandbox reaches no other until it is in its segment, which goes on while its containers start
       const placed = claimed ? this.place(claimed.result!, segment) : Promise.resolve();
@@ -228,7 +232,8 @@ export class NetworkManager {
       const st = claimed ?? (await span(id, 'net.create', () => this.create(id, ports, segment)));
       const sb = this.toSandbox(st)!;
       onSandbox(sb);
-      const done = await span(id, 'net.publish', () => Promise.allSettled([publishPorts(id, sb.ip, this.bridge, ports, this.hostAddress), placed]));
+      const publish = hostFree.then(() => publishPorts(id, sb.ip, this.bridge, ports, this.hostAddress));
+      const done = await span(id, 'net.publish', () => Promise.allSettled([publish, placed]));
       const failed = done.find((r) => r.status === 'rejected');
       if (failed) {
         await this.teardownLocked(id, false).catch(() => undefined);

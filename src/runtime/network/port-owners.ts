@@ -31,7 +31,7 @@ export class PortOwners {
 
   /**
    * Takes `ports` for sandbox `id`; returns what gives them back. Two sandboxes cannot publish the
-   * same host port (the later DNAT would silently shadow), nor one the host keeps (unavailable()).
+   * same host port: the later DNAT would silently shadow.
    */
   async take(id: string, ports: PublishedPort[]): Promise<() => void> {
     if (ports.length === 0) return () => undefined;
@@ -42,17 +42,15 @@ export class PortOwners {
     }
     // taken synchronously after the check: concurrent setups of other ids cannot slip in between
     for (const p of ports) index.set(key(p), id);
-    const giveBack = () => {
+    return () => {
       for (const p of ports) if (index.get(key(p)) === id) index.delete(key(p));
     };
-    try {
-      const [taken] = await this.unavailable(ports);
-      if (taken) throw portInUse(taken);
-    } catch (e) {
-      giveBack();
-      throw e;
-    }
-    return giveBack;
+  }
+
+  /** Refuses (PortAlreadyInUse) the first port of `ports` the host keeps (unavailable()). */
+  async checkHost(ports: PublishedPort[]): Promise<void> {
+    const [taken] = await this.unavailable(ports);
+    if (taken) throw portInUse(taken);
   }
 
   /** Gives back every port of sandbox `id`. */

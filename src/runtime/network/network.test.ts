@@ -198,23 +198,50 @@ describe('NetworkManager', () => {
     assert.deepEqual(hostNetworkCounts(), before);
   });
 
-  it('unpublishes a sandbox published before per-address publishing completely (it had a rule more)', async () => {
-    const before = hostNetworkCounts();
-    const p = port();
-    const sb = await nm.setup('legacy', [{ port: p, protocol: 'TCP' }]);
-    // what the previous release wrote: a DNAT for every local address, and a hairpin masquerade per port
-    const statePath = join(netOpts.stateDir, 'legacy.json');
-    const { hostAddress: _, ...legacy } = JSON.parse(readFileSync(statePath, 'utf8'));
-    writeFileSync(statePath, JSON.stringify(legacy));
-    const rule = (op: string, chain: string, addrs: string[], target: string[]) =>
-      execFileSync('iptables', ['-t', 'nat', op, chain, ...addrs, '-p', 'tcp', '-m', 'tcp', '--dport', String(p), '-m', 'comment', '--comment', 'berth:legacy', ...target]);
-    const dnat = ['-j', 'DNAT', '--to-destination', `${sb.ip}:${p}`];
-    rule('-D', 'BERTH-HOSTPORTS', ['-d', '127.0.0.1/32'], dnat);
-    rule('-A', 'BERTH-HOSTPORTS', [], dnat);
-    rule('-A', 'BERTH-HOSTPORTS-MASQ', ['-s', `${sb.ip}/32`, '-d', `${sb.ip}/32`], ['-j', 'MASQUERADE']);
-    await nm.teardown('legacy');
-    assert.doesNotMatch(execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }), /berth:legacy/);
-    assert.deepEqual(hostNetworkCounts(), before);
+  describe('a sandbox published before per-address publishing (a DNAT for every local address, a hairpin rule per port)', () => {
+    const nat = () => execFileSync('iptables-save', ['-t', 'nat'], { encoding: 'utf8' }).split('\n').filter((l) => l.includes('berth:legacy'));
+    /** Sets up `legacy` publishing `p`, then makes its state and rules what the previous release wrote. */
+    async function legacy(m: NetworkManager, p: number) {
+      const sb = await m.setup('legacy', [{ port: p, protocol: 'TCP' }]);
+      const statePath = join(netOpts.stateDir, 'legacy.json');
+      const { hostAddress: _, ...old } = JSON.parse(readFileSync(statePath, 'utf8'));
+      writeFileSync(statePath, JSON.stringify(old));
+      const rule = (op: string, chain: string, addrs: string[], target: string[]) =>
+        execFileSync('iptables', ['-t', 'nat', op, chain, ...addrs, '-p', 'tcp', '-m', 'tcp', '--dport', String(p), '-m', 'comment', '--comment', 'berth:legacy', ...target]);
+      const dnat = ['-j', 'DNAT', '--to-destination', `${sb.ip}:${p}`];
+      rule('-D', 'BERTH-HOSTPORTS', ['-d', '127.0.0.1/32'], dnat);
+      rule('-A', 'BERTH-HOSTPORTS', [], dnat);
+      rule('-A', 'BERTH-HOSTPORTS-MASQ', ['-s', `${sb.ip}/32`, '-d', `${sb.ip}/32`], ['-j', 'MASQUERADE']);
+      assert.equal(nat().length, 3);
+      return sb;
+    }
+
+    it('is unpublished completely', async () => {
+      const before = hostNetworkCounts();
+      await legacy(nm, port());
+      await nm.teardown('legacy');
+      assert.deepEqual(nat(), []);
+      assert.deepEqual(hostNetworkCounts(), before);
+    });
+
+    it('is published again on the host address only when its group is checked again', async () => {
+      const p = port();
+      const sb = await legacy(nm, p);
+      assert.deepEqual(await nm.setup('legacy', [{ port: p, protocol: 'TCP' }]), sb);
+      assert.deepEqual(nat().filter((l) => l.includes(' -j DNAT ')).map((l) => / -d (\S+) /.exec(l)?.[1]), ['127.0.0.1/32']);
+      assert.equal(nat().length, 2, 'the hairpin rule is gone');
+      await nm.teardown('legacy');
+    });
+
+    it('gives way to the host where it keeps the port', async () => {
+      const p = port();
+      const reserving = new NetworkManager({ ...netOpts, reservedPorts: () => [{ port: p, protocol: 'TCP' }] });
+      await legacy(nm, p);
+      const err = await reserving.setup('legacy', [{ port: p, protocol: 'TCP' }]).catch((e) => e);
+      assert.ok(isBerthError(err) && err.code === 'PortAlreadyInUse', String(err));
+      assert.deepEqual(nat(), [], 'nothing of it shadows the host any more');
+      await reserving.teardown('legacy');
+    });
   });
 
   it('cleans up everything when a plugin fails mid-setup', async () => {

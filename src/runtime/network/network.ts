@@ -211,8 +211,10 @@ export class NetworkManager {
     if (existing?.result && existsSync(existing.netnsPath)) {
       const sb = this.toSandbox(existing);
       if (sb && samePorts(existing.ports, ports)) {
+        let st = existing;
+        if (st.hostPorts && st.ports.length > 0 && !st.hostAddress) st = await this.republish(st, sb);
         // a state from before segments: its segment is written first, so tables rebuilt from disk agree
-        if (existing.segment !== segment) await this.writeState({ ...existing, segment });
+        if (st.segment !== segment) await this.writeState((st = { ...st, segment }));
         await this.place(existing.result, segment);
         return sb;
       }
@@ -244,6 +246,22 @@ export class NetworkManager {
       release();
       throw e;
     }
+  }
+
+  /**
+   * A sandbox published before per-address publishing has DNATs for every local address, shadowing
+   * any host service on its ports: they give way to one for the host address, or to nothing where
+   * the host keeps the port (PortAlreadyInUse then, until the host lets it go).
+   */
+  private async republish(st: SandboxState, sb: Sandbox): Promise<SandboxState> {
+    const hostFree = this.portOwners.checkHost(st.ports);
+    hostFree.catch(() => undefined);
+    await unpublishPorts(st.id);
+    await hostFree;
+    await publishPorts(st.id, sb.ip, this.bridge, st.ports, this.hostAddress);
+    const moved = { ...st, hostAddress: this.hostAddress };
+    await this.writeState(moved);
+    return moved;
   }
 
   /** Puts the sandbox with this CNI result into `segment` (null: none, reaching no other sandbox). */

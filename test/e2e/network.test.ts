@@ -173,7 +173,12 @@ describe('tenants on one host', () => {
 
   test('every rule a group made goes with it', async () => {
     for (const [api, names] of [[apiA, ['a1', 'a2']], [apiB, ['b-web', 'b1', 'b2']]] as const) for (const n of names) await api.deleteAndWait(RG, n);
+    // what networks and containers leave (group disks' loop devices are the host's, shared with every other server)
+    const left = (f: ReturnType<typeof hostFootprint>) =>
+      ({ netns: f.netns, veth: f.veth, iptablesRules: f.iptablesRules, nftObjects: f.nftObjects, overlayMounts: f.overlayMounts, runcContainers: f.runcContainers, conmon: f.conmon });
+    assert.deepEqual(left(hostFootprint(runcRoot, berth.dataDir)), left(footprint), 'while it runs: only its pool and its network');
     await berth.stop();
-    assert.deepEqual(hostFootprint(runcRoot), footprint);
+    const { netns, veth, iptablesRules, nftObjects } = hostFootprint(runcRoot);
+    assert.deepEqual({ netns, veth, iptablesRules, nftObjects }, { netns: footprint.netns, veth: footprint.veth, iptablesRules: footprint.iptablesRules, nftObjects: footprint.nftObjects }, 'once it stopped, its network is gone with its pool');
   });
 });

@@ -4,6 +4,7 @@
 #   k8s-controlplane.sh build            build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and etcd into the cache
 #   k8s-controlplane.sh bindir           print the directory holding the binaries (builds them first if missing)
 #   k8s-controlplane.sh start DIR        start etcd + apiserver + controller-manager + scheduler with state in DIR; prints DIR/kubeconfig
+#                                      (K8S_COMPONENTS=apiserver: etcd and the API server only)
 #   k8s-controlplane.sh stop DIR         stop what `start DIR` started, by the PIDs it recorded
 # Environment: BERTH_K8S_CACHE (default /var/cache/berth/k8s), BERTH_K8S_SERVICE_CIDR (default 10.213.200.0/24).
 set -euo pipefail
@@ -134,6 +135,9 @@ start() {
   kubeconfig "$dir/controller-manager.kubeconfig" "$api_port" "$pki" kube-controller-manager
   kubeconfig "$dir/scheduler.kubeconfig" "$api_port" "$pki" kube-scheduler
 
+  echo "$api_port" > "$dir/apiserver-port"
+  # K8S_COMPONENTS=apiserver: etcd and the API server only (the scheduler benchmark runs its own kube-scheduler)
+  if [ "${K8S_COMPONENTS:-all}" = apiserver ]; then echo "$dir/kubeconfig"; return; fi
   start_bg "$dir" kube-controller-manager "$bindir/kube-controller-manager" \
     --kubeconfig "$dir/controller-manager.kubeconfig" --authentication-kubeconfig "$dir/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$dir/controller-manager.kubeconfig" \
@@ -147,7 +151,6 @@ start() {
     --bind-address 127.0.0.1 --secure-port "$sched_port" --leader-elect=false
   wait_http "https://127.0.0.1:$cm_port/healthz" 60 -k
   wait_http "https://127.0.0.1:$sched_port/healthz" 60 -k
-  echo "$api_port" > "$dir/apiserver-port"
   echo "$dir/kubeconfig"
 }
 

@@ -27,12 +27,14 @@ export function controlPlaneBinaries(): string {
   return execFileSync('bash', [script, 'bindir'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], maxBuffer: 1 << 20 }).trim();
 }
 
-export async function startControlPlane(): Promise<ControlPlane> {
+/** `apiServerOnly`: etcd and kube-apiserver, without the controller-manager and the scheduler. */
+export async function startControlPlane(o: { apiServerOnly?: boolean } = {}): Promise<ControlPlane> {
   const bindir = controlPlaneBinaries();
   const dir = mkdtempSync(join(tmpdir(), 'berth-k8s-'));
   let kubeconfig: string;
   try {
-    kubeconfig = (await execFileP('bash', [script, 'start', dir], { encoding: 'utf8', maxBuffer: 1 << 20 })).stdout.trim();
+    const env = { ...process.env, K8S_COMPONENTS: o.apiServerOnly ? 'apiserver' : 'all' };
+    kubeconfig = (await execFileP('bash', [script, 'start', dir], { encoding: 'utf8', maxBuffer: 1 << 20, env })).stdout.trim();
   } catch (e) {
     await execFileP('bash', [script, 'stop', dir]).catch(() => undefined);
     const logs = execFileSync('bash', ['-c', `tail -n 20 ${dir}/*.log 2>/dev/null || true`], { encoding: 'utf8' });

@@ -1,5 +1,8 @@
 // End to end through the ARM API of a real `berth server`: real registry, runc, conmon and CNI.
 import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { INDEX_HTML, buildImage } from '../helpers/images.js';
 import { startRegistry, type TestRegistry } from '../helpers/registry.js';
@@ -23,10 +26,12 @@ const httpGet = async (url: string) => {
 before(async () => {
   registry = await startRegistry();
   web = (await buildImage(registry.host, 'web', '1', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] })).reference;
-  footprint = hostFootprint(join_runc());
-  // taken before the server starts: compared with counts that leave out the server's own pool and network rules
+  // taken before the server starts, of what will be its data dir: compared with counts that leave out the
+  // server's own pool and network rules (and every other server's group disks)
+  const dataDir = mkdtempSync(join(tmpdir(), 'berth-e2e-'));
+  footprint = hostFootprint(join_runc(), dataDir);
   // the backstop poll is an hour: every exit, restart and OOM below is seen through conmon's exit files
-  berth = await startBerth({ bridge: BRIDGE, subnet: SUBNET, config: { agentPollMs: 3_600_000 } });
+  berth = await startBerth({ bridge: BRIDGE, subnet: SUBNET, dataDir, config: { agentPollMs: 3_600_000 } });
   api = new Api(berth);
 });
 

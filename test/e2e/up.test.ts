@@ -49,7 +49,8 @@ after(async () => {
 test('berth up, one curl PUT of a web server, HTTP on the published port, logs, delete, berth down', async () => {
   const port = await freePort();
   const runcRoot = '/run/berth/runc'; // berth up uses the default runc root, as a user's would
-  const before = hostFootprint(runcRoot);
+  // of what will be the server's data dir: other servers' group disks (other runs on this host) do not count
+  const before = hostFootprint(runcRoot, dataDir);
   const up = await run(cli, ['up', '--skip-install', '--data-dir', dataDir, '--listen', `127.0.0.1:${port}`, '--bridge', BRIDGE, '--subnet', '10.213.68.0/24', '--advertise-address', '127.0.0.1'], { env });
   assert.match(up.stdout, new RegExp(`berth is running: http://127.0.0.1:${port}`));
   const token = JSON.parse(readFileSync(join(dataDir, 'config.json'), 'utf8')).tokens[0] as string;

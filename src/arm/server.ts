@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
-import { BerthError, Codes, isBerthError } from '../lib/errors.js';
+import { BerthError, Codes, errorToWire, isBerthError } from '../lib/errors.js';
 import type { Authenticator, Identity } from './auth.js';
 import { checkJsonShape } from './json-limits.js';
 import { canonicalTarget, describePath } from './request-target.js';
@@ -76,7 +76,10 @@ export function createArmServer(o: ArmServerOptions): FastifyInstance {
   });
 
   app.setErrorHandler((err, req, reply) => {
-    if (isBerthError(err)) return armError(reply, err.status, err.code, err.message, err.target);
+    if (isBerthError(err)) {
+      const w = errorToWire(err);
+      return armError(reply, w.status, w.code, w.message, w.target);
+    }
     const e = err as { statusCode?: number; code?: string; message: string };
     if (e.statusCode === 415) return armError(reply, 415, 'UnsupportedMediaType', `The content media type '${String(req.headers['content-type'] ?? '').slice(0, 100)}' is not supported. Use 'application/json'.`);
     if (e.statusCode === 413) return armError(reply, 413, 'RequestEntityTooLarge', 'The request body is too large.');

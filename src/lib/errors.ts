@@ -97,3 +97,34 @@ export const Codes = {
   /** An exec or attach WebSocket that closed abnormally (the process could not start, the connection broke). */
   SessionFailed: 'SessionFailed',
 } as const;
+
+/**
+ * A BerthError as it crosses a process boundary (an agent's reports and data plane, the ARM edge): JSON that
+ * says what went wrong and how a caller should take it, and becomes the same BerthError on the other side.
+ */
+export interface WireError {
+  code: string;
+  message: string;
+  target?: string;
+  status: number;
+}
+
+/** What any thrown value becomes on the wire: a BerthError as itself, anything else as InternalServerError. */
+export function errorToWire(e: unknown): WireError {
+  if (isBerthError(e)) return { code: e.code, message: e.message, ...(e.target !== undefined && { target: e.target }), status: e.status };
+  const message = e instanceof Error ? e.message : String(e);
+  return { code: Codes.InternalServerError, message, status: 500 };
+}
+
+/**
+ * The BerthError a peer sent: `body` is a WireError or ARM's envelope `{error: {code, message, target}}`, `status`
+ * the transport's (HTTP) status when the body has none. A body that is neither is an error of its own, naming
+ * `what` answered.
+ */
+export function errorFromWire(body: unknown, status: number, what: string): BerthError {
+  const inner = body && typeof body === 'object' && 'error' in body ? (body as { error: unknown }).error : body;
+  const w = (inner && typeof inner === 'object' ? inner : {}) as Partial<Record<keyof WireError, unknown>>;
+  if (typeof w.code === 'string' && w.code && typeof w.message === 'string')
+    return new BerthError(w.code, w.message, typeof w.status === 'number' ? w.status : status, typeof w.target === 'string' ? w.target : undefined);
+  return new BerthError(Codes.UnexpectedResponse, `${what} answered ${status} without an error the catalogue knows.`, 502);
+}

@@ -4,16 +4,20 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP, isIPv4 } from 'node:net';
 import { join } from 'node:path';
-import { Agent } from './agent/agent.js';
+import type { HostRuntime } from './agent/host-runtime.js';
+import { GroupStorage } from './agent/storage.js';
 import { Authenticator, type ServicePrincipal, type TokenGrant } from './arm/auth.js';
 import { groupLookup, startDnsServer, type DnsServer } from './instances/dns.js';
 import { buildServer } from './instances/http.js';
+import { BerthError, Codes } from './lib/errors.js';
 import { ensureServerCert } from './lib/tls.js';
 import { InstancesService } from './instances/service.js';
 import { ContainerRuntime, chooseOciRuntime } from './runtime/container/runtime.js';
 import { GroupDisks } from './runtime/disk/disks.js';
 import { ImageStore } from './runtime/image/store.js';
 import { NetworkManager } from './runtime/network/network.js';
+import { httpProbe } from './runtime/probe.js';
+import { LOCAL_HOST, startLocalAgent, type LocalAgent } from './server-agent.js';
 import { SqliteStore } from './store/sqlite.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
@@ -174,15 +178,13 @@ export async function startServer(cfg: ServerConfig) {
   const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
   // also with limits off: disks made while they were on are adopted, and released with their groups
   const disks = new GroupDisks({ root: join(cfg.dataDir, 'disks'), sizeBytes: Math.round(cfg.diskLimitGB * GiB), poolSize: cfg.sandboxPool });
-  const agent = new Agent({
-    dataDir: cfg.dataDir,
+  const runtime: HostRuntime = {
     images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
     containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: ociRuntime }),
     network,
-    disks,
-    stopGraceSeconds: cfg.stopGraceSeconds,
-    pollMs: cfg.agentPollMs,
-  });
+    storage: new GroupStorage(cfg.dataDir, disks),
+    httpProbe,
+  };
   if (tracing) {
     // event-loop lag: how long ready work waited for the single JS thread
     const h = monitorEventLoopDelay({ resolution: 5 });
@@ -192,9 +194,15 @@ export async function startServer(cfg: ServerConfig) {
       h.reset();
     }, 1000).unref();
   }
+  let local: LocalAgent | undefined;
+  const dataPlanes = (host: string) => {
+    if (host === LOCAL_HOST && local) return local.agent;
+    throw new BerthError(Codes.ServiceUnavailable, `The host '${host}' of the container group cannot be reached.`, 503);
+  };
   // a stop waits out the grace, then the kill and the teardown: a minute more than the grace before it answers anyway
-  const service = new InstancesService(store, agent, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: (cfg.stopGraceSeconds + 60) * 1000 });
+  const service = new InstancesService(store, dataPlanes, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: (cfg.stopGraceSeconds + 60) * 1000, placeOn: LOCAL_HOST });
   await service.start();
+  local = await startLocalAgent(service.gateway, { runtime, address: cfg.advertiseAddress, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs });
   // after sync: what a crash left in the pool is torn down, then it fills in the background
   await network.startPool();
   await disks.startPool();
@@ -240,7 +248,7 @@ export async function startServer(cfg: ServerConfig) {
     async close() {
       for (const app of apps) await app.close();
       await dns?.close();
-      await agent.close();
+      await local?.close();
       // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
       await network.stopPool();
       await disks.stopPool();

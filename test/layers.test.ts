@@ -25,8 +25,9 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   // checks, envelopes), LRO headers, tags, and Microsoft.Resources (subscriptions, resource groups, login).
   arm: { path: 'arm/', may: ['lib'] },
   // The container instances service: its ARM routes, model, admission, placement. It drives agents through
-  // their interface only (agent/types.ts), never an agent's implementation.
-  instances: { path: 'instances/', may: ['arm', 'store', 'agent/types.ts', 'lib'] },
+  // their contract only (the host spec, the link and the statuses they report: agent/spec.ts, agent/link.ts,
+  // agent/types.ts), never an agent's implementation.
+  instances: { path: 'instances/', may: ['arm', 'store', 'agent/types.ts', 'agent/spec.ts', 'agent/link.ts', 'lib'] },
   // The one typed ARM client: speaks HTTP to the API, never imports what serves it.
   client: { path: 'client/', may: ['lib'] },
   // Everything above the API reaches berth through the client only, as any ACI user would.
@@ -122,6 +123,9 @@ test('the map judges imports as DESIGN.md draws the arrows', () => {
   assert.match(judge('connectors/kubernetes/run.ts', '../../cli/command.js'), /connectors may not use cli/);
   assert.match(judge('cli/container.ts', '../instances/service.js'), /cli may not use instances/);
   assert.equal(judge('instances/service.ts', '../agent/types.js'), 'ok');
+  assert.equal(judge('instances/host-specs.ts', '../agent/spec.js'), 'ok');
+  assert.match(judge('instances/hosts/gateway.ts', '../../agent/follower.js'), /instances may not use agent/);
+  assert.match(judge('agent/agent.ts', '../store/store.js'), /agent may not use store/);
   assert.match(judge('instances/service.ts', '../agent/agent.js'), /instances may not use agent/);
   assert.match(judge('runtime/probe.ts', '../agent/types.js'), /runtime may not use agent/);
   assert.match(judge('lib/workqueue.ts', '../client/index.js'), /lib may not use client/);

@@ -1,6 +1,7 @@
 // The agent's contract with the control plane: the host specs placed on its host, followed from a revision, and
 // what it reports back. One interface, two links: in-process over the Store (the embedded default) and HTTPS
 // to the control plane's agent API (remote hosts); an agent never knows which one it has.
+import type { PublishedPort } from '../runtime/types.js';
 import type { ExecHandle, ExecOptions, GroupStatus, LogOptions } from './types.js';
 
 /**
@@ -38,11 +39,27 @@ export interface HostRegistration {
   agentVersion: string;
 }
 
+/** What the control plane holds for a host beyond its specs, for an agent that starts (again). */
+export interface HostResume {
+  /**
+   * The last status the host reported for each group placed on it: a restarted agent continues from it
+   * (restart counts, events, readiness; a provisioning that failed stays failed instead of starting over).
+   */
+  statuses: GroupStatus[];
+  /**
+   * Groups taken off the host whose removal the control plane has not heard of (the agent was away, or went
+   * down before it reported): the agent makes sure nothing of them is left, then reports each removed.
+   */
+  removing: string[];
+}
+
 export interface ControlPlaneLink {
   /** Registers or refreshes the host; it is Ready while heartbeats arrive within `leaseTtlMs`. */
   register(host: HostRegistration): Promise<{ leaseTtlMs: number }>;
   /** Keeps the host's lease alive; rejects when the control plane cannot be reached (the agent keeps running). */
   heartbeat(): Promise<void>;
+  /** Asked once as the agent starts, after the first set of specs arrived (see HostResume). */
+  resume(): Promise<HostResume>;
   /**
    * Follows the specs placed on this host. `fromRevision` 0 (or one the link cannot resume from) starts with
    * a `reset`. Returns a function that stops following. Errors that end the stream are told to `onError`; the
@@ -68,4 +85,6 @@ export interface HostDataPlane {
   exec(uid: string, container: string, argv: string[], opts?: ExecOptions): Promise<ExecHandle>;
   /** References of the images the host has locally. */
   cachedImages(): Promise<string[]>;
+  /** The ports of `ports` this host cannot publish: its own services hold them (berth's API and DNS, or any socket listening there). */
+  unavailablePorts(ports: PublishedPort[]): Promise<PublishedPort[]>;
 }

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Prober, type ProbeReport } from './prober.js';
-import type { ProbeDef } from './types.js';
+import type { ProbeSpec } from './spec.js';
 
-const def = (o: Partial<ProbeDef> = {}): ProbeDef => ({
+const def = (o: Partial<ProbeSpec> = {}): ProbeSpec => ({
   exec: { command: ['x'] }, initialDelaySeconds: 0, periodSeconds: 0.02, failureThreshold: 1, successThreshold: 1, timeoutSeconds: 1, ...o,
 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -1,5 +1,5 @@
 // Runs each running container's liveness and readiness probes on their schedule and reports what changes.
-import type { ProbeDef } from './types.js';
+import type { ProbeSpec } from './spec.js';
 import type { ProbeResult } from '../runtime/probe.js';
 
 export type ProbeKind = 'liveness' | 'readiness';
@@ -39,7 +39,7 @@ export class Prober {
    * Starts the worker for `key` unless it runs. `initiallyHealthy` carries readiness across a
    * restart of berth, so a ready container stays ready until a probe says otherwise.
    */
-  ensure(key: string, kind: ProbeKind, def: ProbeDef, startedAtMs: number, initiallyHealthy: boolean, probe: (timeoutMs: number) => Promise<ProbeResult>) {
+  ensure(key: string, kind: ProbeKind, def: ProbeSpec, startedAtMs: number, initiallyHealthy: boolean, probe: (timeoutMs: number) => Promise<ProbeResult>) {
     const wkey = `${kind}:${key}`;
     if (this.workers.has(wkey)) return;
     const w: Worker = { stopped: false, healthy: initiallyHealthy, successes: 0, failures: 0 };

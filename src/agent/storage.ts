@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { BerthError, Codes } from '../lib/errors.js';
 import { execCommand } from '../lib/spawner.js';
 import type { DiskUsage, GroupDisks } from '../runtime/disk/disks.js';
-import type { VolumeDef } from './types.js';
+import type { Storage } from './host-runtime.js';
+import type { VolumeSpec } from './spec.js';
 
 /**
  * Storage per sandbox id (a group's generation). On a disk, the containers' writable layers
@@ -14,7 +15,7 @@ import type { VolumeDef } from './types.js';
  * dirs, unbounded. Which of the two a generation uses is decided by its first claim and kept (told
  * by its disk image, or its volumes dir): turning limits on or off leaves running groups as they are.
  */
-export class GroupStorage {
+export class GroupStorage implements Storage {
   constructor(private readonly dataDir: string, private readonly disks: GroupDisks) {}
 
   private unlimitedRoot() {
@@ -45,7 +46,7 @@ export class GroupStorage {
    * Fills the group's volumes. Their dirs are reached only as root (the data dir and the disk are
    * root's alone): a container sees a volume through its bind mount, with the volume dir's own mode.
    */
-  async prepareVolumes(id: string, volumes: VolumeDef[], netnsPath: string): Promise<void> {
+  async prepareVolumes(id: string, volumes: VolumeSpec[], netnsPath: string): Promise<void> {
     if (volumes.length === 0) return;
     if (!this.onDisk(id)) await mkdir(this.unlimitedRoot(), { recursive: true, mode: 0o700 });
     const root = this.volumeDir(id, '');
@@ -92,7 +93,7 @@ export class GroupStorage {
  * git runs in the group's network namespace: it reaches what the group's containers reach, never
  * the host's loopback services.
  */
-async function cloneVolume(name: string, g: NonNullable<VolumeDef['gitRepo']>, dir: string, netnsPath: string) {
+async function cloneVolume(name: string, g: NonNullable<VolumeSpec['gitRepo']>, dir: string, netnsPath: string) {
   if (await stat(dir).then(() => true, () => false)) return;
   const tmp = `${dir}.cloning`;
   await rm(tmp, { recursive: true, force: true });

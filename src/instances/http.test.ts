@@ -1,5 +1,5 @@
 // The ARM edge in process: every route declares who may call it, authorization judges the path that runs, and
-// malformed requests get ARM envelopes with nothing created. A real service on SQLite; an agent that runs nothing.
+// malformed requests get ARM envelopes with nothing created. A real service on SQLite; a host that runs nothing.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
@@ -7,7 +7,7 @@ import { SqliteStore } from '../store/sqlite.js';
 import { Authenticator } from '../arm/auth.js';
 import { buildServer } from './http.js';
 import { InstancesService } from './service.js';
-import { fakeAgent } from './testing.js';
+import { fakeDataPlane, fakeHost } from './testing.js';
 
 let app: FastifyInstance;
 let service: InstancesService;
@@ -20,8 +20,9 @@ const group = (o: { location?: string; image?: string } = {}) => ({
 });
 
 before(async () => {
-  service = new InstancesService(new SqliteStore(':memory:'), fakeAgent());
+  service = new InstancesService(new SqliteStore(':memory:'), () => fakeDataPlane());
   await service.start();
+  fakeHost(service.gateway);
   const auth = new Authenticator([{ token: A, subscriptions: ['sub-a'] }, { token: B, subscriptions: ['sub-b'] }], [], Buffer.alloc(32, 1));
   app = buildServer({ service, auth, advertiseAddress: '127.0.0.1', subscriptions: ['sub-a', 'sub-b'] });
   await app.ready();

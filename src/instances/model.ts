@@ -4,8 +4,8 @@ import { parseReference } from '../lib/image-reference.js';
 import { parseTags } from '../arm/tags.js';
 import { refuseUnsupported } from './unsupported.js';
 
-import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from '../agent/types.js';
-export type { ContainerDef, GroupSpec } from '../agent/types.js';
+import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from './group-spec.js';
+export type { ContainerDef, GroupSpec } from './group-spec.js';
 
 export interface Limits {
   maxCpuPerContainer: number;

@@ -1,12 +1,12 @@
-// InstancesService's O(1) create checks (host ports, quotas) against a real SQLite store and a stand-in agent.
+// InstancesService's admission (host ports, quotas) and its contract with the host (specs placed, statuses waited on), against a real SQLite store and a host that runs nothing.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { AgentHandle, GroupStatus } from '../agent/types.js';
+import type { GroupStatus } from '../agent/types.js';
 import { isBerthError } from '../lib/errors.js';
 import { SqliteStore } from '../store/sqlite.js';
-import { InstancesService } from './service.js';
+import { InstancesService, type ServiceOptions } from './service.js';
 import { parseGroupSpec } from './model.js';
-import { fakeAgent } from './testing.js';
+import { fakeDataPlane, fakeHost } from './testing.js';
 
 const ref = (subscriptionId: string, resourceGroup: string, name: string) => ({ subscriptionId, resourceGroup, name });
 const put = (body: unknown) => parseGroupSpec(body);
@@ -30,6 +30,19 @@ const outcome = async (p: Promise<unknown>): Promise<{ code: string; message?: s
   }
 };
 
+/** A service on `store` with a host that runs nothing (and reports removals at once). */
+const started = async (store: SqliteStore, opts: ServiceOptions = {}, plane = fakeDataPlane()) => {
+  const svc = new InstancesService(store, () => plane, opts);
+  await svc.start();
+  fakeHost(svc.gateway);
+  return svc;
+};
+
+const waitFor = async (what: string, cond: () => boolean) => {
+  for (const deadline = Date.now() + 10_000; !cond(); await new Promise((r) => setTimeout(r, 5)))
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+};
+
 const gone = async (svc: InstancesService, sub: string, rg: string, name: string) => {
   await svc.delete(ref(sub, rg, name));
   for (let i = 0; i < 100 && (await code(svc.get(ref(sub, rg, name)))) === 'ok'; i++) await new Promise((r) => setTimeout(r, 5));
@@ -37,8 +50,7 @@ const gone = async (svc: InstancesService, sub: string, rg: string, name: string
 
 test('a published host port belongs to one group until it is deleted; other ports and updates are fine', async () => {
   const store = new SqliteStore(':memory:');
-  const svc = new InstancesService(store, fakeAgent());
-  await svc.start();
+  const svc = await started(store);
   assert.equal(await code(svc.createOrUpdate(ref('sub-a', 'rg', 'one'), put(body({ port: 8080 })))), 'ok');
   const across = await outcome(svc.createOrUpdate(ref('sub-b', 'other', 'two'), put(body({ port: 8080 }))));
   assert.deepEqual(across, { code: 'PortAlreadyInUse', message: 'The port 8080/TCP is already in use on this host.', target: 'properties.ipAddress.ports' }, 'across subscriptions too (the host is shared), naming no group of another');
@@ -49,8 +61,7 @@ test('a published host port belongs to one group until it is deleted; other port
   assert.equal(await code(svc.createOrUpdate(ref('sub-b', 'other', 'three'), put(body({ port: 8080 })))), 'ok', 'free again once its owner is gone');
   // a server started on the same store knows who holds what
   await svc.stop();
-  const again = new InstancesService(store, fakeAgent());
-  await again.start();
+  const again = await started(store);
   assert.equal(await code(again.createOrUpdate(ref('sub-a', 'rg', 'four'), put(body({ port: 8081 })))), 'PortAlreadyInUse');
   await again.stop();
   await store.close();
@@ -58,8 +69,7 @@ test('a published host port belongs to one group until it is deleted; other port
 
 test('quotas count groups and cores per subscription and location, and free them on delete', async () => {
   const store = new SqliteStore(':memory:');
-  const svc = new InstancesService(store, fakeAgent(), { quotas: { containerGroups: 2, standardCores: 1 } });
-  await svc.start();
+  const svc = await started(store, { quotas: { containerGroups: 2, standardCores: 1 } });
   assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'a'), put(body({ cpu: 0.3 })))), 'ok');
   assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'b'), put(body({ cpu: 0.8 })))), 'StandardCoresQuotaReached');
   assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'b'), put(body({ cpu: 0.7 })))), 'ok');
@@ -73,33 +83,32 @@ test('quotas count groups and cores per subscription and location, and free them
   await store.close();
 });
 
-test('stop returns when the agent reports the group stopped, or when a later start supersedes it; never before', async () => {
+test('stop returns when the host reports the group stopped, or when a later start supersedes it; never before', async () => {
   const store = new SqliteStore(':memory:');
-  // an agent that reports what it is told to, when the test says so
-  let report!: (s: GroupStatus) => void;
-  const applied: { uid: string; generation: number; state: string }[] = [];
-  const agent: AgentHandle = { ...fakeAgent(), onStatus: (fn) => void (report = fn), apply: (d) => void applied.push(d) };
-  const svc = new InstancesService(store, agent);
+  const svc = new InstancesService(store, () => fakeDataPlane());
   await svc.start();
-  await svc.createOrUpdate(ref('sub', 'rg', 'g'), put(body()));
-  const status = (generation: number, state: GroupStatus['state']): GroupStatus => ({ uid: applied[0].uid, generation, provisioning: 'Succeeded', state, containers: {}, events: [] });
-  report(status(1, 'Running'));
+  const host = fakeHost(svc.gateway);
+  const { view } = await svc.createOrUpdate(ref('sub', 'rg', 'g'), put(body()));
+  const uid = view.record.uid;
+  const status = (generation: number, state: GroupStatus['state']): GroupStatus => ({ uid, generation, provisioning: 'Succeeded', state, containers: {}, events: [] });
+  await host.report(status(1, 'Running'));
   const settled = (p: Promise<unknown>, ms: number) => Promise.race([p.then(() => true), new Promise((r) => setTimeout(() => r(false), ms))]);
 
   const stopping = svc.setRunState(ref('sub', 'rg', 'g'), 'stop');
-  await new Promise((r) => setTimeout(r, 100));
-  assert.deepEqual(applied.at(-1), { ...applied.at(-1)!, generation: 2, state: 'Stopped' }, 'the agent was told to stop it');
-  report(status(1, 'Running')); // an older report does not end the wait
+  await waitFor('the stop placed', () => host.placed.get(uid)?.generation === 2);
+  assert.deepEqual([host.placed.get(uid)!.generation, (host.placed.get(uid)!.spec as { state: string }).state], [2, 'Stopped'], 'the host was told to stop it');
+  await host.report(status(1, 'Running')); // an older report does not end the wait
   assert.equal(await settled(stopping, 300), false);
-  report(status(2, 'Stopped'));
+  await host.report(status(2, 'Stopped'));
   assert.equal(await settled(stopping, 10_000), true);
 
   const again = svc.setRunState(ref('sub', 'rg', 'g'), 'stop');
   await new Promise((r) => setTimeout(r, 100));
-  await svc.setRunState(ref('sub', 'rg', 'g'), 'start'); // superseded before the agent got to it
-  report(status(4, 'Running'));
+  await svc.setRunState(ref('sub', 'rg', 'g'), 'start'); // superseded before the host got to it
+  await host.report(status(4, 'Running'));
   assert.equal(await settled(again, 10_000), true);
   assert.equal((await svc.get(ref('sub', 'rg', 'g'))).record.state, 'Running');
+  host.stop();
   await svc.stop();
   await store.close();
 });
@@ -107,8 +116,7 @@ test('stop returns when the agent reports the group stopped, or when a later sta
 test("a port the host keeps is refused at admission, asked only for what a group newly publishes", async () => {
   const store = new SqliteStore(':memory:');
   const asked: number[][] = [];
-  const svc = new InstancesService(store, fakeAgent([8780], asked));
-  await svc.start();
+  const svc = await started(store, {}, fakeDataPlane([8780], asked));
   assert.deepEqual(await outcome(svc.createOrUpdate(ref('sub', 'rg', 'thief'), put(body({ port: 8780 })))),
     { code: 'PortAlreadyInUse', message: 'The port 8780/TCP is already in use on this host.', target: 'properties.ipAddress.ports' });
   assert.equal(await code(svc.get(ref('sub', 'rg', 'thief'))), 'ResourceNotFound', 'nothing admitted');
@@ -116,6 +124,52 @@ test("a port the host keeps is refused at admission, asked only for what a group
   assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'web'), put(body({ port: 8080, image: 'example/img:2' })))), 'ok');
   assert.equal(await code(svc.createOrUpdate(ref('sub', 'rg', 'private'), put(body()))), 'ok');
   assert.deepEqual(asked, [[8780], [8080]], 'an update keeping its port, and a group without one, ask nothing');
+  await svc.stop();
+  await store.close();
+});
+
+test('a group and its host spec are written in one transaction; a delete takes the spec off, and the record stays until the host reports the group gone', async () => {
+  const store = new SqliteStore(':memory:');
+  const svc = new InstancesService(store, () => fakeDataPlane());
+  await svc.start();
+  const { view } = await svc.createOrUpdate(ref('sub', 'rg', 'g'), put(body({ port: 8080 })));
+  const uid = view.record.uid;
+  assert.equal(view.record.host, 'local');
+  const rev = async (key: string) => (await store.get(key))?.modRevision;
+  const spec = async () => (await store.get<{ generation: number }>(`/hostspecs/local/${uid}`))?.value;
+  assert.equal(await rev(`/hostspecs/local/${uid}`), await rev('/groups/sub/rg/g'));
+  assert.equal((await spec())?.generation, 1);
+  await svc.createOrUpdate(ref('sub', 'rg', 'g'), put(body({ port: 8080, image: 'example/img:2' })));
+  assert.equal((await spec())?.generation, 2);
+  assert.equal(await rev(`/hostspecs/local/${uid}`), await rev('/groups/sub/rg/g'));
+  const placedAt = await rev(`/hostspecs/local/${uid}`);
+  await svc.updateTags(ref('sub', 'rg', 'g'), { a: 'b' });
+  assert.equal(await rev(`/hostspecs/local/${uid}`), placedAt, 'tags are nothing the host runs');
+
+  await svc.gateway.reportRemoved('local', uid);
+  assert.equal((await svc.get(ref('sub', 'rg', 'g'))).record.deleting, false, 'a removal of a group still placed is ignored');
+  await svc.delete(ref('sub', 'rg', 'g'));
+  assert.equal(await spec(), undefined);
+  assert.equal(await rev(`/removing/local/${uid}`), await rev('/groups/sub/rg/g'));
+  assert.equal((await svc.get(ref('sub', 'rg', 'g'))).provisioningState, 'Deleting');
+  assert.deepEqual((await svc.gateway.reportStatuses('local', [{ uid, generation: 2, provisioning: 'Succeeded', state: 'Running', containers: {}, events: [] }])).refused, [uid], 'no status is taken for a group no longer placed');
+  await svc.gateway.reportRemoved('local', uid);
+  assert.equal(await code(svc.get(ref('sub', 'rg', 'g'))), 'ResourceNotFound');
+  assert.deepEqual((await store.list('/')).map((kv) => kv.key).filter((k) => !k.startsWith('/ops/') && !k.startsWith('/meta/')), ['/rgs/sub/rg'], 'its status, port, quota share and removal record went with it');
+  await svc.stop();
+  await store.close();
+});
+
+test("a host's statuses are taken only for the groups placed on it", async () => {
+  const store = new SqliteStore(':memory:');
+  const svc = new InstancesService(store, () => fakeDataPlane());
+  await svc.start();
+  const { view } = await svc.createOrUpdate(ref('sub', 'rg', 'g'), put(body()));
+  const status: GroupStatus = { uid: view.record.uid, generation: 1, provisioning: 'Succeeded', state: 'Running', containers: {}, events: [] };
+  assert.deepEqual(await svc.gateway.reportStatuses('elsewhere', [status]), { refused: [view.record.uid] });
+  assert.equal((await svc.get(ref('sub', 'rg', 'g'))).status, undefined);
+  assert.deepEqual(await svc.gateway.reportStatuses('local', [status]), { refused: [] });
+  assert.equal((await svc.get(ref('sub', 'rg', 'g'))).status?.host, 'local');
   await svc.stop();
   await store.close();
 });

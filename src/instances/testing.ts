@@ -1,19 +1,14 @@
-// Stand-ins for unit tests of the instances layer (never used by the server itself).
-import type { AgentHandle, GroupStatus } from '../agent/types.js';
+// Stand-ins for unit tests of the instances layer (never used by the server itself): a host that runs nothing, and its data plane.
+import type { HostDataPlane, PlacedSpec } from '../agent/link.js';
+import type { GroupStatus } from '../agent/types.js';
+import type { HostGateway } from './hosts/gateway.js';
 
 /**
- * An agent that runs nothing: removal is reported at once, as a real agent does once it tore a
- * group down; its host keeps the ports in `hostPorts` (what it is asked is recorded in `asked`).
+ * A data plane with no containers: logs are empty, exec is refused, no images; its host keeps the ports in
+ * `hostPorts` (what it is asked is recorded in `asked`).
  */
-export function fakeAgent(hostPorts: number[] = [], asked: number[][] = []): AgentHandle {
-  const removed: ((uid: string) => void)[] = [];
+export function fakeDataPlane(hostPorts: number[] = [], asked: number[][] = []): HostDataPlane {
   return {
-    name: 'fake',
-    apply: () => undefined,
-    remove: (uid) => setImmediate(() => removed.forEach((fn) => fn(uid))),
-    sync: async () => undefined,
-    onStatus: (_fn: (s: GroupStatus) => void) => undefined,
-    onRemoved: (fn) => void removed.push(fn),
     logs: async () => '',
     followLogs: async () => undefined,
     exec: () => {
@@ -24,6 +19,34 @@ export function fakeAgent(hostPorts: number[] = [], asked: number[][] = []): Age
       asked.push(ports.map((p) => p.port));
       return ports.filter((p) => hostPorts.includes(p.port));
     },
-    close: async () => undefined,
+  };
+}
+
+/**
+ * A host that follows its specs through the gateway and runs nothing: what is placed is recorded, what is taken
+ * off is reported removed at once (as an agent does once it tore a group down), and statuses are whatever the
+ * test reports.
+ */
+export function fakeHost(gateway: HostGateway, host = 'local') {
+  const placed = new Map<string, PlacedSpec>();
+  const applied: PlacedSpec[] = [];
+  const stop = gateway.watchSpecs(host, 0, (e) => {
+    if (e.type === 'reset') for (const p of e.specs) placed.set(p.uid, p);
+    else if (e.type === 'put') {
+      placed.set(e.placed.uid, e.placed);
+      applied.push(e.placed);
+    } else {
+      placed.delete(e.uid);
+      setImmediate(() => void gateway.reportRemoved(host, e.uid));
+    }
+  }, (e) => {
+    throw e;
+  });
+  return {
+    placed,
+    /** Every spec put after the host started following, in order. */
+    applied,
+    report: (s: GroupStatus) => gateway.reportStatuses(host, [s]),
+    stop,
   };
 }

@@ -1,0 +1,34 @@
+// The store keys of the instances service and its hosts: one layout for SQLite and etcd (cluster-design.md).
+
+/** `/groups/{sub}/{rg}/{name}`: the ARM record (GroupRecord). Subscription and resource group in lower case. */
+export const groupKey = (sub: string, rg: string, name: string) => `/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/${name}`;
+export const groupPrefix = (sub: string, rg?: string) => (rg === undefined ? `/groups/${sub.toLowerCase()}/` : groupKey(sub, rg, ''));
+/** `/status/{uid}`: the group's status as its host reported it (StoredStatus). */
+export const statusKey = (uid: string) => `/status/${uid}`;
+export const STATUS_PREFIX = '/status/';
+/** `/ops/{id}`: a long-running operation (OperationRecord). */
+export const opKey = (id: string) => `/ops/${id}`;
+/** `/rgs/{sub}/{rg}`: a resource group (ResourceGroupRecord). */
+export const rgKey = (sub: string, rg: string) => `/rgs/${sub.toLowerCase()}/${rg.toLowerCase()}`;
+/** `/dnsnames/{fqdn}`: the group holding a name in berth's zone (DnsNameRecord). */
+export const dnsNameKey = (fqdn: string) => `/dnsnames/${fqdn}`;
+/** `/usage/{sub}/{location}`: what a subscription's groups count against its quotas in a location (Usage). */
+export const usageKey = (sub: string, location: string) => `/usage/${sub.toLowerCase()}/${location}`;
+/** `/hostports/{host}/{proto}/{port}`: the group publishing a port on a host (PortHolder). */
+export const hostPortKey = (host: string, protocol: string, port: number) => `/hostports/${host}/${protocol}/${port}`;
+
+/** `/hosts/{host}`: the host's registration (HostRecord). */
+export const hostKey = (host: string) => `/hosts/${host}`;
+/** `/hostleases/{host}`: put on a lease while the host's agent is alive: present = Ready. */
+export const hostLeaseKey = (host: string) => `/hostleases/${host}`;
+/** `/hostspecs/{host}/{uid}`: a PlacedSpec, what the host must run for one group. */
+export const hostSpecPrefix = (host: string) => `/hostspecs/${host}/`;
+export const hostSpecKey = (host: string, uid: string) => `/hostspecs/${host}/${uid}`;
+/**
+ * `/removing/{host}/{uid}`: a group taken off a host (deleted) whose removal the host has not reported yet
+ * (RemovingRecord): written with the spec's delete, gone with the record.
+ */
+export const removingPrefix = (host: string) => `/removing/${host}/`;
+export const removingKey = (host: string, uid: string) => `/removing/${host}/${uid}`;
+/** The layout version of what is stored (see upgrade.ts). */
+export const LAYOUT_KEY = '/meta/layout';

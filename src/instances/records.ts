@@ -1,0 +1,62 @@
+// What the instances service keeps in the store (group and operation records) and what it answers with (views).
+import type { GroupSpec } from './group-spec.js';
+import type { StoredStatus } from './hosts/gateway.js';
+
+export const PROVIDER = 'Microsoft.ContainerInstance';
+export const GROUP_TYPE = `${PROVIDER}/containerGroups`;
+
+export interface GroupRecord {
+  uid: string;
+  subscriptionId: string;
+  resourceGroup: string;
+  name: string;
+  location: string;
+  tags: Record<string, string>;
+  spec: GroupSpec;
+  /** Bumped by every change the host must act on: spec update, start, stop, restart. */
+  generation: number;
+  state: 'Running' | 'Stopped';
+  deleting: boolean;
+  /** The host the group is placed on (today always the local host; placement decides it later). */
+  host: string;
+  /** Records written before `host`: the host's name under its old field. */
+  node?: string;
+  createdAt: string;
+  /** `ipAddress.fqdn`: held in berth's zone while the group exists (see dns-names.ts). */
+  fqdn?: string;
+}
+
+export type OperationKind = 'create' | 'update' | 'delete' | 'start' | 'stop' | 'restart' | 'deleteResourceGroup';
+
+export interface OperationRecord {
+  id: string;
+  subscriptionId: string;
+  location: string;
+  kind: OperationKind;
+  uid: string;
+  groupKey: string;
+  generation: number;
+  startTime: string;
+  endTime?: string;
+  status?: 'Succeeded' | 'Failed';
+  error?: { code: string; message: string };
+}
+
+export interface OperationView {
+  id: string;
+  name: string;
+  status: 'InProgress' | 'Succeeded' | 'Failed';
+  startTime: string;
+  endTime?: string;
+  error?: { code: string; message: string };
+}
+
+export interface GroupView {
+  record: GroupRecord;
+  /** The host's latest report; of an older generation while a change is being applied. */
+  status?: StoredStatus;
+  provisioningState: 'Pending' | 'Creating' | 'Succeeded' | 'Failed' | 'Deleting';
+}
+
+/** ARM's comparison of location names: case and spaces do not count ('West Europe' is 'westeurope'). */
+export const locationKey = (l: string) => l.toLowerCase().replace(/\s+/g, '');

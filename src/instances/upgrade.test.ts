@@ -32,6 +32,8 @@ test('groups of an earlier berth are placed on their host with their specs, and 
   await store.put('/groups/sub/rg/a', oldRecord('00000000000a', 'a', 8080));
   await store.put('/groups/sub/rg/b', oldRecord('00000000000b', 'b', 8081, { state: 'Stopped' }));
   await store.put('/groups/sub/rg/c', oldRecord('00000000000c', 'c', 8082, { deleting: true }));
+  const reported = { uid: '00000000000a', generation: 3, provisioning: 'Succeeded', state: 'Running', containers: {}, events: [] };
+  await store.put('/status/00000000000a', reported);
   const svc = new InstancesService(store, () => fakeDataPlane(), { quotas: { containerGroups: 4, standardCores: 100 } });
   await svc.start();
   const a = (await store.get<GroupRecord>('/groups/sub/rg/a'))!.value;
@@ -41,6 +43,7 @@ test('groups of an earlier berth are placed on their host with their specs, and 
   assert.equal((await store.get<{ spec: { state: string } }>('/hostspecs/local/00000000000b'))?.value.spec.state, 'Stopped');
   assert.equal(await store.get('/hostspecs/local/00000000000c'), undefined, 'a deleting group is not placed…');
   assert.deepEqual((await store.get('/removing/local/00000000000c'))?.value, { groupKey: '/groups/sub/rg/c' }, '…its removal is awaited');
+  assert.deepEqual(await svc.gateway.resume('local'), { statuses: [reported], removing: ['00000000000c'] }, 'the host resumes from its last report');
   assert.deepEqual(await svc.usage('sub', 'local'), { containerGroups: { current: 3, limit: 4 }, standardCores: { current: 1.5, limit: 100 } });
   assert.equal(await code(svc.createOrUpdate({ subscriptionId: 'sub', resourceGroup: 'rg', name: 'd' }, { spec: spec(8082, 0.5), tags: {} })), 'PortAlreadyInUse', "the deleting group's port is held until it is gone");
   assert.equal(await code(svc.createOrUpdate({ subscriptionId: 'sub', resourceGroup: 'rg', name: 'd' }, { spec: spec(9000, 0.5), tags: {} })), 'ok');

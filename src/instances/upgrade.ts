@@ -2,12 +2,13 @@
 import type { Op, Store } from '../store/store.js';
 import type { PortHolder, Usage } from './admission.js';
 import { placeOps, unplaceOps } from './host-specs.js';
-import { hostPortKey, LAYOUT_KEY, usageKey } from './keys.js';
+import type { StoredStatus } from './hosts/gateway.js';
+import { hostPortKey, LAYOUT_KEY, statusKey, usageKey } from './keys.js';
 import { locationKey, type GroupRecord } from './records.js';
 
 /**
- * 2: groups carry `host`; `/hostspecs/{host}/{uid}` is what hosts run, `/removing/{host}/{uid}` what they tear
- * down; `/usage/{sub}/{location}` and `/hostports/{host}/{proto}/{port}` decide admission.
+ * 2: groups and their statuses carry `host`; `/hostspecs/{host}/{uid}` is what hosts run, `/removing/{host}/{uid}`
+ * what they tear down; `/usage/{sub}/{location}` and `/hostports/{host}/{proto}/{port}` decide admission.
  */
 export const LAYOUT = 2;
 
@@ -44,6 +45,9 @@ export async function upgradeLayout(store: Store, host: string): Promise<void> {
       ops.push({ put: portKey, value: { uid: rec.uid, groupKey: kv.key, subscriptionId: rec.subscriptionId, name: rec.name } satisfies PortHolder });
     }
     ops.push(...(rec.deleting ? unplaceOps(rec) : placeOps(rec)));
+    // its host's last report says whose it is: what the host resumes from when it starts
+    const status = (await store.get<StoredStatus>(statusKey(rec.uid)))?.value;
+    if (status && !status.host) ops.push({ put: statusKey(rec.uid), value: { ...status, host: rec.host } });
   }
   for (const [key, value] of usage) ops.push({ put: key, value });
   for (let i = 0; i < ops.length; i += CHUNK) await store.txn({ then: ops.slice(i, i + CHUNK) });

@@ -1,4 +1,5 @@
 // The container group as ACI's API describes it, parsed and validated (model.ts): the ARM resource model, which stays in instances.
+import type { PlacementRules } from './placement/types.js';
 
 export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
 export type Protocol = 'TCP' | 'UDP';
@@ -73,6 +74,10 @@ export interface GroupSpec {
   sku: 'Standard';
   /** ARM's `provisioningTimeoutInSeconds`: provisioning that takes longer fails and is torn down. */
   provisioningTimeoutInSeconds?: number;
+  /** ACI's `zones` (top level on the wire): the zones the group may run in; absent, any. */
+  zones?: string[];
+  /** berth's placement extension (`properties.placement`): rules its host must satisfy. */
+  placement?: PlacementRules;
 }
 
 export type DnsNameLabelScope = 'Unsecure' | 'TenantReuse' | 'SubscriptionReuse' | 'ResourceGroupReuse' | 'Noreuse';

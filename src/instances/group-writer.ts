@@ -73,6 +73,7 @@ export class GroupWriter {
     checkResourceGroupName(rg);
     checkGroupName(name);
     const { spec, tags } = put;
+    refuseUnplaceable(spec);
     const location = put.location === undefined ? undefined : this.o.servedLocation(put.location);
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -219,6 +220,15 @@ export class GroupWriter {
   }
 }
 
+/**
+ * Zones and placement rules decide a group's host, which only the scheduler can honour; until it places the groups
+ * of this service they are refused by name rather than ignored.
+ */
+function refuseUnplaceable(spec: GroupSpec) {
+  if (spec.zones) throw new BerthError(Codes.UnsupportedFeature, "Availability zones are not supported by berth yet ('zones').", 400, 'zones');
+  if (spec.placement) throw new BerthError(Codes.UnsupportedFeature, "Placement rules are not supported by berth yet ('properties.placement').", 400, 'properties.placement');
+}
+
 const immutableMessage = (name: string) =>
   `The updates on container group '${name}' are invalid. If you are going to update the os type, restart policy, network profile, CPU, memory or GPU resources for a container group, you must delete it first and then create a new one.`;
 
@@ -232,6 +242,9 @@ function checkUpdate(name: string, old: GroupSpec, next: GroupSpec) {
   };
   if (old.osType !== next.osType) refuse('properties.osType');
   if (old.restartPolicy !== next.restartPolicy) refuse('properties.restartPolicy');
+  // where the group may run decided its host: changing it needs a new one
+  if (!isDeepStrictEqual(old.zones ?? [], next.zones ?? [])) refuse('zones');
+  if (!isDeepStrictEqual(old.placement ?? {}, next.placement ?? {})) refuse('properties.placement');
   const before = new Map(old.containers.map((c) => [c.name, c]));
   if (before.size !== next.containers.length) refuse('properties.containers');
   next.containers.forEach((c, i) => {

@@ -71,10 +71,19 @@ test('what berth cannot honour yet is refused by name, in any version\'s field, 
   assert.deepEqual(refused({}, { environmentVariables: [{ name: 'A', value: '1' }, { name: 'S', secureValueReference: 'kv' }] }),
     ['UnsupportedFeature', 'properties.containers[0].properties.environmentVariables[1].secureValueReference']);
   assert.deepEqual(refused({ volumes: [{ name: 'v', secretReference: { a: 'kv' } }] }), ['UnsupportedFeature', 'properties.volumes[0].secretReference']);
-  assert.deepEqual(refused({}, {}, { zones: ['1'] }), ['UnsupportedFeature', 'zones']);
   assert.deepEqual(refused({ sku: 'Large' }), ['InvalidRequestContent', 'properties.sku']);
   // what clients send as defaults or empties changes nothing and passes
   for (const ok of [{ priority: 'Regular', sku: 'Standard' }, { priority: null, dnsConfig: null, confidentialComputeProperties: {}, subnetIds: [], extensions: [] }])
     assert.equal(refused(ok), undefined, JSON.stringify(ok));
   assert.equal(refused({}, { configMap: { keyValuePairs: {} } }, { zones: [] }), undefined);
+});
+
+test("ACI's zones and berth's placement rules are parsed into the spec and shown back, with where the group runs", () => {
+  const { spec } = parseGroupSpec({ ...body({ placement: { strategy: 'spread', antiAffinity: [{ selector: { tags: { app: 'web' } }, scope: 'Zone' }], host: 'h1', zone: '2' } }), zones: ['1', '2'] });
+  assert.deepEqual(spec.zones, ['1', '2']);
+  // the enum's canonical spelling; a term is required unless it says not; read-only host and zone sent back are ignored
+  assert.deepEqual(spec.placement, { strategy: 'Spread', antiAffinity: [{ selector: { tags: { app: 'web' } }, scope: 'Zone', required: true }] });
+  const plain = parseGroupSpec(body({ placement: { host: 'h1' } }));
+  assert.equal(plain.spec.placement, undefined, 'only read-only parts: no rules');
+  assert.equal(plain.spec.zones, undefined);
 });

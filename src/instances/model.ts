@@ -3,6 +3,8 @@ import { BerthError, Codes } from '../lib/errors.js';
 import { parseReference } from '../lib/image-reference.js';
 import { parseTags } from '../arm/tags.js';
 import { refuseUnsupported } from './unsupported.js';
+import { parsePlacement, parseZones } from './placement/rules.js';
+import { arr, bad, enumOf, num, obj, show, str, type Json } from './readers.js';
 
 import type { ContainerDef, EnvVar, GroupSpec, InitContainerDef, ProbeDef, Protocol, VolumeDef, VolumeMountDef } from './group-spec.js';
 export type { ContainerDef, GroupSpec } from './group-spec.js';
@@ -40,67 +42,6 @@ export function checkResourceGroupName(name: string): void {
 export function checkSubscriptionId(id: string): void {
   if (!/^[A-Za-z0-9][A-Za-z0-9-]{0,63}$/.test(id))
     throw new BerthError(Codes.InvalidResourceName, `The subscription id '${id}' is invalid.`, 400, 'subscriptionId');
-}
-
-// --- small typed readers that say exactly which property is wrong ---
-
-type Json = unknown;
-const isObj = (v: Json): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function bad(code: string, target: string, message: string): never {
-  throw new BerthError(code, message, 400, target);
-}
-
-/** A request value as an error message may quote it: short, and never a walk of a nested structure. */
-function show(v: Json): string {
-  if (typeof v === 'string') return v.length > 100 ? `${v.slice(0, 100)}…` : v;
-  if (Array.isArray(v)) return '(an array)';
-  if (typeof v === 'object' && v !== null) return '(an object)';
-  return String(v);
-}
-
-function obj(v: Json, target: string, required = true): Record<string, Json> | undefined {
-  if (v === undefined || v === null) {
-    if (required) bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
-    return undefined;
-  }
-  if (!isObj(v)) bad(Codes.InvalidRequestContent, target, `The property '${target}' must be an object.`);
-  return v;
-}
-
-function arr(v: Json, target: string): Json[] {
-  if (v === undefined || v === null) return [];
-  if (!Array.isArray(v)) bad(Codes.InvalidRequestContent, target, `The property '${target}' must be an array.`);
-  return v;
-}
-
-function str(v: Json, target: string, required: true): string;
-function str(v: Json, target: string, required?: false): string | undefined;
-function str(v: Json, target: string, required = false): string | undefined {
-  if (v === undefined || v === null) {
-    if (required) bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
-    return undefined;
-  }
-  if (typeof v !== 'string') bad(Codes.InvalidRequestContent, target, `The property '${target}' must be a string.`);
-  return v;
-}
-
-function num(v: Json, target: string, code: string): number | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'number' || !Number.isFinite(v))
-    bad(code, target, `The property '${target}' must be a number.`);
-  return v;
-}
-
-function enumOf<T extends string>(v: Json, target: string, allowed: readonly T[], code: string, dflt?: T): T {
-  if (v === undefined || v === null) {
-    if (dflt !== undefined) return dflt;
-    bad(Codes.MissingRequiredProperty, target, `The property '${target}' is required.`);
-  }
-  // ARM enums are case-insensitive on input; store the canonical spelling.
-  const hit = typeof v === 'string' ? allowed.find((a) => a.toLowerCase() === v.toLowerCase()) : undefined;
-  if (!hit) bad(code, target, `The value '${show(v)}' of '${target}' is invalid. Allowed values: ${allowed.join(', ')}.`);
-  return hit;
 }
 
 function ports(v: Json, target: string): { port: number; protocol: Protocol }[] {
@@ -277,10 +218,15 @@ export function parseGroupSpec(body: Json, limits: Limits = defaultLimits): { sp
   if (timeout !== undefined && (!Number.isInteger(timeout) || timeout < 1 || timeout > 86_400))
     bad(Codes.InvalidRequestContent, 'properties.provisioningTimeoutInSeconds', `The provisioning timeout '${timeout}' is invalid: it must be a whole number of seconds from 1 to 86400.`);
 
+  const zones = parseZones(root.zones);
+  const placement = parsePlacement(p.placement);
+
   return {
     spec: {
       containers, ...(initContainers.length > 0 && { initContainers }), restartPolicy, osType: 'Linux', ...(ipAddress && { ipAddress }), volumes, imageRegistryCredentials, sku: 'Standard',
       ...(timeout !== undefined && { provisioningTimeoutInSeconds: timeout }),
+      ...(zones.length > 0 && { zones }),
+      ...(placement && { placement }),
     },
     location,
     tags,

@@ -19,6 +19,8 @@ export interface GroupRecord {
   deleting: boolean;
   /** The host the group is placed on (today always the local host; placement decides it later). */
   host: string;
+  /** The zone of that host, as it registered when the group was placed there. */
+  zone?: string;
   /** Records written before `host`: the host's name under its old field. */
   node?: string;
   createdAt: string;

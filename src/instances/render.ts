@@ -1,6 +1,7 @@
 // Renders groups and operations as ARM resources, in the shapes of the ACI 2023-05-01 spec.
 import type { GroupStatus } from '../agent/types.js';
 import { redactSpec } from './model.js';
+import { renderPlacement } from './placement/rules.js';
 import { GROUP_TYPE, PROVIDER, type GroupView } from './service.js';
 
 export const groupId = (sub: string, rg: string, name: string) =>
@@ -37,6 +38,8 @@ export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
       ...(r.fqdn && { fqdn: r.fqdn }),
     };
   }
+  // berth's extension: every group shows where it runs, with the rules it asked for
+  props.placement = renderPlacement(r.spec.placement, { host: r.host, zone: r.zone });
   props.provisioningState = v.provisioningState;
   if (!list) props.instanceView = { state: groupState(v), events: st?.events ?? [] };
   return {
@@ -45,6 +48,7 @@ export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
     type: GROUP_TYPE,
     location: r.location,
     ...(Object.keys(r.tags).length > 0 && { tags: r.tags }),
+    ...(r.spec.zones && { zones: r.spec.zones }),
     properties: props,
   };
 }

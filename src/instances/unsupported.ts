@@ -9,7 +9,6 @@ import { BerthError, Codes } from '../lib/errors.js';
  */
 const UNSUPPORTED: [path: string, what: string][] = [
   ['identity', 'Managed identity is'],
-  ['zones', 'Availability zones are'],
   ['properties.subnetIds', 'Virtual network subnets are'],
   ['properties.networkProfile', 'Virtual network profiles are'],
   ['properties.dnsConfig', 'A custom DNS configuration is'],

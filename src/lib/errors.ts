@@ -48,6 +48,7 @@ export const Codes = {
   InvalidVolume: 'InvalidVolume',
   InvalidVolumeMount: 'InvalidVolumeMount',
   InvalidProbe: 'InvalidProbe',
+  InvalidPlacement: 'InvalidPlacement',
   UnsupportedFeature: 'UnsupportedFeature',
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
   DnsNameLabelAlreadyTaken: 'DnsNameLabelAlreadyTaken',

@@ -56,6 +56,7 @@ describe('container groups through the ARM API', () => {
     assert.equal(g.properties.instanceView.state, 'Running');
     assert.equal(g.id, `/subscriptions/${api.sub}/resourceGroups/${RG}/providers/Microsoft.ContainerInstance/containerGroups/web`);
     assert.equal(g.properties.ipAddress.ip, '127.0.0.1');
+    assert.deepEqual(g.properties.placement, { host: 'local' }, 'berth extension: where the group runs (no zone on the embedded host)');
     const c = g.properties.containers[0].properties.instanceView;
     assert.equal(c.currentState.state, 'Running');
     assert.deepEqual(c.events.map((e: { name: string }) => e.name).filter((n: string) => ['Pulling', 'Pulled', 'Created', 'Started'].includes(n)), ['Pulling', 'Pulled', 'Created', 'Started']);

@@ -90,6 +90,9 @@ const cases: Case[] = [
   { name: 'Spot priority', status: 400, code: 'UnsupportedFeature', target: /^properties\.priority$/, body: withProps({ priority: 'Spot' }), apiVersion: '2026-06-01-preview' },
   { name: 'a standby pool', status: 400, code: 'UnsupportedFeature', target: /^properties\.standbyPoolProfile$/, body: withProps({ standbyPoolProfile: { id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.StandbyPool/standbyContainerGroupPools/p' } }), apiVersion: '2025-09-01' },
   { name: 'a container group profile', status: 400, code: 'UnsupportedFeature', target: /^properties\.containerGroupProfile$/, body: { location: 'local', properties: { containerGroupProfile: { id: '/subscriptions/s/p', revision: 1 } } } },
+  { name: 'availability zones (until the scheduler places groups)', status: 400, code: 'UnsupportedFeature', target: /^zones$/, body: { ...withProps({}), zones: ['1'] } },
+  { name: 'placement rules (until the scheduler places groups)', status: 400, code: 'UnsupportedFeature', target: /^properties\.placement$/, body: withProps({ placement: { strategy: 'Spread' } }) },
+  { name: 'a placement rule that cannot mean anything', status: 400, code: 'InvalidPlacement', target: /^properties\.placement\.antiAffinity\[0\]\.selector$/, body: withProps({ placement: { antiAffinity: [{ selector: {} }] } }) },
   { name: 'a config map', status: 400, code: 'UnsupportedFeature', target: /configMap$/, body: withContainer({ configMap: { keyValuePairs: { a: 'b' } } }) },
   { name: 'a Key Vault secret reference', status: 400, code: 'UnsupportedFeature', target: /secureValueReference$/, body: withContainer({ environmentVariables: [{ name: 'S', secureValueReference: 'kv' }] }) },
   // probes, init containers, gitRepo

@@ -72,8 +72,11 @@ export class Spec {
     return out;
   }
 
-  /** Every way `value` departs from `schema`, as "path: problem" lines; unknown properties count. */
-  validate(value: unknown, schema: Schema, path = '$'): string[] {
+  /**
+   * Every way `value` departs from `schema`, as "path: problem" lines; unknown properties count, but for
+   * those at a path `extensions` matches (fields ACI or berth add beyond the spec, each named where it is tested).
+   */
+  validate(value: unknown, schema: Schema, path = '$', extensions: RegExp[] = []): string[] {
     const s = this.resolveRef(schema);
     const f = this.flatten(s);
     const type = f.type ?? (Object.keys(f.properties).length > 0 ? 'object' : undefined);
@@ -85,15 +88,15 @@ export class Spec {
         const o = value as Record<string, unknown>;
         for (const r of f.required) if (!(r in o)) errs.push(`${path}: missing required '${r}'`);
         for (const [k, v] of Object.entries(o)) {
-          if (f.properties[k]) errs.push(...this.validate(v, f.properties[k], `${path}.${k}`));
-          else if (typeof f.additional === 'object') errs.push(...this.validate(v, f.additional, `${path}.${k}`));
-          else if (f.additional !== true) errs.push(`${path}: unknown property '${k}'`);
+          if (f.properties[k]) errs.push(...this.validate(v, f.properties[k], `${path}.${k}`, extensions));
+          else if (typeof f.additional === 'object') errs.push(...this.validate(v, f.additional, `${path}.${k}`, extensions));
+          else if (f.additional !== true && !extensions.some((e) => e.test(`${path}.${k}`))) errs.push(`${path}: unknown property '${k}'`);
         }
         return errs;
       }
       case 'array':
         if (!Array.isArray(value)) return [`${path}: expected an array`];
-        return value.flatMap((v, i) => (s.items ? this.validate(v, s.items, `${path}[${i}]`) : []));
+        return value.flatMap((v, i) => (s.items ? this.validate(v, s.items, `${path}[${i}]`, extensions) : []));
       case 'string':
         if (typeof value !== 'string') return [`${path}: expected a string, got ${JSON.stringify(value)}`];
         // An x-ms-enum modelled as string may grow new values; a closed enum may not.

@@ -265,7 +265,9 @@ describe('ContainerRuntime', () => {
     bomb.stderr.resume();
     await waitFor(async () => Number(/max (\d+)/.exec(cg('pids.events'))?.[1]) > 0, 20_000);
     bomb.kill();
-    assert.deepEqual(await bomb.done, { exitCode: 137 });
+    // ended by the kill, or earlier by its own shell giving up when a fork was refused (exit 2): either way it ends
+    const { exitCode } = await bomb.done;
+    assert.ok(exitCode === 137 || exitCode === 2, `the bomb's session ended with ${exitCode}`);
     await waitFor(async () => pids() === 2, 20_000);
     assert.equal(await execOut('reaper', ['echo', 'still forks']), 'still forks\n');
     await rt.remove('reaper');

@@ -2,14 +2,8 @@
 
 export type { ExecHandle, ExecOptions, LogOptions, TerminalSize } from '../runtime/types.js';
 
-export interface Event {
-  count: number;
-  firstTimestamp: string;
-  lastTimestamp: string;
-  name: string;
-  message: string;
-  type: 'Normal' | 'Warning';
-}
+export type { Event } from '../lib/events.js';
+import type { Event } from '../lib/events.js';
 
 export interface ContainerState {
   state: 'Waiting' | 'Running' | 'Terminated';

@@ -1,13 +1,12 @@
 // A group's status as the agent reports it: container views, events, and the group state they add up to.
 import { Codes } from '../lib/errors.js';
+import { addEvent } from '../lib/events.js';
+export { addEvent };
 import type { ContainerStatus } from '../runtime/types.js';
 import type { HostContainer, HostInitContainer, PlacedHostSpec } from './spec.js';
 import type { ContainerState, ContainerView, Event, GroupState, GroupStatus } from './types.js';
 
 const now = () => new Date().toISOString();
-
-/** Events kept per view: a repeat counts on the first one, and the oldest go past this many. */
-const MAX_EVENTS = 50;
 
 /** The view of a container or init container of the group. */
 export const viewOf = (s: GroupStatus, name: string): ContainerView | undefined => s.containers[name] ?? s.initContainers?.[name];
@@ -65,19 +64,6 @@ export function groupState(p: PlacedHostSpec, s: GroupStatus): GroupState {
   if (spec.restartPolicy === 'Always') return 'Running';
   if (spec.restartPolicy === 'OnFailure' && views.some((v) => v.currentState.exitCode !== 0)) return 'Running';
   return views.every((v) => v.currentState.exitCode === 0) ? 'Succeeded' : 'Failed';
-}
-
-export function addEvent(events: Event[], name: string, message: string, type: Event['type'] = 'Normal') {
-  const ts = now();
-  // A repeat of an event counts on the first one, as ACI's events do.
-  const same = events.find((e) => e.name === name && e.message === message);
-  if (same) {
-    same.count++;
-    same.lastTimestamp = ts;
-    return;
-  }
-  events.push({ count: 1, firstTimestamp: ts, lastTimestamp: ts, name, message, type });
-  if (events.length > MAX_EVENTS) events.splice(0, events.length - MAX_EVENTS);
 }
 
 /** The error of provisioning that outran its timeout (ARM's code and wording), with what it was still doing. */

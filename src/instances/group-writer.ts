@@ -12,7 +12,7 @@ import { newlyPublished, portInUse, type Admission } from './admission.js';
 import { claimDnsName, releaseDnsName } from './dns-names.js';
 import type { GroupSpec } from './group-spec.js';
 import { placeOps, unplaceOps, type RemovingRecord } from './host-specs.js';
-import { groupKey, opKey, removingKey, rgKey, statusKey } from './keys.js';
+import { groupEventsKey, groupKey, opKey, removingKey, rgKey, statusKey } from './keys.js';
 import { checkGroupName, checkResourceGroupName, checkSubscriptionId } from './model.js';
 import { newOperation } from './operations.js';
 import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord } from './records.js';
@@ -199,16 +199,18 @@ export class GroupWriter {
   async finishRemoval(host: string, uid: string): Promise<void> {
     const removing = (await this.store.get<RemovingRecord>(removingKey(host, uid)))?.value;
     const always: Op[] = [{ delete: statusKey(uid) }, { delete: removingKey(host, uid) }];
+    // the group itself is gone with its record: what the control plane told of it too
+    const gone: Op[] = [...always, { delete: groupEventsKey(uid) }];
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const cur = removing && (await this.store.get<GroupRecord>(removing.groupKey));
       const rec = cur?.value;
       if (!cur || !rec || rec.uid !== uid || !rec.deleting) {
-        await this.store.txn({ then: always });
+        await this.store.txn({ then: !cur || !rec || rec.uid !== uid ? gone : always });
         return;
       }
       const done = await this.admission.inTurn(rec, async () => {
         const released = await this.admission.release(rec);
-        return (await this.store.txn({ if: [{ key: cur.key, modRevision: cur.modRevision }, ...released.compares], then: [{ delete: cur.key }, ...always, ...released.ops] })).succeeded;
+        return (await this.store.txn({ if: [{ key: cur.key, modRevision: cur.modRevision }, ...released.compares], then: [{ delete: cur.key }, ...gone, ...released.ops] })).succeeded;
       });
       if (done) {
         await this.rgs.finishDelete(rec.subscriptionId, rec.resourceGroup);

@@ -6,6 +6,9 @@ export const groupPrefix = (sub: string, rg?: string) => (rg === undefined ? `/g
 /** `/status/{uid}`: the group's status as its host reported it (StoredStatus). */
 export const statusKey = (uid: string) => `/status/${uid}`;
 export const STATUS_PREFIX = '/status/';
+/** `/groupevents/{uid}`: what the control plane tells of a group beside its host's events (placement, moves). */
+export const groupEventsKey = (uid: string) => `/groupevents/${uid}`;
+export const GROUP_EVENTS_PREFIX = '/groupevents/';
 /** `/ops/{id}`: a long-running operation (OperationRecord). */
 export const opKey = (id: string) => `/ops/${id}`;
 /** `/rgs/{sub}/{rg}`: a resource group (ResourceGroupRecord). */

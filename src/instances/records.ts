@@ -1,4 +1,5 @@
 // What the instances service keeps in the store (group and operation records) and what it answers with (views).
+import type { Event } from '../lib/events.js';
 import type { GroupSpec } from './group-spec.js';
 import type { StoredStatus } from './hosts/gateway.js';
 
@@ -58,6 +59,8 @@ export interface GroupView {
   /** The host's latest report; of an older generation while a change is being applied. */
   status?: StoredStatus;
   provisioningState: 'Pending' | 'Creating' | 'Succeeded' | 'Failed' | 'Deleting';
+  /** What the control plane told of the group (group-events.ts), shown with its host's events. */
+  events?: Event[];
 }
 
 /** ARM's comparison of location names: case and spaces do not count ('West Europe' is 'westeurope'). */

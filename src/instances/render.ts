@@ -2,6 +2,7 @@
 import type { GroupStatus } from '../agent/types.js';
 import { redactSpec } from './model.js';
 import { renderPlacement } from './placement/rules.js';
+import { mergedEvents } from './group-events.js';
 import { GROUP_TYPE, PROVIDER, type GroupView } from './service.js';
 
 export const groupId = (sub: string, rg: string, name: string) =>
@@ -41,7 +42,7 @@ export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
   // berth's extension: every group shows where it runs, with the rules it asked for
   props.placement = renderPlacement(r.spec.placement, { host: r.host, zone: r.zone });
   props.provisioningState = v.provisioningState;
-  if (!list) props.instanceView = { state: groupState(v), events: st?.events ?? [] };
+  if (!list) props.instanceView = { state: groupState(v), events: mergedEvents(st?.events, v.events) };
   return {
     id: groupId(r.subscriptionId, r.resourceGroup, r.name),
     name: r.name,

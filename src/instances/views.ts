@@ -1,16 +1,20 @@
 // Groups as the API shows them: a record with its host's latest status, waits on a status, and the watch of a subscription's groups.
 import type { Store } from '../store/store.js';
+import type { GroupEvents } from './group-events.js';
 import type { StoredStatus } from './hosts/gateway.js';
-import { STATUS_PREFIX, statusKey } from './keys.js';
+import { GROUP_EVENTS_PREFIX, groupEventsKey, STATUS_PREFIX, statusKey } from './keys.js';
 import type { GroupRecord, GroupView } from './records.js';
 
 export async function groupView(store: Store, rec: GroupRecord): Promise<GroupView> {
-  const status = (await store.get<StoredStatus>(statusKey(rec.uid)))?.value;
+  const [status, events] = await Promise.all([
+    store.get<StoredStatus>(statusKey(rec.uid)).then((kv) => kv?.value),
+    store.get<GroupEvents>(groupEventsKey(rec.uid)).then((kv) => kv?.value.events),
+  ]);
   let provisioningState: GroupView['provisioningState'];
   if (rec.deleting) provisioningState = 'Deleting';
   else if (!status || status.generation < rec.generation) provisioningState = 'Pending';
   else provisioningState = status.provisioning;
-  return { record: rec, status, provisioningState };
+  return { record: rec, status, provisioningState, ...(events && { events }) };
 }
 
 /**
@@ -34,8 +38,8 @@ export function untilStatus(store: Store, uid: string, done: (s: StoredStatus) =
 
 /**
  * Calls `onChange(resourceGroup, name)` whenever a group under `prefix` (a subscription's, or a resource
- * group's) changes: its record or its status. Statuses are keyed by uid: which group a uid is comes from the
- * records (listed once, then followed).
+ * group's) changes: its record, its status or its control-plane events. Those two are keyed by uid: which group
+ * a uid is comes from the records (listed once, then followed).
  */
 export function watchGroupChanges(store: Store, prefix: string, onChange: (resourceGroup: string, name: string) => void): () => void {
   const keyOf = new Map<string, string>();
@@ -52,16 +56,16 @@ export function watchGroupChanges(store: Store, prefix: string, onChange: (resou
     if (e.type === 'put') keyOf.set((e.value as GroupRecord).uid, e.key);
     tell(e.key);
   });
-  const stopStatus = store.watch(STATUS_PREFIX, (e) => {
-    const uid = e.key.slice(STATUS_PREFIX.length);
+  const stopByUid = [STATUS_PREFIX, GROUP_EVENTS_PREFIX].map((byUid) => store.watch(byUid, (e) => {
+    const uid = e.key.slice(byUid.length);
     const key = keyOf.get(uid);
     if (key) tell(key);
     else void list().then(() => keyOf.has(uid) && tell(keyOf.get(uid)!));
-  });
+  }));
   void list();
   return () => {
     stopped = true;
     stopRecords();
-    stopStatus();
+    for (const stop of stopByUid) stop();
   };
 }

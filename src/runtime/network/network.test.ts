@@ -333,11 +333,13 @@ describe('NetworkManager', () => {
 
     // the isolation tables hold the two warm sandboxes (in no segment) and the claimed one
     const claimedVeth = JSON.stringify(hostVethOf(claimedState.netnsName));
-    assert.equal(berthNftObjects().elements.length, 2 * 2 + 3, 'each in the map and the set of sandboxes, the claimed one in its segment too');
+    // each in the map and the set of sandboxes, and bound to its address; the claimed one in its segment too
+    assert.equal(berthNftObjects().elements.length, 3 * 3 + 1);
 
     const restarted = new NetworkManager({ ...netOpts, poolSize: 0 });
     await restarted.startPool();
-    assert.deepEqual(berthNftObjects().elements, [claimedVeth, claimedVeth, claimedVeth], 'what the dead process left is adopted, the rest dropped');
+    const bound = JSON.stringify({ concat: [JSON.parse(claimedVeth), (await restarted.get('claimed'))!.ip] });
+    assert.deepEqual(berthNftObjects().elements.sort(), [claimedVeth, claimedVeth, claimedVeth, bound].sort(), 'what the dead process left is adopted, the rest dropped');
     assert.deepEqual(await restarted.list(), ['claimed']);
     assert.equal(existsSync(halfClaimed), false, 'the pool forgets a sandbox its group has');
     const claimed = await restarted.get('claimed');

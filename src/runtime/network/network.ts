@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
+import { firstHost, parseCidr } from '../../lib/ipv4.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
 import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
@@ -11,7 +12,7 @@ import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
 import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult } from './cni.js';
 import { ensureNetworkRules, pruneHostportChains, pruneSharedChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
-import { isolationOf, SEGMENT_RE, type Isolation, type Members } from './isolation.js';
+import { isolationOf, isSegmentTag, SEGMENT_RE, type Isolation, type Members } from './isolation.js';
 import { PortOwners, samePorts } from './port-owners.js';
 import { POOL_ID_RE, SANDBOX_ID_RE, SandboxStates, type SandboxState } from './state.js';
 
@@ -42,6 +43,10 @@ export interface NetworkManagerOptions {
   reservedPorts?: () => PublishedPort[];
   /** Ports of the bridge's gateway address the sandboxes may reach (none: they reach no host service). */
   hostServices?: PublishedPort[];
+  /** The sandboxes' MTU (the bridge plugin's `mtu`); on a cluster host, the overlay's (Overlay.setup's `mtu`). Default: the kernel's (1500). */
+  mtu?: number;
+  /** The cluster overlay's VXLAN device (overlay.ts), on a cluster host: sandboxes reach their segment on other hosts through it. */
+  overlayDevice?: string;
 }
 
 const NETNS_DIR = '/run/netns';
@@ -84,7 +89,10 @@ export class NetworkManager {
     if (this.bridge.length > 15) throw new BerthError(Codes.NetworkError, `bridge name "${this.bridge}" is longer than 15 characters`);
     this.hostAddress = opts.hostAddress ?? '127.0.0.1';
     if (!isIPv4(this.hostAddress)) throw new BerthError(Codes.NetworkError, `host address "${this.hostAddress}" is not an IPv4 address`);
-    this.isolation = isolationOf({ bridge: this.bridge, subnet: this.subnet, gateway: firstHost(this.subnet), hostServices: opts.hostServices ?? [] });
+    const subnet = parseCidr(this.subnet);
+    if (!subnet) throw new BerthError(Codes.NetworkError, `subnet "${this.subnet}" is not an IPv4 CIDR block`);
+    if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 576 || opts.mtu > 65535)) throw new BerthError(Codes.NetworkError, `MTU ${opts.mtu} is not in 576..65535`);
+    this.isolation = isolationOf({ bridge: this.bridge, subnet: this.subnet, gateway: firstHost(subnet), hostServices: opts.hostServices ?? [], overlayDevice: opts.overlayDevice });
     this.isolation.addSource(() => this.members());
     this.states = new SandboxStates(opts.stateDir);
     this.portOwners = new PortOwners({
@@ -94,18 +102,19 @@ export class NetworkManager {
     });
   }
 
-  /** Every sandbox's veth and segment, for the isolation tables rebuilt from what exists. */
+  /** Every sandbox's veth, address, segment and tag, for the isolation tables rebuilt from what exists. */
   private async members(): Promise<Members> {
     const out: Members = new Map();
+    const add = (result: CniResult, segment: string | null, tag?: number) => {
+      const veth = hostVeth(result, this.bridge);
+      const address = ipv4Of(result);
+      if (veth && address) out.set(veth, { segment, address, ...(segment !== null && tag !== undefined && { tag }) });
+    };
     for (const id of await this.list()) {
       const st = await this.readState(id);
-      const veth = st?.result && hostVeth(st.result, this.bridge);
-      if (veth) out.set(veth, st.segment ?? null);
+      if (st?.result) add(st.result, st.segment ?? null, st.segmentTag);
     }
-    for (const result of this.warmResults.values()) {
-      const veth = hostVeth(result, this.bridge);
-      if (veth) out.set(veth, null);
-    }
+    for (const result of this.warmResults.values()) add(result, null);
     return out;
   }
 
@@ -123,6 +132,7 @@ export class NetworkManager {
           // masquerade and FORWARD accepts are per network, not per sandbox: ensureNetworkRules()
           ipMasq: false,
           hairpinMode: true,
+          ...(this.opts.mtu !== undefined && { mtu: this.opts.mtu }),
           ipam: {
             type: 'host-local',
             ranges: [[{ subnet: this.subnet }]],
@@ -152,9 +162,9 @@ export class NetworkManager {
   }
 
   private toSandbox(st: SandboxState): Sandbox | undefined {
-    const ip = st.result?.ips?.find((i) => !i.address.includes(':'))?.address ?? st.result?.ips?.[0]?.address;
+    const ip = st.result && ipv4Of(st.result);
     if (!ip) return undefined;
-    return { id: st.id, netnsPath: st.netnsPath, ip: ip.split('/')[0] };
+    return { id: st.id, netnsPath: st.netnsPath, ip };
   }
 
   list(): Promise<string[]> {
@@ -170,10 +180,11 @@ export class NetworkManager {
 
   /**
    * Sets up the sandbox (claimed from the pool when one is warm) in `segment` (isolation.ts: it
-   * reaches the sandboxes of its segment, no others) and publishes its ports; idempotent.
+   * reaches the sandboxes of its segment, no others) and publishes its ports; idempotent. `tag`: the
+   * segment's tag across the cluster's hosts (isSegmentTag); without one the sandbox reaches no other host.
    */
-  setup(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT): Promise<Sandbox> {
-    return this.setupStaged(sandboxId, ports, segment).published;
+  setup(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT, tag?: number): Promise<Sandbox> {
+    return this.setupStaged(sandboxId, ports, segment, tag).published;
   }
 
   /**
@@ -181,16 +192,17 @@ export class NetworkManager {
    * caller can start containers in it), `published` once its ports are published too (when
    * setup() resolves). A failure rejects both; the sandbox is then torn down.
    */
-  setupStaged(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> } {
+  setupStaged(sandboxId: string, ports: PublishedPort[], segment = DEFAULT_SEGMENT, tag?: number): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> } {
     this.checkId(sandboxId);
     if (!SEGMENT_RE.test(segment)) throw new BerthError(Codes.NetworkError, `invalid network segment "${segment}"`);
+    if (tag !== undefined && !isSegmentTag(tag)) throw new BerthError(Codes.NetworkError, `invalid segment tag ${tag} (1..65535)`);
     let onSandbox!: (sb: Sandbox) => void;
     const sandbox = new Promise<Sandbox>((r) => (onSandbox = r));
     const published = this.locked(sandboxId, async () => {
       this.settingUp++;
       let failed = false;
       try {
-        return await this.setupLocked(sandboxId, ports, segment, onSandbox);
+        return await this.setupLocked(sandboxId, ports, { segment, tag }, onSandbox);
       } catch (e) {
         failed = true;
         throw e;
@@ -206,15 +218,15 @@ export class NetworkManager {
     return { sandbox: early, published };
   }
 
-  private async setupLocked(id: string, ports: PublishedPort[], segment: string, onSandbox: (sb: Sandbox) => void): Promise<Sandbox> {
+  private async setupLocked(id: string, ports: PublishedPort[], segment: Segment, onSandbox: (sb: Sandbox) => void): Promise<Sandbox> {
     const existing = await this.readState(id);
     if (existing?.result && existsSync(existing.netnsPath)) {
       const sb = this.toSandbox(existing);
       if (sb && samePorts(existing.ports, ports)) {
         let st = existing;
         if (st.hostPorts && st.ports.length > 0 && !st.hostAddress) st = await this.republish(st, sb);
-        // a state from before segments: its segment is written first, so tables rebuilt from disk agree
-        if (st.segment !== segment) await this.writeState((st = { ...st, segment }));
+        // a state from before segments (or tags): its segment is written first, so tables rebuilt from disk agree
+        if (st.segment !== segment.segment || st.segmentTag !== segment.tag) await this.writeState((st = withSegment(st, segment)));
         await this.place(existing.result, segment);
         return sb;
       }
@@ -265,10 +277,11 @@ export class NetworkManager {
   }
 
   /** Puts the sandbox with this CNI result into `segment` (null: none, reaching no other sandbox). */
-  private place(result: CniResult, segment: string | null): Promise<void> {
+  private place(result: CniResult, segment: Segment | null): Promise<void> {
     const veth = hostVeth(result, this.bridge);
-    if (!veth) return Promise.reject(new BerthError(Codes.NetworkError, 'the CNI result names no host-side veth', 500));
-    return this.isolation.place(veth, segment);
+    const address = ipv4Of(result);
+    if (!veth || !address) return Promise.reject(new BerthError(Codes.NetworkError, 'the CNI result names no host-side veth or no IPv4 address', 500));
+    return this.isolation.place(veth, { segment: segment?.segment ?? null, address, ...(segment?.tag !== undefined && { tag: segment.tag }) });
   }
 
   /** The ports of `ports` the host keeps where they would be published (PortOwners.unavailable). */
@@ -277,10 +290,10 @@ export class NetworkManager {
   }
 
   /** Makes a sandbox through the CNI chain; its state is on disk before anything is made. */
-  private async create(id: string, ports: PublishedPort[], segment: string | null): Promise<SandboxState> {
+  private async create(id: string, ports: PublishedPort[], segment: Segment | null): Promise<SandboxState> {
     const netnsName = `berth-${id}`;
     const netnsPath = join(NETNS_DIR, netnsName);
-    const st: SandboxState = {
+    const made: SandboxState = {
       id,
       netnsName,
       netnsPath,
@@ -289,8 +302,8 @@ export class NetworkManager {
       runtime: { containerId: id, netns: netnsPath, ifName: 'eth0' },
       hostPorts: true,
       hostAddress: this.hostAddress,
-      ...(segment !== null && { segment }),
     };
+    const st = segment ? withSegment(made, segment) : made;
     await this.writeState(st);
     try {
       await ensureNetworkRules(this.bridge, this.subnet);
@@ -318,7 +331,7 @@ export class NetworkManager {
    * removed, so after a crash the sandbox belongs to `id` or to the pool, never to neither (with
    * both files left, startPool() sees it claimed and only removes the pool's file).
    */
-  private async claimFromPool(id: string, ports: PublishedPort[], segment: string): Promise<SandboxState | undefined> {
+  private async claimFromPool(id: string, ports: PublishedPort[], segment: Segment): Promise<SandboxState | undefined> {
     for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
       // under the pool sandbox's own lock: stopPool() tears it down either before (then it is
       // skipped here) or after the claim (then its pool state is gone and it is left alone)
@@ -330,7 +343,7 @@ export class NetworkManager {
           await this.teardownLocked(poolId, false).catch(() => undefined);
           return undefined;
         }
-        const claimed: SandboxState = { ...st, id, ports, hostPorts: true, hostAddress: this.hostAddress, segment };
+        const claimed = withSegment({ ...st, id, ports, hostPorts: true, hostAddress: this.hostAddress }, segment);
         await this.writeState(claimed);
         await this.states.remove(poolId);
         this.warmResults.delete(poolId);
@@ -503,14 +516,20 @@ export class NetworkManager {
 /** Sandboxes set up without one share this segment. */
 export const DEFAULT_SEGMENT = 'default';
 
+/** A sandbox's segment and, on a cluster host, its tag. */
+interface Segment {
+  segment: string;
+  tag?: number;
+}
+
+/** `st` in `segment` (a tag it had goes when the new segment has none). */
+function withSegment(st: SandboxState, { segment, tag }: Segment): SandboxState {
+  const { segmentTag: _, ...rest } = st;
+  return { ...rest, segment, ...(tag !== undefined && { segmentTag: tag }) };
+}
+
 /** The bridge plugin reports the bridge, the host-side veth and the sandbox's interface: the veth is the one left. */
 const hostVeth = (result: CniResult, bridge: string) => result.interfaces?.find((i) => !i.sandbox && i.name !== bridge)?.name;
 
-/** The subnet's first address: the bridge plugin's gateway. */
-function firstHost(subnet: string): string {
-  const [net, bits] = subnet.split('/');
-  const size = 2 ** (32 - Number(bits ?? 32));
-  const n = net.split('.').reduce((a, b) => a * 256 + Number(b), 0);
-  const first = n - (n % size) + 1;
-  return [24, 16, 8, 0].map((shift) => Math.floor(first / 2 ** shift) % 256).join('.');
-}
+/** The sandbox's IPv4 address (without its prefix length). */
+const ipv4Of = (result: CniResult) => (result.ips?.find((i) => !i.address.includes(':'))?.address ?? result.ips?.[0]?.address)?.split('/')[0];

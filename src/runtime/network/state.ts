@@ -21,6 +21,8 @@ export interface SandboxState {
   hostAddress?: string;
   /** Its segment (isolation.ts); absent while in the pool, and in states from before segments. */
   segment?: string;
+  /** Its segment's tag across the cluster's hosts (isolation.ts's isSegmentTag); absent: it reaches no other host. */
+  segmentTag?: number;
 }
 
 export const POOL_ID_RE = /^pool-[0-9a-f]{12}$/;

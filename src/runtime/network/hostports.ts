@@ -15,14 +15,15 @@ const JUMPS = [
   `-A POSTROUTING -j ${MASQ_CHAIN}`,
 ];
 
-async function execText(file: string, args: string[]): Promise<string> {
+/** A command's stdout; a failure is a NetworkError with its stderr. */
+export async function execText(file: string, args: string[]): Promise<string> {
   const r = await execCommand(file, args, { timeoutMs: 30_000 });
   if (r.code !== 0 || r.error) throw new BerthError(Codes.NetworkError, `${file} ${args.join(' ')}: ${r.stderr.trim() || r.error || `exit ${r.code}`}`, 500);
   return r.stdout;
 }
 
 /** Feeds a ruleset to `iptables-restore --noflush`: all of it applies, or none (one atomic commit). */
-async function restore(rules: string): Promise<void> {
+export async function restore(rules: string): Promise<void> {
   const r = await execCommand('iptables-restore', ['--noflush', '-w', '5'], { input: rules, timeoutMs: 30_000 });
   if (r.error) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.error}`, 500);
   if (r.code !== 0) throw new BerthError(Codes.NetworkError, `iptables-restore: ${r.stderr.trim() || `exit ${r.code}`}\n${rules}`, 500);
@@ -38,7 +39,7 @@ const restoreNat = (lines: string[]) => natCommits.submit(lines);
 
 const comment = (id: string) => `berth:${id}`;
 /** Whether an iptables-save line carries exactly the comment `c` (berth0's never matches berth01's). */
-const ownComment = (line: string, c: string) => line.includes(`--comment "${c}"`) || line.endsWith(`--comment ${c}`) || line.includes(`--comment ${c} `);
+export const ownComment = (line: string, c: string) => line.includes(`--comment "${c}"`) || line.endsWith(`--comment ${c}`) || line.includes(`--comment ${c} `);
 const ownRule = (line: string, id: string) => ownComment(line, comment(id));
 
 /** Set once our chains and jumps are known to exist; cleared when they are pruned. */

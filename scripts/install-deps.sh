@@ -6,8 +6,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 runtime_pkgs=(runc crun conmon tini e2fsprogs containernetworking-plugins iproute2 iptables nftables zstd attr procps ca-certificates git gcc libc6-dev)
 # Test tools: a real registry, image building (skopeo/umoci from busybox-static), htpasswd for registry auth,
 # Debian's az CLI, python3-venv for the PyPI clients (scripts/python-clients.sh), a real etcd for the Store
-# conformance suite.
-test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils python3-venv etcd-server etcd-client)
+# conformance suite; iperf3 for the overlay benchmark (bench/overlay.ts).
+test_pkgs=(docker-registry skopeo umoci busybox-static apache2-utils openssl jq curl azure-cli bsdutils python3-venv etcd-server etcd-client iperf3)
 
 pkgs=("${runtime_pkgs[@]}")
 [ "${1:-}" = "--runtime-only" ] || pkgs+=("${test_pkgs[@]}")

@@ -218,6 +218,18 @@ describe('the overlay between hosts', () => {
     assert.equal(entries.rules.length, 1);
   });
 
+  it('makes its device again when it was deleted, with everything on it', async () => {
+    const entries = overlayEntries(h3);
+    h3.exec('ip', 'link', 'del', DEVICE);
+    assert.ok(!(await get('a3', 'a1', '/', 1000)).ok);
+    const applied = await h3.call<PeersApplied>('setPeers', hosts.map(peerOf));
+    assert.equal(applied.changes, 8, 'per peer: its FDB entry, neighbour and two routes');
+    const again = overlayEntries(h3);
+    assert.deepEqual({ ...again, device: [] }, { ...entries, device: [] });
+    assert.notDeepEqual(again.device, entries.device, 'a new device (ifindex)');
+    assert.deepEqual(await get('a3', 'a1'), { ok: true, body: ipOf('a3') });
+  });
+
   it('refuses bad peers with a clear error and changes nothing', async () => {
     const before = kernelSnapshot(h1);
     await assert.rejects(h1.call('setPeers', [peerOf(h2), { ...peerOf(h3), subnet: '10.99.0.0/24' }]), (e) => isBerthError(e) && e.code === 'NetworkError' && e.target === 'peers[1].subnet');

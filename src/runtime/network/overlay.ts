@@ -186,7 +186,14 @@ export class Overlay {
   }
 
   private async setPeersLocked(peers: ReturnType<typeof checkPeers>): Promise<PeersApplied> {
-    const actual = await this.readKernel();
+    let actual = await this.readKernel();
+    if (!actual) {
+      // the device went (someone deleted it): made again first, then given these peers
+      this.peers = undefined;
+      await this.setupLocked();
+      actual = await this.readKernel();
+      if (!actual) throw failure(`device ${this.device}`, 'it is gone again right after it was made');
+    }
     const commands = planPeers(this.shape, peers, actual);
     await change('bridge', commands.bridge);
     await change('ip', commands.ip);
@@ -204,7 +211,7 @@ export class Overlay {
     return true;
   }
 
-  /** The overlay's entries in the kernel: two commands (ip's reads in one batch, and bridge's FDB). */
+  /** The overlay's entries in the kernel (undefined: its device is missing): two commands (ip's reads in one batch, and bridge's FDB). */
   private async readKernel() {
     const dev = this.device;
     const [ip, fdb] = await Promise.all([
@@ -212,7 +219,7 @@ export class Overlay {
       run('bridge', ['-j', 'fdb', 'show', 'dev', dev]),
     ]);
     if (!ip.ok || !fdb.ok) {
-      if (/Cannot find device|does not exist/.test(ip.stderr + fdb.stderr)) throw failure(`device ${dev}`, 'it does not exist: setup() makes it');
+      if (/Cannot find device|does not exist/.test(ip.stderr + fdb.stderr)) return undefined;
       throw failure('reading the kernel', ip.stderr + fdb.stderr);
     }
     const [routes, neighbours, rules] = ip.stdout.split('\n').filter((l) => l.trim());

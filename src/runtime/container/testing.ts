@@ -70,6 +70,12 @@ export function hostVethOf(netns: string): string | undefined {
   return line ? /^\d+: ([^@:]+)/.exec(line)?.[1] : undefined;
 }
 
+/** A set or map element by what it is about: a map's key, a concatenation's first part (a sandbox's veth, or address). */
+function elementKey(e: unknown): unknown {
+  const key = Array.isArray(e) ? e[0] : e;
+  return key && typeof key === 'object' && 'concat' in key ? (key as { concat: unknown[] }).concat[0] : key;
+}
+
 /**
  * What berth's nftables tables (`berth-<bridge>`, isolation.ts) hold: tables, chains, rules, and
  * the set and map elements (the veths of sandboxes in them, or the host services offered).
@@ -90,7 +96,7 @@ export function berthNftObjects(): { tables: number; chains: number; segmentChai
       out.chains++;
       if (v.name!.startsWith('segment-')) out.segmentChains++;
     } else if (kind === 'rule') out.rules++;
-    else if (kind === 'set' || kind === 'map') for (const e of v.elem ?? []) out.elements.push(JSON.stringify(Array.isArray(e) ? e[0] : e));
+    else if (kind === 'set' || kind === 'map') for (const e of v.elem ?? []) out.elements.push(JSON.stringify(elementKey(e)));
   }
   return out;
 }

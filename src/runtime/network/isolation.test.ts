@@ -220,8 +220,8 @@ describe('isolation of sandboxes', () => {
     assert.equal(segments(), 4);
     const veths = ['x1', 'y1'].map((id) => hostVethOf(`berth-${id}`));
     const elements = berthNftObjects().elements;
-    // in its segment's set, in the map to its chain, and in the set of this bridge's sandboxes
-    for (const v of veths) assert.equal(elements.filter((e) => e === JSON.stringify(v)).length, 3, v);
+    // in its segment's set, in the map to its chain, in the set of this bridge's sandboxes, and bound to its address
+    for (const v of veths) assert.equal(elements.filter((e) => e === JSON.stringify(v)).length, 4, v);
     for (const id of ['x1', 'x2', 'y1', 'y2']) await nm.teardown(id);
     assert.equal(segments(), 2);
     for (const v of veths) assert.ok(!berthNftObjects().elements.includes(JSON.stringify(v)));

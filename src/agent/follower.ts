@@ -1,5 +1,6 @@
 // The agent's side of its link to the control plane: registers the host, follows the specs placed on it into the agent, and reports statuses and removals back until they land.
 import { BerthError } from '../lib/errors.js';
+import { traceValue } from '../lib/trace.js';
 import type { Agent } from './agent.js';
 import type { ControlPlaneLink, HostRegistration, HostResume, SpecEvent } from './link.js';
 import type { PlacedHostSpec } from './spec.js';
@@ -76,6 +77,7 @@ export class SpecFollower {
   private async onSpecEvent(e: SpecEvent) {
     if (e.type === 'put') {
       const p = e.placed as PlacedHostSpec;
+      traceValue(p.uid, 'follow.put', 0);
       if (this.fresh(p)) this.agent.apply(p);
       return;
     }
@@ -179,4 +181,24 @@ export class SpecFollower {
     clearTimeout(this.statusTimer);
     await this.flushStatuses();
   }
+}
+
+/** An agent following its link: `close` stops following and the agent; containers keep running. */
+export interface FollowingAgent {
+  agent: Agent;
+  close(): Promise<void>;
+}
+
+/** Has `agent` follow `link`; resolves once it has adopted what is placed on its host (and removed the rest). */
+export async function startFollowing(link: ControlPlaneLink, registration: () => HostRegistration, agent: Agent, followerOptions: SpecFollowerOptions = {}): Promise<FollowingAgent> {
+  const follower = new SpecFollower(link, agent, registration, followerOptions);
+  await follower.start();
+  return {
+    agent,
+    async close() {
+      // the agent first: what its reconciles in flight report is sent by the follower's last flush
+      await agent.close();
+      await follower.close();
+    },
+  };
 }

@@ -225,16 +225,7 @@ export function fakeRuntime() {
 
 export type FakeRuntime = ReturnType<typeof fakeRuntime>;
 
-/** Polls `cond` until it holds (its value is returned); fails naming `what` after `timeoutMs`. */
-export async function waitFor<T>(what: string, cond: () => T | Promise<T>, timeoutMs = 10_000): Promise<Exclude<T, false | null | undefined | 0 | "">> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await cond();
-    if (v) return v as Exclude<T, false | null | undefined | 0 | "">;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+export { waitFor } from '../lib/wait.js';
 
 /** A container of a test's host spec. */
 export const testContainer = (name: string, o: Partial<HostContainer> = {}): HostContainer => ({

@@ -4,9 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
 import { agentContract } from './agent/conformance/index.js';
-import type { PlacedHostSpec } from './agent/spec.js';
-import { HostGateway, type StoredStatus } from './instances/hosts/gateway.js';
-import { hostSpecKey, removingKey, statusKey } from './instances/keys.js';
+import { HostGateway } from './instances/hosts/gateway.js';
+import { hostOnStore } from './instances/testing.js';
 import { LOCAL_HOST, startLocalAgent, type LocalAgent } from './server-agent.js';
 import { SqliteStore } from './store/sqlite.js';
 
@@ -18,25 +17,12 @@ agentContract({
   name: 'in-process link over SQLite',
   async start(runtime) {
     const store = new SqliteStore(join(dir, `s${n++}.db`));
-    const removed: string[] = [];
-    const gateway = new HostGateway(store, {
-      onRemoved: async (host, uid) => {
-        removed.push(uid);
-        await store.txn({ then: [{ delete: removingKey(host, uid) }, { delete: statusKey(uid) }] });
-      },
-    });
+    const host = hostOnStore(store, LOCAL_HOST);
+    const gateway = new HostGateway(store, { onRemoved: host.onRemoved });
     const startAgent = () => startLocalAgent(gateway, { runtime, address: '127.0.0.1', backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000 });
     let local: LocalAgent | undefined = await startAgent();
     return {
-      place: async (p: PlacedHostSpec) => void (await store.put(hostSpecKey(LOCAL_HOST, p.uid), p)),
-      unplace: async (uid) => void (await store.txn({ then: [{ delete: hostSpecKey(LOCAL_HOST, uid) }, { put: removingKey(LOCAL_HOST, uid), value: { groupKey: `/groups/t/t/${uid}` } }] })),
-      status: async (uid) => {
-        const s = (await store.get<StoredStatus>(statusKey(uid)))?.value;
-        if (!s) return undefined;
-        const { host: _, ...status } = s;
-        return status;
-      },
-      removed: () => removed,
+      ...host,
       dataPlane: () => local!.agent,
       stopAgent: async () => {
         await local?.close();

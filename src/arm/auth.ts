@@ -18,6 +18,17 @@ export interface ServicePrincipal {
   name?: string;
 }
 
+/**
+ * Who may speak for a host (the agent API): a join token for a host that joins, the host's own agent
+ * credential afterwards. Never a tenant's token, and a tenant's token is never one of these.
+ */
+export interface AgentAuthenticator {
+  /** Throws 401 unless the header holds a join token the cluster accepts. */
+  authenticateJoin(header: string | undefined): void;
+  /** Throws 401 unless the header holds the agent credential of `host`. */
+  authenticateAgent(host: string, header: string | undefined): Promise<void>;
+}
+
 export interface Identity {
   id: string;
   tenantId: string;

@@ -16,9 +16,11 @@ declare module 'fastify' {
  * `public`: liveness, cloud metadata, the login endpoints a client calls before it has a token.
  * `caller`: any authenticated caller; the route shows only what the caller's grants allow.
  * `subscription`: the route's `:sub` parameter, as the router decoded it, must be one the caller may use.
+ * `join`: a host joining the cluster, with a join token (the agent API; no api-version).
+ * `agent`: the agent of the host in the route's `:host` parameter, with that host's credential (the agent API).
  * A route without a scope refuses to register (server.ts), so nothing is open by omission.
  */
-export type Scope = 'public' | 'caller' | 'subscription';
+export type Scope = 'public' | 'caller' | 'subscription' | 'join' | 'agent';
 
 /** A provider's api-versions: which it accepts, and the list its refusal names. */
 export interface ApiVersions {
@@ -35,6 +37,8 @@ export interface RouteInfo {
 export const PUBLIC = { config: { scope: 'public' as Scope } };
 export const CALLER = { config: { scope: 'caller' as Scope } };
 export const SUBSCRIPTION = { config: { scope: 'subscription' as Scope } };
+export const JOIN = { config: { scope: 'join' as Scope } };
+export const AGENT = { config: { scope: 'agent' as Scope } };
 
 /** A provider's route options: its scope and its api-versions. */
 export const providerRoute = (scope: Scope, versions: ApiVersions) => ({ config: { scope, versions } });

@@ -5,7 +5,7 @@ import { STATUS_CODES, type IncomingMessage } from 'node:http';
 import { parse as parseForm } from 'node:querystring';
 import Fastify, { type FastifyInstance, type FastifyReply } from 'fastify';
 import { BerthError, Codes, errorToWire, isBerthError } from '../lib/errors.js';
-import type { Authenticator, Identity } from './auth.js';
+import type { AgentAuthenticator, Authenticator, Identity } from './auth.js';
 import { checkJsonShape } from './json-limits.js';
 import { canonicalTarget, describePath } from './request-target.js';
 import { PUBLIC, type RouteInfo } from './route-scope.js';
@@ -18,6 +18,8 @@ declare module 'fastify' {
 
 export interface ArmServerOptions {
   auth: Authenticator;
+  /** Hosts' agents (the agent API's `join` and `agent` routes); without it those routes refuse everyone. */
+  agents?: AgentAuthenticator;
   https?: { key: Buffer; cert: Buffer };
   logger?: boolean;
   /** The action named in a 403 for a subscription-scoped route (ARM names the permission missing). */
@@ -72,6 +74,8 @@ export function createArmServer(o: ArmServerOptions): FastifyInstance {
     if (!scope) throw new Error(`route ${String(route.method)} ${route.url} declares no scope`);
     if (scope === 'subscription' && !route.url.includes(':sub'))
       throw new Error(`route ${String(route.method)} ${route.url} is subscription-scoped but has no :sub parameter`);
+    if (scope === 'agent' && !route.url.includes(':host'))
+      throw new Error(`route ${String(route.method)} ${route.url} is agent-scoped but has no :host parameter`);
     for (const method of [route.method].flat()) routeTable.push({ method, url: route.url, scope });
   });
 
@@ -124,6 +128,14 @@ export function createArmServer(o: ArmServerOptions): FastifyInstance {
     const config = req.routeOptions.config ?? {};
     const scope = config.scope ?? 'caller';
     if (scope === 'public') return;
+    // the agent API: hosts' own credentials, never tenants' tokens (and it speaks no api-versions)
+    if (scope === 'join' || scope === 'agent') {
+      if (!o.agents) throw new BerthError(Codes.AuthenticationFailed, 'Authentication failed: this server takes no agents.', 401);
+      if (scope === 'join') return o.agents.authenticateJoin(req.headers.authorization);
+      const host = (req.params as { host?: string }).host;
+      if (typeof host !== 'string') throw new BerthError(Codes.InternalServerError, 'An agent-scoped route has no host.', 500);
+      return o.agents.authenticateAgent(host, req.headers.authorization);
+    }
     try {
       req.identity = o.auth.authenticate(req.headers.authorization);
     } catch (e) {

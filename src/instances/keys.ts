@@ -3,6 +3,7 @@
 /** `/groups/{sub}/{rg}/{name}`: the ARM record (GroupRecord). Subscription and resource group in lower case. */
 export const groupKey = (sub: string, rg: string, name: string) => `/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/${name}`;
 export const groupPrefix = (sub: string, rg?: string) => (rg === undefined ? `/groups/${sub.toLowerCase()}/` : groupKey(sub, rg, ''));
+export const GROUPS_PREFIX = '/groups/';
 /** `/status/{uid}`: the group's status as its host reported it (StoredStatus). */
 export const statusKey = (uid: string) => `/status/${uid}`;
 export const STATUS_PREFIX = '/status/';
@@ -22,8 +23,10 @@ export const hostPortKey = (host: string, protocol: string, port: number) => `/h
 
 /** `/hosts/{host}`: the host's registration (HostRecord). */
 export const hostKey = (host: string) => `/hosts/${host}`;
+export const HOSTS_PREFIX = '/hosts/';
 /** `/hostleases/{host}`: put on a lease while the host's agent is alive: present = Ready. */
 export const hostLeaseKey = (host: string) => `/hostleases/${host}`;
+export const HOST_LEASES_PREFIX = '/hostleases/';
 /** `/hostspecs/{host}/{uid}`: a PlacedSpec, what the host must run for one group. */
 export const hostSpecPrefix = (host: string) => `/hostspecs/${host}/`;
 export const hostSpecKey = (host: string, uid: string) => `/hostspecs/${host}/${uid}`;
@@ -35,3 +38,12 @@ export const removingPrefix = (host: string) => `/removing/${host}/`;
 export const removingKey = (host: string, uid: string) => `/removing/${host}/${uid}`;
 /** The layout version of what is stored (see upgrade.ts). */
 export const LAYOUT_KEY = '/meta/layout';
+
+/** `/agentcreds/{host}`: the SHA-256 of the host's agent credential (credentials.ts). */
+export const agentCredentialKey = (host: string) => `/agentcreds/${host}`;
+/** The cluster CA (certificate and key, PEM) every replica serves with and signs agents' certificates with. */
+export const CLUSTER_CA_KEY = '/cluster/ca';
+/** The Ed25519 key pair that signs data-plane tokens (agents get the public half at join). */
+export const CLUSTER_SIGNING_KEY = '/cluster/signing-key';
+/** The election whose leader runs the control plane's reconcilers (placement). */
+export const RECONCILERS_ELECTION = '/elections/reconcilers/';

@@ -1,7 +1,10 @@
 // Stand-ins for unit tests of the instances layer (never used by the server itself): a host that runs nothing, and its data plane.
 import type { HostDataPlane, PlacedSpec } from '../agent/link.js';
 import type { GroupStatus } from '../agent/types.js';
-import type { HostGateway } from './hosts/gateway.js';
+import type { PlacedHostSpec } from '../agent/spec.js';
+import type { Store } from '../store/store.js';
+import type { HostGateway, StoredStatus } from './hosts/gateway.js';
+import { hostSpecKey, removingKey, statusKey } from './keys.js';
 
 /**
  * A data plane with no containers: logs are empty, exec is refused, no images; its host keeps the ports in
@@ -48,5 +51,30 @@ export function fakeHost(gateway: HostGateway, host = 'local') {
     applied,
     report: (s: GroupStatus) => gateway.reportStatuses(host, [s]),
     stop,
+  };
+}
+
+/**
+ * The store's side of one host for the agent contract suite: its specs placed and taken off as a group's writes
+ * do, the statuses it reported, and its removal reports (`onRemoved`, for the gateway), each finished as the
+ * service finishes one.
+ */
+export function hostOnStore(store: Store, host: string) {
+  const removed: string[] = [];
+  return {
+    onRemoved: async (h: string, uid: string) => {
+      removed.push(uid);
+      await store.txn({ then: [{ delete: removingKey(h, uid) }, { delete: statusKey(uid) }] });
+    },
+    place: async (p: PlacedHostSpec) => void (await store.put(hostSpecKey(host, p.uid), p)),
+    unplace: async (uid: string) =>
+      void (await store.txn({ then: [{ delete: hostSpecKey(host, uid) }, { put: removingKey(host, uid), value: { groupKey: `/groups/t/t/${uid}` } }] })),
+    status: async (uid: string): Promise<GroupStatus | undefined> => {
+      const s = (await store.get<StoredStatus>(statusKey(uid)))?.value;
+      if (!s) return undefined;
+      const { host: _, ...status } = s;
+      return status;
+    },
+    removed: () => removed,
   };
 }

@@ -1,5 +1,5 @@
 // What the agent contract suite needs from a control plane and its agent under test, and the helpers its tests share.
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import type { HostRuntime } from '../host-runtime.js';
 import type { HostDataPlane } from '../link.js';
 import type { PlacedHostSpec } from '../spec.js';
@@ -22,6 +22,11 @@ export interface AgentHarness {
   stopAgent(): Promise<void>;
   /** Starts an agent again on the same runtime and control plane; resolves once it has adopted what is placed. */
   startAgent(): Promise<void>;
+  /**
+   * A link over a network only: the control plane becomes unreachable to the agent (the store keeps taking what
+   * the test places) until `back` brings it back where it was. Absent: the link cannot be cut (in-process).
+   */
+  controlPlaneAway?(): Promise<{ back(): Promise<void> }>;
   close(): Promise<void>;
 }
 
@@ -33,12 +38,12 @@ export interface AgentUnderTest {
 }
 
 /** A test with a fresh fake runtime and harness, closed even when it fails. */
-export function agentTest(sut: AgentUnderTest, title: string, fn: (h: AgentHarness, fake: FakeRuntime) => Promise<void>) {
-  test(`${sut.name}: ${title}`, async () => {
+export function agentTest(sut: AgentUnderTest, title: string, fn: (h: AgentHarness, fake: FakeRuntime, t: TestContext) => Promise<void>) {
+  test(`${sut.name}: ${title}`, async (t) => {
     const fake = fakeRuntime();
     const h = await sut.start(fake.runtime);
     try {
-      await fn(h, fake);
+      await fn(h, fake, t);
     } finally {
       await h.close();
     }

@@ -82,4 +82,25 @@ export function agentContract(sut: AgentUnderTest) {
     const notRunning = await caught(h.dataPlane().exec(U1, 'main', ['true']));
     assert.deepEqual([notRunning?.code, notRunning?.status], [Codes.ContainerGroupNotRunning, 409]);
   });
+
+  agentTest(sut, 'with the control plane out of reach the host runs on; once it is back, what changed meanwhile is caught up with and what happened meanwhile is reported', async (h, fake, t) => {
+    if (!h.controlPlaneAway) return t.skip('this link cannot be cut');
+    await h.place(placedSpec(U1, 1));
+    await h.place(placedSpec(U2, 1));
+    await statusWhere(h, U2, 'Running', (x) => x.state === 'Running');
+    await statusWhere(h, U1, 'Running', (x) => x.state === 'Running');
+    const away = await h.controlPlaneAway();
+    fake.containers.exit(containerId(U1, 1, 'main'), 1);
+    await waitFor('U1 restarted on the host', () => fake.containers.containers.get(containerId(U1, 1, 'main'))?.status.state === 'running');
+    await h.unplace(U2);
+    await h.place(placedSpec(U3, 1));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(fake.containers.containers.has(containerId(U2, 1, 'main')), 'the host knows nothing of what changed while the control plane was away: U2 runs on');
+    assert.equal((await h.status(U1))?.containers.main.restartCount, 0, 'nor did its restart reach the control plane');
+    await away.back();
+    await statusWhere(h, U1, 'restarted, reported once back', (x) => x.containers.main.restartCount === 1);
+    await waitFor('U2 reported removed', () => h.removed().includes(U2));
+    await statusWhere(h, U3, 'Running', (x) => x.state === 'Running');
+    assert.equal(fake.containers.containers.has(containerId(U2, 1, 'main')), false);
+  });
 }

@@ -1,9 +1,10 @@
 // The control plane's side of a host's link, over the store: what a host may read (the specs placed on it, from a revision) and write (its registration, liveness, statuses and removals of its own groups), and nothing else.
 import type { HostRegistration, HostResume, PlacedSpec, SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
-import { Codes, type BerthError } from '../../lib/errors.js';
-import type { Lease, Store } from '../../store/store.js';
-import { hostKey, hostLeaseKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
+import { BerthError, Codes } from '../../lib/errors.js';
+import type { Store } from '../../store/store.js';
+import { HostLeases } from './host-leases.js';
+import { hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
 
 /** A host as the store records it. */
 export interface HostRecord extends HostRegistration {
@@ -17,8 +18,10 @@ export type StoredStatus = GroupStatus & { host: string };
 export interface HostGatewayOptions {
   /** A host has torn down a group that is no longer placed on it: the control plane finishes its deletion. */
   onRemoved: (host: string, uid: string) => Promise<void>;
-  /** A host is NotReady this long after its lease was last kept alive. Default 10 s. */
+  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
   leaseTtlSeconds?: number;
+  /** Who keeps the hosts' leases (a replica's name), recorded with them for people reading the store. */
+  holder?: string;
 }
 
 /**
@@ -47,14 +50,18 @@ export function statusBatches(statuses: GroupStatus[]): GroupStatus[][] {
 }
 
 export class HostGateway {
-  private leases = new Map<string, Lease>();
-  private readonly leaseTtlSeconds: number;
+  private readonly leases: HostLeases;
 
   constructor(
     private readonly store: Store,
     private readonly o: HostGatewayOptions,
   ) {
-    this.leaseTtlSeconds = o.leaseTtlSeconds ?? 10;
+    this.leases = new HostLeases(store, o.leaseTtlSeconds ?? 10, o.holder ?? `process ${process.pid}`);
+  }
+
+  /** How long a host stays Ready without a heartbeat. */
+  get leaseTtlMs() {
+    return this.leases.ttlSeconds * 1000;
   }
 
   /** Records the host (address, capacity, how to reach it) and counts as a heartbeat. */
@@ -63,22 +70,16 @@ export class HostGateway {
     const old = await this.store.get<HostRecord>(hostKey(host));
     await this.store.put(hostKey(host), { ...reg, name: host, registeredAt: old?.value.registeredAt ?? now, updatedAt: now } satisfies HostRecord);
     await this.heartbeat(host);
-    return { leaseTtlMs: this.leaseTtlSeconds * 1000 };
+    return { leaseTtlMs: this.leaseTtlMs };
   }
 
   /**
-   * The host is alive: `/hostleases/{host}` is on a lease this process keeps alive (so it goes when this process
-   * does, as the in-process agent does). A remote host's lease must also end when its heartbeats stop: the
-   * agent API revokes it then.
+   * The host is alive: Ready until `leaseTtlMs` passes without another heartbeat (host-leases.ts), or this process
+   * ends. A host whose record is gone (a store started anew) must register again: ResourceNotFound.
    */
   async heartbeat(host: string): Promise<void> {
-    let lease = this.leases.get(host);
-    if (!lease || lease.signal.aborted) {
-      lease = await this.store.grantLease(this.leaseTtlSeconds);
-      this.leases.set(host, lease);
-    }
-    if ((await this.store.get(hostLeaseKey(host)))?.lease !== lease.id)
-      await this.store.put(hostLeaseKey(host), { host, at: new Date().toISOString() }, { lease: lease.id });
+    if (!(await this.store.get(hostKey(host)))) throw new BerthError(Codes.ResourceNotFound, `The host '${host}' is not registered.`, 404);
+    await this.leases.beat(host);
   }
 
   /** The host's last statuses for the groups placed on it, and the groups taken off it whose removal is awaited. */
@@ -164,6 +165,6 @@ export class HostGateway {
 
   /** Stops keeping host leases alive (they expire after their TTL, as after a crash). */
   close() {
-    this.leases.clear();
+    this.leases.close();
   }
 }

@@ -1,0 +1,67 @@
+// Hosts' liveness in the store: `/hostleases/{host}` lives on a lease this replica keeps alive while the host's heartbeats arrive.
+//
+// Any replica may receive a host's heartbeat (an agent fails over between replicas). The one that does
+// holds a lease for the host and puts the key on it (again whenever the key is not on its lease: another
+// replica's put moved it); a lease whose host has not beaten within its TTL is revoked, and the key's delete
+// event says NotReady. A replica that dies takes its leases along after their TTL, as etcd expires them; the
+// host's next heartbeat to another replica puts the key back first.
+import type { Lease, Store } from '../../store/store.js';
+import { hostLeaseKey } from '../keys.js';
+
+interface Held {
+  lease: Lease;
+  lastBeat: number;
+}
+
+export class HostLeases {
+  private held = new Map<string, Held>();
+  /** A host's beat being handled: one lease per host even when beats overlap. */
+  private pending = new Map<string, Promise<void>>();
+  private sweeper: NodeJS.Timeout;
+
+  constructor(
+    private store: Store,
+    readonly ttlSeconds: number,
+    /** Who holds the leases (a replica's id), recorded in the key for people reading the store. */
+    private holder: string,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), 500);
+    this.sweeper.unref();
+  }
+
+  /** The host is alive now: Ready for the next TTL. */
+  beat(host: string): Promise<void> {
+    const before = this.pending.get(host) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(() => this.renew(host));
+    const tracked = run.finally(() => this.pending.get(host) === tracked && this.pending.delete(host));
+    this.pending.set(host, tracked);
+    return run;
+  }
+
+  private async renew(host: string) {
+    let h = this.held.get(host);
+    if (!h || h.lease.signal.aborted) {
+      h = { lease: await this.store.grantLease(this.ttlSeconds), lastBeat: Date.now() };
+      this.held.set(host, h);
+    }
+    h.lastBeat = Date.now();
+    const key = hostLeaseKey(host);
+    if ((await this.store.get(key))?.lease !== h.lease.id)
+      await this.store.put(key, { host, holder: this.holder, at: new Date().toISOString() }, { lease: h.lease.id });
+  }
+
+  private sweep() {
+    const late = Date.now() - this.ttlSeconds * 1000;
+    for (const [host, h] of this.held)
+      if (h.lastBeat < late || h.lease.signal.aborted) {
+        this.held.delete(host);
+        void h.lease.revoke().catch(() => undefined);
+      }
+  }
+
+  /** Stops looking after the leases; they are not revoked (the store's close ends their keep-alive, and they run out). */
+  close() {
+    clearInterval(this.sweeper);
+    this.held.clear();
+  }
+}

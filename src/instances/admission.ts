@@ -47,6 +47,16 @@ const coresOf = (spec: GroupSpec) => spec.containers.reduce((n, c) => n + c.requ
 const roundCores = (n: number) => Math.round(n * 1e6) / 1e6;
 const publishedPorts = (spec: GroupSpec) => (spec.ipAddress?.type === 'Public' ? spec.ipAddress.ports : []);
 const usageKeyOf = (r: GroupRecord) => usageKey(r.subscriptionId, locationKey(r.location));
+const holderOf = (rec: GroupRecord, key: string): PortHolder => ({ uid: rec.uid, groupKey: key, subscriptionId: rec.subscriptionId, name: rec.name });
+
+/**
+ * The host ports of a group just placed on its host (`rec.host`), for the placement's transaction: each must be
+ * free there (no read: a port held makes the transaction fail, and the placement decides again).
+ */
+export function placementPortClaims(rec: GroupRecord, key: string): Admitted {
+  const portKeys = publishedPorts(rec.spec).map((p) => hostPortKey(rec.host, p.protocol, p.port));
+  return { compares: portKeys.map((k) => ({ key: k, modRevision: 0 })), ops: portKeys.map((k) => ({ put: k, value: holderOf(rec, key) })) };
+}
 
 export class Admission {
   /**
@@ -123,11 +133,13 @@ export class Admission {
 
   /**
    * Public ports are published on the group's host's address: one group per port (the host's own sockets are
-   * asked about apart, by the caller: they are not in the store).
+   * asked about apart, by the caller: they are not in the store). A group not placed yet holds none: its
+   * placement claims them on the host it chooses (placementPortClaims).
    */
   private async claimPorts(rec: GroupRecord, old: GroupRecord | undefined, key: string): Promise<Admitted> {
     const compares: Compare[] = [];
     const ops: Op[] = [];
+    if (!rec.host) return { compares, ops };
     const wanted = publishedPorts(rec.spec);
     for (const p of wanted) {
       const portKey = hostPortKey(rec.host, p.protocol, p.port);
@@ -135,7 +147,7 @@ export class Admission {
       if (held && held.value.uid !== rec.uid)
         throw portInUse(p, held.value.subscriptionId.toLowerCase() === rec.subscriptionId.toLowerCase() ? held.value.name : undefined);
       compares.push({ key: portKey, modRevision: held?.modRevision ?? 0 });
-      if (!held) ops.push({ put: portKey, value: { uid: rec.uid, groupKey: key, subscriptionId: rec.subscriptionId, name: rec.name } satisfies PortHolder });
+      if (!held) ops.push({ put: portKey, value: holderOf(rec, key) });
     }
     for (const p of old ? publishedPorts(old.spec) : []) {
       if (wanted.some((q) => q.port === p.port && q.protocol === p.protocol)) continue;

@@ -5,7 +5,8 @@ import { DEFAULT_TENANT } from '../arm/auth.js';
 import type { ResourceGroupRecord } from '../arm/resources.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
-import type { Op, Store } from '../store/store.js';
+import { traceValue } from '../lib/trace.js';
+import type { KeyValue, Op, Store } from '../store/store.js';
 import type { GroupRef } from './actions.js';
 import type { PublishedPort } from '../agent/spec.js';
 import { newlyPublished, portInUse, type Admission } from './admission.js';
@@ -38,7 +39,7 @@ export interface GroupWriterOptions {
   location: string;
   /** The location berth stores for one a request names (ARM's error when berth does not serve it). */
   servedLocation: (given: string) => string;
-  /** The host new groups are placed on (the local host; a scheduler decides it later). */
+  /** The host new groups are placed on at once (the embedded default's); UNPLACED leaves the choice to a placement reconciler. */
   placeOn: string;
   /** How long a stop waits for the host to report the group stopped before it answers anyway. */
   stopWaitMs: number;
@@ -102,7 +103,7 @@ export class GroupWriter {
           };
       // Never a port the host keeps, whose traffic the group would take; what the group publishes already is its
       // own (a host process that bound there since does not stop its updates).
-      const added = newlyPublished(spec, old?.spec);
+      const added = rec.host ? newlyPublished(spec, old?.spec) : [];
       if (added.length > 0) {
         const [taken] = await this.o.hostKeeps(rec.host, added);
         if (taken) throw portInUse(taken);
@@ -117,10 +118,13 @@ export class GroupWriter {
         // here leaves no half-created group, and no other writer admitted a conflict meanwhile.
         return (await this.store.txn({
           if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares, ...admission.compares],
-          then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(specChanged ? placeOps(rec) : [])],
+          then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(specChanged && rec.host ? placeOps(rec) : [])],
         })).succeeded;
       });
-      if (admitted) return { created: !old, view: await groupView(this.store, rec), operation: op };
+      if (admitted) {
+        traceValue(rec.uid, 'write.admitted', 0);
+        return { created: !old, view: await groupView(this.store, rec), operation: op };
+      }
       await lostRace();
     }
     throw conflict(name);
@@ -141,7 +145,8 @@ export class GroupWriter {
 
   /**
    * Begins the deletion: the record says deleting, its DNS name is free again and its spec is taken off its
-   * host. The record goes once the host reports the group torn down (finishRemoval).
+   * host. The record goes once the host reports the group torn down (finishRemoval); a group on no host yet
+   * goes at once.
    */
   async delete(ref: GroupRef): Promise<{ view: GroupView; operation: OperationRecord } | undefined> {
     const { subscriptionId: sub, resourceGroup: rg, name } = ref;
@@ -153,6 +158,13 @@ export class GroupWriter {
       if (!cur) return undefined;
       const rec: GroupRecord = { ...cur.value, deleting: true };
       const op = newOperation(rec, 'delete');
+      if (!rec.host) {
+        // on no host yet: nothing runs anywhere, so it ends here
+        if (await this.endRecord(cur, [{ put: opKey(op.id), value: op }, { delete: statusKey(rec.uid) }, { delete: groupEventsKey(rec.uid) }, ...releaseDnsName(rec)]))
+          return { view: await groupView(this.store, rec), operation: op };
+        await lostRace();
+        continue;
+      }
       const then: Op[] = [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...releaseDnsName(rec), ...unplaceOps(rec)];
       if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then })).succeeded)
         return { view: await groupView(this.store, rec), operation: op };
@@ -178,11 +190,12 @@ export class GroupWriter {
         throw new BerthError(Codes.ContainerGroupNotRunning, `The container group '${name}' is stopped; start it instead.`, 409, name);
       const rec: GroupRecord = { ...cur.value, state: kind === 'stop' ? 'Stopped' : 'Running', generation: cur.value.generation + 1 };
       const op = newOperation(rec, kind);
-      // done when stopped, or when a later change (a start meanwhile) has superseded this stop
-      const stopped = kind === 'stop'
+      // done when stopped, or when a later change (a start meanwhile) has superseded this stop; a group on no host
+      // yet has nothing running to wait for
+      const stopped = kind === 'stop' && rec.host
         ? untilStatus(this.store, rec.uid, (s) => s.generation > rec.generation || (s.generation === rec.generation && s.state === 'Stopped'), this.o.stopWaitMs)
         : undefined;
-      if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...placeOps(rec)] })).succeeded) {
+      if ((await this.store.txn({ if: [{ key, modRevision: cur.modRevision }], then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...(rec.host ? placeOps(rec) : [])] })).succeeded) {
         await stopped?.wait();
         return op;
       }
@@ -190,6 +203,20 @@ export class GroupWriter {
       await lostRace();
     }
     throw conflict(name);
+  }
+
+  /**
+   * Deletes the record `cur` with `ops`, releasing what admitted it (its quota, its ports) in the same transaction,
+   * and finishes its resource group's deletion if that waited for it. False: the record changed meanwhile.
+   */
+  private async endRecord(cur: KeyValue<GroupRecord>, ops: Op[]): Promise<boolean> {
+    const rec = cur.value;
+    const ended = await this.admission.inTurn(rec, async () => {
+      const released = await this.admission.release(rec);
+      return (await this.store.txn({ if: [{ key: cur.key, modRevision: cur.modRevision }, ...released.compares], then: [{ delete: cur.key }, ...ops, ...released.ops] })).succeeded;
+    });
+    if (ended) await this.rgs.finishDelete(rec.subscriptionId, rec.resourceGroup);
+    return ended;
   }
 
   /**
@@ -208,14 +235,7 @@ export class GroupWriter {
         await this.store.txn({ then: !cur || !rec || rec.uid !== uid ? gone : always });
         return;
       }
-      const done = await this.admission.inTurn(rec, async () => {
-        const released = await this.admission.release(rec);
-        return (await this.store.txn({ if: [{ key: cur.key, modRevision: cur.modRevision }, ...released.compares], then: [{ delete: cur.key }, ...gone, ...released.ops] })).succeeded;
-      });
-      if (done) {
-        await this.rgs.finishDelete(rec.subscriptionId, rec.resourceGroup);
-        return;
-      }
+      if (await this.endRecord(cur, gone)) return;
       await lostRace();
     }
     throw new BerthError(Codes.Conflict, `The removal of group ${uid} raced other writers ${ATTEMPTS} times; it is finished when the host reports it again.`, 409);

@@ -18,7 +18,10 @@ export interface GroupRecord {
   generation: number;
   state: 'Running' | 'Stopped';
   deleting: boolean;
-  /** The host the group is placed on (today always the local host; placement decides it later). */
+  /**
+   * The host the group is placed on: the embedded default's own host from the start; in a cluster '' (UNPLACED)
+   * until the leader's placement chooses one.
+   */
   host: string;
   /** The zone of that host, as it registered when the group was placed there. */
   zone?: string;
@@ -28,6 +31,9 @@ export interface GroupRecord {
   /** `ipAddress.fqdn`: held in berth's zone while the group exists (see dns-names.ts). */
   fqdn?: string;
 }
+
+/** The `host` of a group no host has been chosen for yet. */
+export const UNPLACED = '';
 
 export type OperationKind = 'create' | 'update' | 'delete' | 'start' | 'stop' | 'restart' | 'deleteResourceGroup';
 

@@ -4,21 +4,23 @@ import type { ExecOptions, LogOptions } from '../agent/types.js';
 import type { ResourceGroupPut, ResourceGroupRecord, ResourceGroups } from '../arm/resources.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
-import type { Store } from '../store/store.js';
+import type { Compare, Store } from '../store/store.js';
 import type { GroupRef } from './actions.js';
 import { Admission, type Quotas } from './admission.js';
 import type { DnsNameRecord } from './dns-names.js';
 import { GroupWriter, groupNotFound, type Caller, type GroupPut } from './group-writer.js';
 import { HostGateway } from './hosts/gateway.js';
+import type { HostsView } from './hosts/hosts-view.js';
 import { dnsNameKey, groupKey, groupPrefix } from './keys.js';
 import { type Limits, checkResourceGroupName, checkSubscriptionId, defaultLimits } from './model.js';
 import { readOperation } from './operations.js';
+import { Placer } from './placement/placer.js';
 import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord, type OperationView } from './records.js';
 import { ResourceGroupRecords } from './resource-groups.js';
 import { upgradeLayout } from './upgrade.js';
 import { groupView, watchGroupChanges } from './views.js';
 
-export { GROUP_TYPE, PROVIDER } from './records.js';
+export { GROUP_TYPE, PROVIDER, UNPLACED } from './records.js';
 export type { GroupRecord, GroupView, OperationRecord, OperationView } from './records.js';
 export type { Quotas } from './admission.js';
 export type { Caller, GroupPut } from './group-writer.js';
@@ -31,8 +33,15 @@ export interface ServiceOptions {
   dnsZone?: string;
   /** How long a stop waits for the host to report the group stopped before it answers anyway (the record says Stopped already). Default 120 s. */
   stopWaitMs?: number;
-  /** The host new groups are placed on. Default 'local' (the embedded default's only host). */
+  /**
+   * The host new groups are placed on. Default 'local' (the embedded default's only host); UNPLACED ('') leaves
+   * them on no host until a placement reconciler (`placer`) chooses one.
+   */
   placeOn?: string;
+  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
+  hostLeaseSeconds?: number;
+  /** Who this process is among the control plane's replicas (recorded with the host leases it keeps). */
+  replica?: string;
 }
 
 /** How the service reaches a host's agent for what does not go through the store: logs, exec, its images. */
@@ -66,7 +75,9 @@ export class InstancesService implements ResourceGroups {
       dnsZone: this.dnsZone, location: this.location, servedLocation: (l) => this.servedLocation(l, 'group'), placeOn: this.placeOn, stopWaitMs: opts.stopWaitMs ?? 120_000,
       hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports),
     });
-    this.gateway = new HostGateway(store, { onRemoved: (host, uid) => this.writer.finishRemoval(host, uid) });
+    this.gateway = new HostGateway(store, {
+      onRemoved: (host, uid) => this.writer.finishRemoval(host, uid), leaseTtlSeconds: opts.hostLeaseSeconds, holder: opts.replica,
+    });
   }
 
   /** Brings what is stored up to the current layout (hosts' specs, quota counters, host ports) once. */
@@ -76,6 +87,17 @@ export class InstancesService implements ResourceGroups {
 
   async stop() {
     this.gateway.close();
+  }
+
+  /**
+   * Places the groups that are on no host yet (UNPLACED): the scheduler over `hosts`, each placement written with
+   * the group's host spec and host ports, under `fence` (the leadership of whoever runs it). Call start() on it.
+   */
+  placer(hosts: HostsView, fence: Compare, o: { retryMs?: number; log?: (message: string) => void } = {}): Placer {
+    return new Placer(this.store, hosts, fence, {
+      ...o,
+      hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports),
+    });
   }
 
   /**

@@ -37,6 +37,8 @@ export async function upgradeLayout(store: Store, host: string): Promise<void> {
     u.containerGroups++;
     u.cores = Math.round((u.cores + rec.spec.containers.reduce((n, c) => n + c.requests.cpu, 0)) * 1e6) / 1e6;
     usage.set(counted, u);
+    // on no host yet (a cluster's placement chooses one, with its spec and ports)
+    if (!rec.host) continue;
     // one group per port, the first as before (another may publish it too, written before ports were checked)
     for (const p of rec.spec.ipAddress?.type === 'Public' ? rec.spec.ipAddress.ports : []) {
       const portKey = hostPortKey(rec.host, p.protocol, p.port);

@@ -1,0 +1,145 @@
+// The leader's placement over a real SQLite store, behind the instances service of a cluster (groups admitted on no host): groups land on Ready hosts with their spec and host ports in one transaction, wait while nothing fits, avoid ports a host keeps, follow their records once placed, and a deposed leader's writes fail.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { PublishedPort } from '../../agent/spec.js';
+import { Election, type Leadership } from '../../store/election.js';
+import { waitFor } from '../../lib/wait.js';
+import { SqliteStore } from '../../store/sqlite.js';
+import { HostsView } from '../hosts/hosts-view.js';
+import { groupKey, hostPortKey, hostSpecKey, RECONCILERS_ELECTION, removingKey } from '../keys.js';
+import { parseGroupSpec } from '../model.js';
+import type { GroupRecord } from '../records.js';
+import { InstancesService, UNPLACED } from '../service.js';
+import { fakeDataPlane } from '../testing.js';
+import type { Placer } from './placer.js';
+
+let store: SqliteStore;
+let hosts: HostsView;
+let service: InstancesService;
+let leadership: Leadership;
+let placer: Placer;
+/** What each host's agent keeps for itself (asked by the placement). */
+const kept: Record<string, number[]> = {};
+/** What each host was asked of its ports. */
+const asked: Record<string, number[][]> = {};
+
+const ref = (name: string) => ({ subscriptionId: 's', resourceGroup: 'rg', name });
+const body = (o: { cpu?: number; port?: number; image?: string } = {}) => parseGroupSpec({
+  location: 'local',
+  properties: {
+    osType: 'Linux',
+    containers: [{ name: 'main', properties: { image: o.image ?? 'img', ports: o.port ? [{ port: o.port }] : [], resources: { requests: { cpu: o.cpu ?? 1, memoryInGB: 1 } } } }],
+    ...(o.port && { ipAddress: { type: 'Public', ports: [{ port: o.port, protocol: 'TCP' }] } }),
+  },
+});
+const create = (name: string, o: { cpu?: number; port?: number } = {}) => service.createOrUpdate(ref(name), body(o));
+const recordOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))!;
+const hostOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))?.value.host;
+const addHost = async (name: string, cpu: number, ready = true) => {
+  await store.put(`/hosts/${name}`, { name, address: '10.0.0.1', labels: {}, allocatable: { cpu, memoryGB: 64 }, agentVersion: 't', registeredAt: '', updatedAt: '' });
+  if (ready) await store.put(`/hostleases/${name}`, { host: name });
+};
+
+/** Waits long enough for a placement that would happen to have happened (the placer retries every 100 ms here). */
+const settle = () => new Promise((r) => setTimeout(r, 300));
+
+before(async () => {
+  store = new SqliteStore(':memory:');
+  service = new InstancesService(store, (host) => fakeDataPlane(kept[host] ?? [], (asked[host] ??= [])), { placeOn: UNPLACED });
+  await service.start();
+  hosts = new HostsView(store, () => placer?.hostsChanged());
+  await addHost('h1', 2);
+  await addHost('h2', 2);
+  await hosts.ready();
+  leadership = await new Election(store, RECONCILERS_ELECTION).campaign({ replica: 'a' }, { ttlSeconds: 5 });
+  placer = service.placer(hosts, leadership.fence, { retryMs: 100 });
+  placer.start();
+});
+
+after(async () => {
+  await placer.stop();
+  hosts.stop();
+  await service.stop();
+  await store.close();
+});
+
+test('a group is admitted on no host; placement gives it one, with its spec on that host and its host port, in one revision', async () => {
+  await placer.stop(); // admitted while no leader places
+  await create('a', { port: 80 });
+  assert.equal(await hostOf('a'), UNPLACED);
+  assert.equal((await store.list('/hostspecs/')).length, 0, 'no host runs it yet');
+  assert.equal((await store.list('/hostports/')).length, 0, 'no host holds its port yet');
+  placer = service.placer(hosts, leadership.fence, { retryMs: 100 });
+  placer.start();
+  const host = await waitFor('a placed', () => hostOf('a'));
+  const rec = await recordOf('a');
+  const spec = (await store.get<{ uid: string; generation: number; spec: { ports: PublishedPort[] } }>(hostSpecKey(host, rec.value.uid)))!;
+  const port = (await store.get<{ uid: string }>(hostPortKey(host, 'TCP', 80)))!;
+  assert.deepEqual([spec.value.uid, spec.value.generation, spec.value.spec.ports], [rec.value.uid, 1, [{ port: 80, protocol: 'TCP' }]]);
+  assert.equal(spec.modRevision, rec.modRevision);
+  assert.equal(port.modRevision, rec.modRevision);
+  assert.equal(port.value.uid, rec.value.uid);
+});
+
+test('groups spread over the hosts; one that fits nowhere waits, and is placed once a host with room is Ready', async () => {
+  await create('b', { port: 80 }); // h1 or h2 holds port 80: the other
+  await create('c');
+  const [a, b, c] = [await hostOf('a'), await waitFor('b placed', () => hostOf('b')), await waitFor('c placed', () => hostOf('c'))];
+  assert.notEqual(a, b, 'port 80 is taken on the first host');
+  assert.deepEqual(new Set([a, b, c]), new Set(['h1', 'h2']));
+  await create('d', { cpu: 3 });
+  await settle();
+  assert.equal(await hostOf('d'), UNPLACED, 'no host has 3 cores');
+  const waiting = (await service.get(ref('d'))).events?.find((e) => e.name === 'FailedScheduling');
+  assert.match(waiting?.message ?? '', /insufficient cpu/, 'the group says why it waits');
+  assert.equal(waiting?.type, 'Warning');
+  await addHost('h3', 4, false);
+  await settle();
+  assert.equal(await hostOf('d'), UNPLACED, 'h3 is not Ready');
+  await store.put('/hostleases/h3', { host: 'h3' });
+  assert.equal(await waitFor('d placed', () => hostOf('d')), 'h3');
+  assert.ok((await service.get(ref('d'))).events?.some((e) => e.name === 'Scheduled' && e.message === "Placed on host 'h3'."), 'and where it went');
+});
+
+test('a host that keeps a port for its own sockets gets no group publishing it', async () => {
+  kept.h4 = [9000];
+  await addHost('h4', 100); // the roomiest: the first choice
+  await addHost('h5', 8);
+  await create('e', { cpu: 4, port: 9000 });
+  assert.equal(await waitFor('e placed', () => hostOf('e')), 'h5');
+  assert.deepEqual(asked.h4, [[9000]], 'the host chosen first was asked, and kept it');
+});
+
+test("once placed, a group's spec follows its record, and its deletion takes it off its host; one never placed is gone at once", async () => {
+  const rec = (await recordOf('a')).value;
+  await service.createOrUpdate(ref('a'), body({ port: 81, image: 'img:2' }));
+  const placed = await store.get<{ generation: number }>(hostSpecKey(rec.host, rec.uid));
+  assert.equal(placed?.value.generation, 2, 'written with the record');
+  assert.equal(await store.get(hostPortKey(rec.host, 'TCP', 80)), undefined, 'the port it no longer publishes is free');
+  assert.ok(await store.get(hostPortKey(rec.host, 'TCP', 81)));
+  await service.delete(ref('a'));
+  assert.equal(await store.get(hostSpecKey(rec.host, rec.uid)), undefined);
+  assert.ok(await store.get(removingKey(rec.host, rec.uid)), 'its host reports it removed');
+  await placer.stop();
+  await create('f');
+  assert.equal(await hostOf('f'), UNPLACED);
+  const usageBefore = (await service.usage('s', 'local')).containerGroups.current;
+  await service.delete(ref('f'));
+  assert.equal(await store.get(groupKey('s', 'rg', 'f')), undefined, 'on no host: nothing to wait for');
+  assert.equal((await service.usage('s', 'local')).containerGroups.current, usageBefore - 1, 'its quota released with it');
+});
+
+test("a deposed leader's placements fail: only the new leader's land", async () => {
+  await leadership.resign();
+  const next = await new Election(store, RECONCILERS_ELECTION).campaign({ replica: 'b' }, { ttlSeconds: 5 });
+  const stale = service.placer(hosts, leadership.fence, { retryMs: 100 });
+  stale.start();
+  await create('g');
+  await settle();
+  assert.equal(await hostOf('g'), UNPLACED, "the old leadership's writes fail");
+  await stale.stop();
+  placer = service.placer(hosts, next.fence, { retryMs: 100 });
+  placer.start();
+  assert.ok(await waitFor('g placed by the new leader', () => hostOf('g')));
+  leadership = next;
+});

@@ -4,20 +4,18 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { hostname, networkInterfaces } from 'node:os';
 import { isIP, isIPv4 } from 'node:net';
 import { join } from 'node:path';
-import type { HostRuntime } from './agent/host-runtime.js';
-import { GroupStorage } from './agent/storage.js';
+import { createHostRuntime, hostRuntimeConfig, type HostRuntimeConfig } from './agent/host.js';
 import { Authenticator, type ServicePrincipal, type TokenGrant } from './arm/auth.js';
 import { groupLookup, startDnsServer, type DnsServer } from './instances/dns.js';
 import { buildServer } from './instances/http.js';
+import type { AgentApiOptions } from './instances/hosts/agent-api.js';
+import { configPicker } from './lib/config-file.js';
 import { BerthError, Codes } from './lib/errors.js';
 import { ensureServerCert } from './lib/tls.js';
 import { InstancesService } from './instances/service.js';
-import { ContainerRuntime, chooseOciRuntime } from './runtime/container/runtime.js';
-import { GroupDisks } from './runtime/disk/disks.js';
-import { ImageStore } from './runtime/image/store.js';
-import { NetworkManager } from './runtime/network/network.js';
-import { httpProbe } from './runtime/probe.js';
 import { LOCAL_HOST, startLocalAgent, type LocalAgent } from './server-agent.js';
+import { startClusterCore } from './server-cluster.js';
+import { parseStoreUrl } from './store/open.js';
 import { SqliteStore } from './store/sqlite.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
@@ -25,81 +23,56 @@ import { splitHostPort } from './lib/net.js';
 import { readableSecretWarning } from './lib/secret-file.js';
 import type { PublishedPort } from './runtime/types.js';
 
-export interface ServerConfig {
+export interface ServerConfig extends HostRuntimeConfig {
   /** Plain HTTP; loopback only unless allowInsecureHttp. */
   listen: string; // HOST:PORT
   /** HTTPS with the certificate berth's CA signs; '' turns it off. */
   listenHttps: string;
   allowInsecureHttp: boolean;
   tlsDir: string;
-  dataDir: string;
   /** A string may use every subscription; an object only those it lists. */
   tokens: (string | TokenGrant)[];
   servicePrincipals: ServicePrincipal[];
   /** What GET /subscriptions lists to a caller that may use any. */
   subscriptions: string[];
-  /** runc state dir; on tmpfs so a reboot forgets containers that a reboot killed. */
-  runcRoot: string;
-  bridge: string;
-  subnet: string;
-  /** The host's IPv4 address clients reach Public groups on: their ports are published there, and only there. */
-  advertiseAddress: string;
-  /** Host ports no group may publish (TCP and UDP), besides berth's own API and DNS ports. */
-  reservedPorts: number[];
-  insecureRegistries: string[];
-  stopGraceSeconds: number;
-  /** Warm sandboxes (netns + IP) kept ready for creates; 0 makes each on demand. Default 8. */
-  sandboxPool: number;
-  /** 'auto' (the default) takes crun where the host lets it run (it starts containers faster), else runc. */
-  ociRuntime: 'runc' | 'crun' | 'auto';
   /** Zone of the groups' fqdns (`<dnsNameLabel>.<location>.<zone>`). */
   dnsZone: string;
   /** The location (ARM region) berth serves; requests naming another are refused. Default 'local'. */
   location: string;
   /** Where berth's DNS answers for that zone (UDP and TCP); '' turns it off; unset: DEFAULT_DNS_LISTEN if free. */
   dnsListen?: string;
-  /** Exits are seen as conmon records them; this backstop re-checks every running group (ms). Default 10000. */
-  agentPollMs: number;
   /**
-   * Each group's disk, in GB (GiB, as ACI's memoryInGB): its containers' writable layers and its
-   * emptyDir, secret and gitRepo volumes share it; writes past it fail with ENOSPC. 0: no limit
-   * (they live in the data dir). Default 10.
+   * The store: unset, SQLite in the data dir with this host as the only agent (the embedded default);
+   * `etcd://host:port[,…][/prefix]`, a control plane replica of a cluster (hosts join with `berth agent`).
    */
-  diskLimitGB: number;
+  store?: string;
+  /** Tokens a host may join the cluster with (`berth agent --token`). */
+  joinTokens: string[];
+  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
+  hostLeaseSeconds: number;
 }
 
 const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
-const DEFAULT_DISK_LIMIT_GB = 10;
 
 /** Options in `<dataDir>/config.json` (written by `berth up`), overridden by flags. */
 export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): ServerConfig {
   const file = join(dataDir, 'config.json');
-  const fromFile = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<ServerConfig>) : {};
-  const pick = <K extends keyof ServerConfig>(k: K, d: ServerConfig[K]): ServerConfig[K] =>
-    (flags[k] !== undefined && !(Array.isArray(flags[k]) && (flags[k] as unknown[]).length === 0) ? flags[k] : fromFile[k] ?? d) as ServerConfig[K];
+  const { fromFile, pick } = configPicker<ServerConfig>(file, flags);
   return {
+    ...hostRuntimeConfig(dataDir, pick, { advertiseAddress: defaultAdvertiseAddress }),
     listen: pick('listen', '127.0.0.1:8780'),
     listenHttps: pick('listenHttps', '127.0.0.1:8743'),
     allowInsecureHttp: pick('allowInsecureHttp', false),
     tlsDir: pick('tlsDir', join(dataDir, 'tls')),
-    dataDir,
     tokens: [...(fromFile.tokens ?? []), ...(flags.tokens ?? [])],
     servicePrincipals: [...(fromFile.servicePrincipals ?? []), ...(flags.servicePrincipals ?? [])],
     subscriptions: pick('subscriptions', ['default']),
-    runcRoot: pick('runcRoot', '/run/berth/runc'),
-    bridge: pick('bridge', 'berth0'),
-    subnet: pick('subnet', '10.89.0.0/16'),
-    advertiseAddress: pick('advertiseAddress', defaultAdvertiseAddress()),
-    reservedPorts: pick('reservedPorts', []),
-    insecureRegistries: pick('insecureRegistries', []),
-    stopGraceSeconds: pick('stopGraceSeconds', 5),
-    sandboxPool: pick('sandboxPool', 8),
-    ociRuntime: pick('ociRuntime', 'auto'),
-    agentPollMs: pick('agentPollMs', 10_000),
-    diskLimitGB: pick('diskLimitGB', DEFAULT_DISK_LIMIT_GB),
     dnsZone: pick('dnsZone', 'berth.internal'),
     location: pick('location', 'local'),
     dnsListen: flags.dnsListen ?? fromFile.dnsListen,
+    store: pick('store', undefined),
+    joinTokens: [...(fromFile.joinTokens ?? []), ...(flags.joinTokens ?? [])],
+    hostLeaseSeconds: pick('hostLeaseSeconds', 10),
   };
 }
 
@@ -123,8 +96,6 @@ function defaultAdvertiseAddress(): string {
   return '127.0.0.1';
 }
 
-const GiB = 1024 ** 3;
-
 /** A warning when the config file holds API tokens or service principals' secrets and others than its owner may read it. */
 export function exposedSecretsWarning(file: string): string | undefined {
   let cfg: Partial<ServerConfig>;
@@ -135,6 +106,45 @@ export function exposedSecretsWarning(file: string): string | undefined {
   }
   const holds = [cfg.tokens?.length ? 'API tokens' : '', cfg.servicePrincipals?.length ? "service principals' secrets" : ''].filter(Boolean);
   return holds.length > 0 ? readableSecretWarning(file, holds.join(' and ')) : undefined;
+}
+
+/** What serves the API: the store, the service over it and its hosts (this one in-process, or a cluster's). */
+export interface Core {
+  service: InstancesService;
+  /** The agent API, when hosts join this control plane. */
+  agentApi?: AgentApiOptions;
+  /** A placed group's Public address: its host's (a cluster); unset, this server's advertise address. */
+  hostAddress?: (host: string) => string | undefined;
+  close(): Promise<void>;
+}
+
+/** How long a stop waits for the group to have stopped: the grace, then the kill and the teardown, and a minute more. */
+export const stopWaitMs = (cfg: { stopGraceSeconds: number }) => (cfg.stopGraceSeconds + 60) * 1000;
+
+/** The embedded default: SQLite in the data dir (or the file --store names), this host's agent in-process. */
+async function startEmbeddedCore(cfg: ServerConfig, berthPorts: () => PublishedPort[]): Promise<Core> {
+  const where = cfg.store ? parseStoreUrl(cfg.store) : undefined;
+  const store = new SqliteStore(where?.kind === 'sqlite' ? where.path : join(cfg.dataDir, 'berth.db'));
+  const host = createHostRuntime(cfg, { reservedPorts: berthPorts, warn: (why) => console.error(`berth: ${why}`) });
+  let local: LocalAgent | undefined;
+  const dataPlanes = (name: string) => {
+    if (name === LOCAL_HOST && local) return local.agent;
+    throw new BerthError(Codes.ServiceUnavailable, `The host '${name}' of the container group cannot be reached.`, 503);
+  };
+  const service = new InstancesService(store, dataPlanes, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: stopWaitMs(cfg), placeOn: LOCAL_HOST });
+  await service.start();
+  local = await startLocalAgent(service.gateway, { runtime: host.runtime, address: cfg.advertiseAddress, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs });
+  // after the agent adopted what runs: what a crash left in the pools is torn down, then they fill in the background
+  await host.startPools();
+  return {
+    service,
+    async close() {
+      await local?.close();
+      await host.stopPools();
+      await service.stop();
+      await store.close();
+    },
+  };
 }
 
 const isLoopback = (host: string) => host === 'localhost' || host === '::1' || /^127\./.test(host);
@@ -160,7 +170,6 @@ export async function startServer(cfg: ServerConfig) {
     throw new Error(`advertiseAddress "${cfg.advertiseAddress}" is no IPv4 address: Public ports are published on it (--advertise-address)`);
   if (!isLoopback(cfg.advertiseAddress) && !Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === cfg.advertiseAddress)))
     console.error(`berth: advertiseAddress ${cfg.advertiseAddress} is not an address of this host: Public ports published on it answer only where traffic to it arrives here unchanged`);
-  const store = new SqliteStore(join(cfg.dataDir, 'berth.db'));
   // berth's own ports (those configured now, the ones the kernel picks once it listens): a group
   // publishing one would take berth's requests, tokens included
   const berthPorts: PublishedPort[] = cfg.reservedPorts.flatMap((port) => [{ port, protocol: 'TCP' as const }, { port, protocol: 'UDP' as const }]);
@@ -171,20 +180,6 @@ export async function startServer(cfg: ServerConfig) {
   reserve(cfg.listen, ['TCP']);
   reserve(cfg.listenHttps, ['TCP']);
   reserve(cfg.dnsListen === '' ? undefined : cfg.dnsListen ?? DEFAULT_DNS_LISTEN, ['UDP', 'TCP']);
-  const network = new NetworkManager({
-    bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
-    hostAddress: cfg.advertiseAddress, reservedPorts: () => berthPorts,
-  });
-  const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, (why) => console.error(`berth: ${why}`));
-  // also with limits off: disks made while they were on are adopted, and released with their groups
-  const disks = new GroupDisks({ root: join(cfg.dataDir, 'disks'), sizeBytes: Math.round(cfg.diskLimitGB * GiB), poolSize: cfg.sandboxPool });
-  const runtime: HostRuntime = {
-    images: new ImageStore({ root: join(cfg.dataDir, 'images'), insecureRegistries: cfg.insecureRegistries }),
-    containers: new ContainerRuntime({ root: join(cfg.dataDir, 'containers'), runcRoot: cfg.runcRoot, runcPath: ociRuntime }),
-    network,
-    storage: new GroupStorage(cfg.dataDir, disks),
-    httpProbe,
-  };
   if (tracing) {
     // event-loop lag: how long ready work waited for the single JS thread
     const h = monitorEventLoopDelay({ resolution: 5 });
@@ -194,22 +189,13 @@ export async function startServer(cfg: ServerConfig) {
       h.reset();
     }, 1000).unref();
   }
-  let local: LocalAgent | undefined;
-  const dataPlanes = (host: string) => {
-    if (host === LOCAL_HOST && local) return local.agent;
-    throw new BerthError(Codes.ServiceUnavailable, `The host '${host}' of the container group cannot be reached.`, 503);
-  };
-  // a stop waits out the grace, then the kill and the teardown: a minute more than the grace before it answers anyway
-  const service = new InstancesService(store, dataPlanes, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: (cfg.stopGraceSeconds + 60) * 1000, placeOn: LOCAL_HOST });
-  await service.start();
-  local = await startLocalAgent(service.gateway, { runtime, address: cfg.advertiseAddress, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs });
-  // after sync: what a crash left in the pool is torn down, then it fills in the background
-  await network.startPool();
-  await disks.startPool();
-  const common = { service, auth, advertiseAddress: cfg.advertiseAddress, subscriptions: cfg.subscriptions };
+  const core = cfg.store?.startsWith('etcd://') ? await startClusterCore(cfg) : await startEmbeddedCore(cfg, () => berthPorts);
+  const { service } = core;
+  const ctx = { advertiseAddress: cfg.advertiseAddress, hostAddress: core.hostAddress };
+  const common = { service, auth, ...ctx, subscriptions: cfg.subscriptions, agentApi: core.agentApi };
   const apps = [buildServer(common)];
   let dns: DnsServer | undefined;
-  const dnsOptions = { zone: service.dnsZone, lookup: groupLookup(service, { advertiseAddress: cfg.advertiseAddress }) };
+  const dnsOptions = { zone: service.dnsZone, lookup: groupLookup(service, ctx) };
   if (cfg.dnsListen !== '') {
     try {
       dns = await startDnsServer(cfg.dnsListen ?? DEFAULT_DNS_LISTEN, dnsOptions);
@@ -248,12 +234,7 @@ export async function startServer(cfg: ServerConfig) {
     async close() {
       for (const app of apps) await app.close();
       await dns?.close();
-      await local?.close();
-      // warm sandboxes belong to no group: they go with the server (claimed ones stay with their containers)
-      await network.stopPool();
-      await disks.stopPool();
-      await service.stop();
-      await store.close();
+      await core.close();
     },
   };
 }

@@ -24,7 +24,7 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   // What every ARM provider shares: the HTTP edge (canonical targets, auth on the route that runs, api-version
   // checks, envelopes), LRO headers, tags, and Microsoft.Resources (subscriptions, resource groups, login).
   arm: { path: 'arm/', may: ['lib'] },
-  // The container instances service: its ARM routes, model, admission, placement. It drives agents through
+  // The container instances service: its ARM routes, model, admission, placement, the agent API. It drives agents through
   // their contract only (the host spec, the link and the statuses they report: agent/spec.ts, agent/link.ts,
   // agent/types.ts), never an agent's implementation.
   instances: { path: 'instances/', may: ['arm', 'store', 'agent/types.ts', 'agent/spec.ts', 'agent/link.ts', 'lib'] },
@@ -37,9 +37,11 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   web: { path: 'web/', may: ['client', 'lib'] },
   // The server's composition root: wires instances, agent, runtime and store into one process.
   server: { path: 'server', may: ['instances', 'arm', 'agent', 'runtime', 'store', 'lib'] },
+  // The composition root of `berth agent`: one host's runtime and agent, linked to a control plane over the network.
+  agentProcess: { path: 'agent-process.ts', may: ['agent', 'runtime', 'lib'] },
   // The `berth` binary: runs the server in-process (`berth server`, `up`) and registers the client-side
   // commands (cli/, connectors/); the one file that reaches both sides of the API.
-  entry: { path: 'cli/main.ts', may: ['server', 'cli', 'connectors', 'client', 'lib'] },
+  entry: { path: 'cli/main.ts', may: ['server', 'agentProcess', 'cli', 'connectors', 'client', 'lib'] },
 };
 
 /** npm packages that belong to one side only. */

@@ -20,9 +20,22 @@ const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
 const program = new Command('berth').description('Self-hosted container instances, wire-compatible with Azure Container Instances');
 
+/** SIGTERM or SIGINT: `close` once (containers keep running), then exit. */
+function stopOnSignals(close: () => Promise<void>) {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
 program
   .command('server')
-  .description('Run the berth server in the foreground (SQLite, this host as the only agent)')
+  .description('Run the berth server in the foreground (SQLite, this host as the only agent; or a control plane replica of a cluster on etcd)')
   .option('--listen <host:port>', 'plain HTTP address (loopback only unless --allow-insecure-http)')
   .option('--listen-https <host:port>', "HTTPS address, with a certificate from berth's own CA ('' for none)")
   .option('--allow-insecure-http', 'allow plain HTTP on a non-loopback address')
@@ -39,25 +52,57 @@ program
   .option('--dns-zone <zone>', "zone of the groups' fqdns (default berth.internal)")
   .option('--location <name>', "the location berth serves; requests naming another are refused (default local)")
   .option('--disk-limit-gb <GB>', "each group's disk for its writable layers and volumes (default 10; 0: no limit)", Number)
+  .option('--store <url>', 'etcd://host:port[,host:port…][/prefix]: a control plane replica of a cluster, its hosts joined with `berth agent` (default: SQLite in the data dir, this host the only agent)')
+  .option('--join-token <token>', 'a token hosts may join the cluster with (repeatable)', collect, [])
   .action(async (o) => {
     const { loadConfig, startServer } = await import('../server.js');
     const cfg = loadConfig(resolve(o.dataDir), {
       listen: o.listen, listenHttps: o.listenHttps, allowInsecureHttp: o.allowInsecureHttp, tlsDir: o.tlsDir, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
       runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace, dnsListen: o.dnsListen, dnsZone: o.dnsZone, location: o.location,
-      diskLimitGB: o.diskLimitGb,
+      diskLimitGB: o.diskLimitGb, store: o.store, joinTokens: o.joinToken,
     });
     const srv = await startServer(cfg);
     if (srv.dnsAddress) console.error(`berth: serving DNS for zone ${srv.dnsZone} on ${srv.dnsAddress} (UDP and TCP)`);
     console.error(`berth: serving the ACI API on ${srv.url}${srv.httpsUrl ? ` and ${srv.httpsUrl} (CA certificate: ${srv.caCert})` : ''} (data in ${cfg.dataDir})`);
-    let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
-      stopping = true;
-      await srv.close();
-      process.exit(0);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
+    stopOnSignals(() => srv.close());
+  });
+
+program
+  .command('agent')
+  .description('Run this host as an agent of a berth cluster: join the control plane once with a join token, then run what it places here')
+  .option('--join <urls>', 'the control plane: https://host:port, several comma-separated for replicas')
+  .option('--token <token>', 'a join token of the cluster (the first start only; the host keeps its own credential)')
+  .option('--ca <file>', "the CA to trust the control plane by on the first start (PEM; later: the cluster CA it received)")
+  .option('--name <host>', "this host's name in the cluster (a DNS label; default: the hostname)")
+  .option('--zone <zone>', 'the zone (fault domain) this host is in')
+  .option('--label <key=value>', 'a label of this host (repeatable)', collect, [])
+  .option('--advertise-address <ip>', 'the address the control plane reaches this host on, and published ports are on')
+  .option('--listen <host:port>', "the agent's own HTTPS API (logs, exec), default ADVERTISE_ADDRESS:8790")
+  .option('--cpu <cores>', 'CPU cores groups may use here (default: all of the host)', Number)
+  .option('--memory-gb <GB>', 'memory groups may use here (default: all of the host)', Number)
+  .option('--data-dir <dir>', 'where the host keeps its credential, images and containers', '/var/lib/berth-agent')
+  .option('--bridge <name>', 'bridge for container groups')
+  .option('--subnet <cidr>', 'subnet for container groups on this host')
+  .option('--runc-root <dir>', 'runc state directory')
+  .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (loopback ones always are)', collect, [])
+  .option('--stop-grace <seconds>', 'SIGTERM-to-SIGKILL grace when stopping containers', Number)
+  .option('--disk-limit-gb <GB>', "each group's disk for its writable layers and volumes (default 10; 0: no limit)", Number)
+  .action(async (o) => {
+    const { loadAgentConfig, startAgentProcess } = await import('../agent-process.js');
+    const labels: Record<string, string> = {};
+    for (const l of o.label as string[]) {
+      const i = l.indexOf('=');
+      if (i <= 0) throw new CliError(`--label takes key=value (got '${l}')`);
+      labels[l.slice(0, i)] = l.slice(i + 1);
+    }
+    const cfg = loadAgentConfig(resolve(o.dataDir), {
+      join: o.join ? String(o.join).split(',').map((u: string) => u.trim()).filter(Boolean) : undefined, token: o.token, caFile: o.ca, name: o.name, zone: o.zone,
+      labels: Object.keys(labels).length ? labels : undefined, advertiseAddress: o.advertiseAddress, listen: o.listen, cpu: o.cpu, memoryGB: o.memoryGb,
+      bridge: o.bridge, subnet: o.subnet, runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace, diskLimitGB: o.diskLimitGb,
+    });
+    const agent = await startAgentProcess(cfg);
+    console.error(`berth agent: host ${agent.host} is in the cluster (control plane ${agent.controlPlane()}); its API on ${agent.dataPlaneUrl} (data in ${cfg.dataDir})`);
+    stopOnSignals(() => agent.close());
   });
 
 program

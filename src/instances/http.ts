@@ -5,6 +5,7 @@ import { apiVersionOf } from '../arm/lro.js';
 import { registerResourceRoutes } from '../arm/resources.js';
 import { createArmServer } from '../arm/server.js';
 import { ACI_API_VERSIONS, isAciApiVersion, responseForVersion } from './api-versions.js';
+import { registerAgentRoutes, type AgentApiOptions } from './hosts/agent-api.js';
 import { registerGroupRoutes } from './routes/groups.js';
 import { registerLocationRoutes } from './routes/locations.js';
 import { registerSessionRoutes } from './routes/sessions.js';
@@ -14,10 +15,14 @@ export interface HttpOptions {
   service: InstancesService;
   auth: Authenticator;
   advertiseAddress: string;
+  /** In a cluster: where a host's published ports are (render.ts). */
+  hostAddress?: (host: string) => string | undefined;
   /** Subscriptions listed to callers that may use any (GET /subscriptions). */
   subscriptions: string[];
   https?: { key: Buffer; cert: Buffer };
   logger?: boolean;
+  /** The agent API (/agent/v1), when hosts may join this control plane. */
+  agentApi?: AgentApiOptions;
 }
 
 /** The provider's api-versions (api-versions.ts): every version Azure published. */
@@ -25,15 +30,16 @@ const ACI_VERSIONS = { accepts: isAciApiVersion, list: ACI_API_VERSIONS };
 
 export function buildServer(o: HttpOptions): FastifyInstance {
   const app = createArmServer({
-    auth: o.auth, https: o.https, logger: o.logger,
+    auth: o.auth, agents: o.agentApi?.credentials, https: o.https, logger: o.logger,
     actionOf: (method) => `${PROVIDER}/containerGroups/${method === 'GET' ? 'read' : 'write'}`,
   });
   // Each response in the shapes of the api-version it was asked in (api-versions.ts).
   app.addHook('preSerialization', async (req, _reply, payload) => responseForVersion(apiVersionOf(req), payload));
   registerResourceRoutes(app, { auth: o.auth, resourceGroups: o.service, subscriptions: o.subscriptions });
-  const ctx = { advertiseAddress: o.advertiseAddress };
+  const ctx = { advertiseAddress: o.advertiseAddress, hostAddress: o.hostAddress };
   registerGroupRoutes(app, o.service, ctx, ACI_VERSIONS);
   registerSessionRoutes(app, o.service, ACI_VERSIONS);
   registerLocationRoutes(app, o.service, ACI_VERSIONS);
+  if (o.agentApi) registerAgentRoutes(app, o.agentApi);
   return app;
 }

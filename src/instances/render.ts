@@ -14,6 +14,8 @@ export const operationPath = (sub: string, location: string, id: string) =>
 export interface RenderContext {
   /** Address a client reaches published ports on. */
   advertiseAddress: string;
+  /** In a cluster: the address of a host, where the Public ports of the groups placed on it are published. */
+  hostAddress?: (host: string) => string | undefined;
 }
 
 /** `list`: as list results show groups, without the group's instance view (as the spec declares them). */
@@ -54,11 +56,13 @@ export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
   };
 }
 
-/** The address berth reports for a group (and its DNS name answers): the host's for Public, the sandbox's for Private. */
+/** The address berth reports for a group (and its DNS name answers): its host's for Public, the sandbox's for Private. */
 export function groupIp(v: GroupView, ctx: RenderContext): string | undefined {
   const a = v.record.spec.ipAddress;
   if (!a) return undefined;
-  return a.type === 'Public' ? ctx.advertiseAddress : v.status?.ip;
+  if (a.type !== 'Public') return v.status?.ip;
+  if (!ctx.hostAddress) return ctx.advertiseAddress;
+  return v.record.host ? ctx.hostAddress(v.record.host) : undefined;
 }
 
 function groupState(v: GroupView): string {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # For the quickstart: a registry on 127.0.0.1:5000 holding 127.0.0.1:5000/web:1, a tiny web server image
-# built here from busybox-static (nothing is downloaded but Debian packages).
+# built here from busybox-static (nothing is downloaded but Debian packages). BERTH_DEMO_REGISTRY=HOST:PORT
+# serves it elsewhere (a dev cluster's hosts reach this machine at 10.250.0.1:5000).
 set -euo pipefail
 pkgs=(docker-registry skopeo umoci busybox-static curl)
 missing=()
@@ -11,7 +12,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 dir=${BERTH_DEMO_DIR:-/var/lib/berth-demo}
-addr=127.0.0.1:5000
+addr=${BERTH_DEMO_REGISTRY:-127.0.0.1:5000}
 mkdir -p "$dir"
 if ! curl -fs "http://$addr/v2/" >/dev/null; then
   cat > "$dir/registry.yml" <<YAML

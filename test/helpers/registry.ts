@@ -21,6 +21,8 @@ export interface StartRegistryOptions {
   users?: RegistryUser[];
   /** Which field the token server answers with; registries in the wild use either. */
   tokenField?: 'token' | 'access_token' | 'both';
+  /** Where it listens (default 127.0.0.1 on a free port): e.g. a dev cluster's underlay address, for its hosts. */
+  listen?: { host: string; port: number };
 }
 
 export interface RegistryRequest {
@@ -157,8 +159,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
 
     // A port can be taken between probing and binding: retry a few times.
     for (let attempt = 0; ; attempt++) {
-      const port = await freePort();
-      const host = `127.0.0.1:${port}`;
+      const host = opts.listen ? `${opts.listen.host}:${opts.listen.port}` : `127.0.0.1:${await freePort()}`;
       const config =
         `version: 0.1\nlog:\n  level: info\n  formatter: text\n` +
         `storage:\n  filesystem:\n    rootdirectory: ${dataDir}\n  delete:\n    enabled: true\n` +
@@ -183,7 +184,7 @@ export async function startRegistry(opts: StartRegistryOptions = {}): Promise<Te
         };
       }
       if (child.exitCode === null && child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-      if (attempt >= 2) throw new Error(`docker-registry did not start: ${(await readFile(logFile, 'utf8')).slice(-2000)}`);
+      if (attempt >= 2 || opts.listen) throw new Error(`docker-registry did not start: ${(await readFile(logFile, 'utf8')).slice(-2000)}`);
     }
   } catch (e) {
     await stop();

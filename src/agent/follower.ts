@@ -1,8 +1,8 @@
 // The agent's side of its link to the control plane: registers the host, follows the specs placed on it into the agent, and reports statuses and removals back until they land.
-import { BerthError } from '../lib/errors.js';
+import { BerthError, Codes } from '../lib/errors.js';
 import { traceValue } from '../lib/trace.js';
 import type { Agent } from './agent.js';
-import type { ControlPlaneLink, HostRegistration, HostResume, SpecEvent } from './link.js';
+import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, SpecEvent } from './link.js';
 import type { PlacedHostSpec } from './spec.js';
 import type { GroupStatus } from './types.js';
 
@@ -15,6 +15,9 @@ export interface SpecFollowerOptions {
   retryMs?: number;
   maxRetryMs?: number;
 }
+
+/** Heartbeats unanswered at once (a partition): more wait for one of them to give up. */
+const MAX_BEATS_IN_FLIGHT = 8;
 
 export class SpecFollower {
   /** The newest generation seen per group: an older one is never run (fencing). */
@@ -56,22 +59,31 @@ export class SpecFollower {
 
   /** Registers the host and keeps its lease, then follows its specs; resolves once they are adopted (see `ready`). */
   async start(): Promise<void> {
-    let { leaseTtlMs } = await this.retrying('registering the host', () => this.link.register(this.registration()));
-    const beat = async () => {
-      try {
-        await this.link.heartbeat();
-      } catch (e) {
-        this.log(`heartbeat failed: ${(e as Error).message}`);
-        // the control plane may have lost the registration: register again
-        leaseTtlMs = (await this.link.register(this.registration()).catch(() => ({ leaseTtlMs }))).leaseTtlMs;
-      }
-      if (!this.closed) this.heartbeatTimer = setTimeout(() => void beat(), leaseTtlMs / 3).unref();
-    };
-    this.heartbeatTimer = setTimeout(() => void beat(), leaseTtlMs / 3).unref();
+    this.keepLease(await this.retrying('registering the host', () => this.link.register(this.registration())));
     this.stopWatch = this.link.watchSpecs(0, (e) => {
       this.handling = this.handling.then(() => this.onSpecEvent(e)).catch((err) => this.log(`applying specs: ${(err as Error).message}`));
     }, (e) => this.log(`following the specs: ${e.message}`));
     await this.ready;
+  }
+
+  /**
+   * Beats on a steady cadence, whether or not the last beat has answered: a beat lost in a partition (the link
+   * gives up on it well within the lease) holds up none after it, so the first one after the heal lands within a
+   * beat. Registers again only when the control plane has lost the registration.
+   */
+  private keepLease(terms: LeaseTerms) {
+    let inFlight = 0;
+    const beat = () => {
+      if (this.closed) return;
+      this.heartbeatTimer = setTimeout(beat, terms.heartbeatMs ?? terms.leaseTtlMs / 3).unref();
+      if (inFlight >= MAX_BEATS_IN_FLIGHT) return;
+      inFlight++;
+      void this.link.heartbeat().catch(async (e: BerthError) => {
+        this.log(`heartbeat failed: ${e.message}`);
+        if (e.code === Codes.ResourceNotFound) terms = await this.link.register(this.registration()).catch(() => terms);
+      }).finally(() => inFlight--);
+    };
+    this.heartbeatTimer = setTimeout(beat, terms.heartbeatMs ?? terms.leaseTtlMs / 3).unref();
   }
 
   private async onSpecEvent(e: SpecEvent) {

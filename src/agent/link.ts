@@ -53,9 +53,16 @@ export interface HostResume {
   removing: string[];
 }
 
+/** What a registration answers: the host is Ready while heartbeats arrive within `leaseTtlMs`, sent every `heartbeatMs`. */
+export interface LeaseTerms {
+  leaseTtlMs: number;
+  /** Absent from control planes before failover in seconds: a third of the lease then. */
+  heartbeatMs?: number;
+}
+
 export interface ControlPlaneLink {
-  /** Registers or refreshes the host; it is Ready while heartbeats arrive within `leaseTtlMs`. */
-  register(host: HostRegistration): Promise<{ leaseTtlMs: number }>;
+  /** Registers or refreshes the host (see LeaseTerms). */
+  register(host: HostRegistration): Promise<LeaseTerms>;
   /** Keeps the host's lease alive; rejects when the control plane cannot be reached (the agent keeps running). */
   heartbeat(): Promise<void>;
   /** Asked once as the agent starts, after the first set of specs arrived (see HostResume). */

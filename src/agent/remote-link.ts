@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { request, Agent as HttpsAgent } from 'node:https';
 import { BerthError, Codes, errorFromWire } from '../lib/errors.js';
 import { onJsonLines, readAll, refusalOf } from '../lib/http-response.js';
-import type { ControlPlaneLink, HostRegistration, HostResume, SpecEvent } from './link.js';
+import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, SpecEvent } from './link.js';
 import type { GroupStatus } from './types.js';
 
 export interface RemoteLinkOptions {
@@ -31,6 +31,9 @@ export interface JoinResponse {
   certificate: string;
 }
 
+/** How long a request waits to connect and for its answer's start. */
+const REQUEST_TIMEOUT_MS = 10_000;
+
 /** Statuses per request: well under the API's bound of 1000. */
 const STATUS_BATCH = 200;
 
@@ -53,12 +56,12 @@ class Endpoints {
   }
 
   /** Opens a request and resolves with its response once the status says it is one to read (2xx). */
-  async open(method: string, path: string, auth: string, body?: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+  async open(method: string, path: string, auth: string, body?: unknown, signal?: AbortSignal, timeoutMs = REQUEST_TIMEOUT_MS): Promise<IncomingMessage> {
     let last: Error | undefined;
     for (let i = 0; i < this.urls.length; i++) {
       const at = (this.current + i) % this.urls.length;
       try {
-        const res = await this.once(this.urls[at], method, path, auth, body, signal);
+        const res = await this.once(this.urls[at], method, path, auth, body, signal, timeoutMs);
         this.current = at;
         return res;
       } catch (e) {
@@ -73,24 +76,25 @@ class Endpoints {
     throw last!;
   }
 
-  async json<T>(method: string, path: string, auth: string, body?: unknown): Promise<T> {
-    const res = await this.open(method, path, auth, body);
+  async json<T>(method: string, path: string, auth: string, body?: unknown, timeoutMs = REQUEST_TIMEOUT_MS): Promise<T> {
+    const res = await this.open(method, path, auth, body, undefined, timeoutMs);
     const text = (await readAll(res)).toString();
     return (text ? JSON.parse(text) : undefined) as T;
   }
 
-  private once(base: string, method: string, path: string, auth: string, body: unknown, signal?: AbortSignal): Promise<IncomingMessage> {
+  private once(base: string, method: string, path: string, auth: string, body: unknown, signal: AbortSignal | undefined, timeoutMs: number): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const payload = body === undefined ? undefined : JSON.stringify(body);
       const req = request(`${base}${path}`, {
-        method, agent: this.agent, signal, timeout: 10_000,
+        method, agent: this.agent, signal, timeout: timeoutMs,
         headers: { authorization: `Bearer ${auth}`, ...(payload !== undefined && { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) }) },
       }, (res) => {
         if (res.statusCode! >= 200 && res.statusCode! < 300) return resolve(res);
         void readAll(res).then((b) => reject(refusalOf(res.statusCode!, b, `The control plane (${base})`)), (e: Error) => reject(unreachable(base, e)));
       });
-      // the timeout covers connecting and the answer's start; a stream's silence is watched by its reader
-      req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+      // the timeout covers connecting and the answer's start; a stream's silence is watched by its reader. The
+      // socket goes with the request: after a partition the next request connects anew rather than wait on it
+      req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       req.on('response', () => req.setTimeout(0));
       req.on('error', (e) => reject(signal?.aborted ? e : unreachable(base, e)));
       req.end(payload);
@@ -112,6 +116,7 @@ export class RemoteLink implements ControlPlaneLink {
   private eps: Endpoints;
   private streams = new Set<() => void>();
   private path: string;
+  private heartbeatTimeoutMs = REQUEST_TIMEOUT_MS;
 
   constructor(private o: RemoteLinkOptions) {
     this.eps = new Endpoints(o.endpoints, o.ca);
@@ -123,12 +128,15 @@ export class RemoteLink implements ControlPlaneLink {
     return this.eps.urls[this.eps.current];
   }
 
-  register(host: HostRegistration): Promise<{ leaseTtlMs: number }> {
-    return this.eps.json('PUT', this.path, this.o.credential, host);
+  async register(host: HostRegistration): Promise<LeaseTerms> {
+    const terms = await this.eps.json<LeaseTerms>('PUT', this.path, this.o.credential, host);
+    this.heartbeatTimeoutMs = terms.leaseTtlMs / 4;
+    return terms;
   }
 
+  /** Gives up within a quarter of the lease (the follower beats on meanwhile): a lost beat never costs the lease. */
   async heartbeat(): Promise<void> {
-    await this.eps.json('POST', `${this.path}/heartbeat`, this.o.credential);
+    await this.eps.json('POST', `${this.path}/heartbeat`, this.o.credential, undefined, this.heartbeatTimeoutMs);
   }
 
   resume(): Promise<HostResume> {

@@ -18,6 +18,7 @@ import { checkGroupName, checkResourceGroupName, checkSubscriptionId } from './m
 import { newOperation } from './operations.js';
 import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord } from './records.js';
 import { newResourceGroup, type ResourceGroupRecords } from './resource-groups.js';
+import type { StoredStatus } from './hosts/gateway.js';
 import { groupView, untilStatus } from './views.js';
 
 /** What a container group PUT asks for: its spec, location and tags, parsed and validated (actions.ts). */
@@ -205,6 +206,16 @@ export class GroupWriter {
     throw conflict(name);
   }
 
+  /** The group is no longer on `host`: its removal there is no longer awaited, and a status only that host reported goes. False: the status changed meanwhile. */
+  private async forgetHostStatus(host: string, uid: string): Promise<boolean> {
+    const status = await this.store.get<StoredStatus>(statusKey(uid));
+    const mine = status?.value.host === host;
+    return (await this.store.txn({
+      if: mine ? [{ key: status.key, modRevision: status.modRevision }] : [],
+      then: [{ delete: removingKey(host, uid) }, ...(mine ? [{ delete: statusKey(uid) }] : [])],
+    })).succeeded;
+  }
+
   /**
    * Deletes the record `cur` with `ops`, releasing what admitted it (its quota, its ports) in the same transaction,
    * and finishes its resource group's deletion if that waited for it. False: the record changed meanwhile.
@@ -220,8 +231,9 @@ export class GroupWriter {
   }
 
   /**
-   * The host reports the group torn down: its record (if it is the deleting one of this uid: a group re-created
-   * under the same name stays), status and what admitted it go, and its resource group if that is being deleted.
+   * The host reports the group torn down: its record (if it is the deleting one of this uid on this host: a group
+   * re-created under the same name, or moved to another host, stays), status and what admitted it go, and its
+   * resource group if that is being deleted.
    */
   async finishRemoval(host: string, uid: string): Promise<void> {
     const removing = (await this.store.get<RemovingRecord>(removingKey(host, uid)))?.value;
@@ -231,11 +243,15 @@ export class GroupWriter {
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       const cur = removing && (await this.store.get<GroupRecord>(removing.groupKey));
       const rec = cur?.value;
-      if (!cur || !rec || rec.uid !== uid || !rec.deleting) {
-        await this.store.txn({ then: !cur || !rec || rec.uid !== uid ? gone : always });
+      if (!cur || !rec || rec.uid !== uid) {
+        await this.store.txn({ then: gone });
         return;
       }
-      if (await this.endRecord(cur, gone)) return;
+      // moved off this host (it was lost) and placed elsewhere, or being deleted there: the record and the other
+      // host's status stay; only what this host reported last goes
+      if (!rec.deleting || rec.host !== host) {
+        if (await this.forgetHostStatus(host, uid)) return;
+      } else if (await this.endRecord(cur, gone)) return;
       await lostRace();
     }
     throw new BerthError(Codes.Conflict, `The removal of group ${uid} raced other writers ${ATTEMPTS} times; it is finished when the host reports it again.`, 409);

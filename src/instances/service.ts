@@ -15,6 +15,7 @@ import { dnsNameKey, groupKey, groupPrefix } from './keys.js';
 import { type Limits, checkResourceGroupName, checkSubscriptionId, defaultLimits } from './model.js';
 import { readOperation } from './operations.js';
 import { Placer } from './placement/placer.js';
+import { Rescheduler } from './placement/rescheduler.js';
 import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord, type OperationView } from './records.js';
 import { ResourceGroupRecords } from './resource-groups.js';
 import { upgradeLayout } from './upgrade.js';
@@ -38,7 +39,7 @@ export interface ServiceOptions {
    * them on no host until a placement reconciler (`placer`) chooses one.
    */
   placeOn?: string;
-  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
+  /** A host is NotReady this long after its last heartbeat (fractional allowed). Default 4 s (DEFAULT_HOST_LEASE_SECONDS). */
   hostLeaseSeconds?: number;
   /** Who this process is among the control plane's replicas (recorded with the host leases it keeps). */
   replica?: string;
@@ -98,6 +99,14 @@ export class InstancesService implements ResourceGroups {
       ...o,
       hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports),
     });
+  }
+
+  /**
+   * Moves the groups of hosts that turn NotReady off them, for the placer to place again, under `fence`. Call
+   * start() on it, and hostsChanged() whenever `hosts` changes.
+   */
+  rescheduler(hosts: HostsView, fence: Compare, o: { startGraceMs?: number; log?: (message: string) => void } = {}): Rescheduler {
+    return new Rescheduler(this.store, hosts, fence, { startGraceMs: o.startGraceMs ?? this.gateway.leaseTtlMs, log: o.log });
   }
 
   /**

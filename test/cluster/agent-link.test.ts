@@ -121,7 +121,7 @@ test("a host's credential works for its own host only; tenants' tokens never rea
 test('register records the host and makes it Ready; without heartbeats it is NotReady within the lease TTL', async () => {
   const link = linkOf({ endpoints: [a.url], host: 'h1', credential: joined.credential, ca });
   const reg = { name: 'h1', address: '10.250.0.11', zone: 'z1', labels: { disk: 'ssd' }, allocatable: { cpu: 2, memoryGB: 3 }, dataPlane: { url: 'https://10.250.0.11:8790', certSha256: 'a'.repeat(64) }, agentVersion: 'test' };
-  assert.deepEqual(await link.register(reg), { leaseTtlMs: 2000 });
+  assert.deepEqual(await link.register(reg), { leaseTtlMs: 2000, heartbeatMs: 125 });
   const host = (await store.get<Record<string, unknown>>('/hosts/h1'))!.value;
   assert.equal(host.zone, 'z1');
   assert.deepEqual(host.allocatable, { cpu: 2, memoryGB: 3 });

@@ -4,8 +4,8 @@
 //
 //   POST /agent/v1/join                          {name, addresses, csr}  -> {host, credential, caCert, signingPublicKey, certificate}
 //   POST /agent/v1/hosts/{host}/certificate      {addresses, csr}        -> {certificate}   (the host's addresses changed)
-//   PUT  /agent/v1/hosts/{host}                  HostRegistration        -> {leaseTtlMs}
-//   POST /agent/v1/hosts/{host}/heartbeat                                -> {leaseTtlMs}  (404 ResourceNotFound: register again)
+//   PUT  /agent/v1/hosts/{host}                  HostRegistration        -> {leaseTtlMs, heartbeatMs}
+//   POST /agent/v1/hosts/{host}/heartbeat                                -> {leaseTtlMs, heartbeatMs}  (404 ResourceNotFound: register again)
 //   GET  /agent/v1/hosts/{host}/resume                                   -> HostResume {statuses, removing}
 //   GET  /agent/v1/hosts/{host}/specs?fromRevision=N  -> NDJSON lines: {"events":[SpecEvent…]} (one line is one
 //        store revision or more, whole), {"heartbeat":true} every 10 s, {"error":WireError} before an end it caused
@@ -155,7 +155,7 @@ export function registerAgentRoutes(app: FastifyInstance, o: AgentApiOptions) {
 
   app.post(`${H}/heartbeat`, AGENT, async (req) => {
     await o.gateway.heartbeat(hostOf(req.params));
-    return { leaseTtlMs: o.gateway.leaseTtlMs };
+    return o.gateway.terms;
   });
 
   app.get(`${H}/resume`, AGENT, async (req) => o.gateway.resume(hostOf(req.params)));

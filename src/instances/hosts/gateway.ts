@@ -1,9 +1,9 @@
 // The control plane's side of a host's link, over the store: what a host may read (the specs placed on it, from a revision) and write (its registration, liveness, statuses and removals of its own groups), and nothing else.
-import type { HostRegistration, HostResume, PlacedSpec, SpecEvent } from '../../agent/link.js';
+import type { HostRegistration, HostResume, LeaseTerms, PlacedSpec, SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
 import { BerthError, Codes } from '../../lib/errors.js';
 import type { Store } from '../../store/store.js';
-import { HostLeases } from './host-leases.js';
+import { heartbeatMs, HostLeases } from './host-leases.js';
 import { hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
 
 /** A host as the store records it. */
@@ -18,7 +18,7 @@ export type StoredStatus = GroupStatus & { host: string };
 export interface HostGatewayOptions {
   /** A host has torn down a group that is no longer placed on it: the control plane finishes its deletion. */
   onRemoved: (host: string, uid: string) => Promise<void>;
-  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
+  /** A host is NotReady this long after its last heartbeat (fractional allowed). Default 4 s. */
   leaseTtlSeconds?: number;
   /** Who keeps the hosts' leases (a replica's name), recorded with them for people reading the store. */
   holder?: string;
@@ -49,6 +49,12 @@ export function statusBatches(statuses: GroupStatus[]): GroupStatus[][] {
   return batches;
 }
 
+/**
+ * A lost host's groups run elsewhere within 5 s of the loss (NotReady after the lease, then placed again), while a
+ * network blip of 3 s moves nothing (a lease less two 0.25 s beats is 3.5 s of silence).
+ */
+export const DEFAULT_HOST_LEASE_SECONDS = 4;
+
 export class HostGateway {
   private readonly leases: HostLeases;
 
@@ -56,7 +62,7 @@ export class HostGateway {
     private readonly store: Store,
     private readonly o: HostGatewayOptions,
   ) {
-    this.leases = new HostLeases(store, o.leaseTtlSeconds ?? 10, o.holder ?? `process ${process.pid}`);
+    this.leases = new HostLeases(store, o.leaseTtlSeconds ?? DEFAULT_HOST_LEASE_SECONDS, o.holder ?? `process ${process.pid}`);
   }
 
   /** How long a host stays Ready without a heartbeat. */
@@ -64,13 +70,18 @@ export class HostGateway {
     return this.leases.ttlSeconds * 1000;
   }
 
+  /** What hosts are told to keep to: the lease and how often to beat for it. */
+  get terms(): LeaseTerms {
+    return { leaseTtlMs: this.leaseTtlMs, heartbeatMs: heartbeatMs(this.leases.ttlSeconds) };
+  }
+
   /** Records the host (address, capacity, how to reach it) and counts as a heartbeat. */
-  async register(host: string, reg: HostRegistration): Promise<{ leaseTtlMs: number }> {
+  async register(host: string, reg: HostRegistration): Promise<LeaseTerms> {
     const now = new Date().toISOString();
     const old = await this.store.get<HostRecord>(hostKey(host));
     await this.store.put(hostKey(host), { ...reg, name: host, registeredAt: old?.value.registeredAt ?? now, updatedAt: now } satisfies HostRecord);
     await this.heartbeat(host);
-    return { leaseTtlMs: this.leaseTtlMs };
+    return this.terms;
   }
 
   /**

@@ -5,8 +5,17 @@
 // replica's put moved it); a lease whose host has not beaten within its TTL is revoked, and the key's delete
 // event says NotReady. A replica that dies takes its leases along after their TTL, as etcd expires them; the
 // host's next heartbeat to another replica puts the key back first.
+//
+// The TTL may be fractional (failover within seconds): the store's lease only has to outlive the replica, so it is
+// whole seconds, rounded up; NotReady is this replica's own sweep finding a host without a beat for the TTL.
 import type { Lease, Store } from '../../store/store.js';
 import { hostLeaseKey } from '../keys.js';
+
+/** How often leases are looked at: NotReady lands within this after the TTL ran out. */
+export const sweepMs = (ttlSeconds: number) => Math.min(250, (ttlSeconds * 1000) / 8);
+
+/** How often a host beats for a lease of `ttlSeconds`: a silence of the TTL less two beats (one each side of it) still keeps the host Ready. */
+export const heartbeatMs = (ttlSeconds: number) => (ttlSeconds * 1000) / 16;
 
 interface Held {
   lease: Lease;
@@ -25,7 +34,7 @@ export class HostLeases {
     /** Who holds the leases (a replica's id), recorded in the key for people reading the store. */
     private holder: string,
   ) {
-    this.sweeper = setInterval(() => this.sweep(), 500);
+    this.sweeper = setInterval(() => this.sweep(), sweepMs(ttlSeconds));
     this.sweeper.unref();
   }
 
@@ -41,7 +50,7 @@ export class HostLeases {
   private async renew(host: string) {
     let h = this.held.get(host);
     if (!h || h.lease.signal.aborted) {
-      h = { lease: await this.store.grantLease(this.ttlSeconds), lastBeat: Date.now() };
+      h = { lease: await this.store.grantLease(Math.ceil(this.ttlSeconds)), lastBeat: Date.now() };
       this.held.set(host, h);
     }
     h.lastBeat = Date.now();

@@ -8,6 +8,7 @@ import { ensureClusterIdentity } from './instances/hosts/identity.js';
 import { RemoteDataPlanes } from './instances/hosts/remote-data-planes.js';
 import { RECONCILERS_ELECTION } from './instances/keys.js';
 import type { Placer } from './instances/placement/placer.js';
+import type { Rescheduler } from './instances/placement/rescheduler.js';
 import { InstancesService, UNPLACED } from './instances/service.js';
 import { Election, type Leadership } from './store/election.js';
 import { openStore } from './store/open.js';
@@ -31,7 +32,11 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   const credentials = new AgentCredentials(store, cfg.joinTokens);
   if (!credentials.joinable) log('no join token is configured (--join-token): no new host can join this cluster');
   let placer: Placer | undefined;
-  const hosts = new HostsView(store, () => placer?.hostsChanged());
+  let rescheduler: Rescheduler | undefined;
+  const hosts = new HostsView(store, () => {
+    placer?.hostsChanged();
+    rescheduler?.hostsChanged();
+  });
   const dataPlanes = new RemoteDataPlanes(hosts, (h) => new RemoteHostDataPlane({
     host: h.name, url: h.dataPlane!.url, certSha256: h.dataPlane!.certSha256, ca: identity.caCertPem,
     mint: (claims) => identity.signer.sign(claims, DATA_PLANE_TOKEN_TTL_S),
@@ -58,11 +63,14 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
       }
       log(`${replica} leads: running the reconcilers`);
       placer = service.placer(hosts, leadership.fence, { log });
+      rescheduler = service.rescheduler(hosts, leadership.fence, { log });
       placer.start();
+      rescheduler.start();
       await untilAborted(leadership.signal, closing.signal);
-      const ended = placer;
+      const ended = [rescheduler, placer];
       placer = undefined;
-      await ended.stop();
+      rescheduler = undefined;
+      for (const r of ended) await r.stop();
       if (closing.signal.aborted) {
         await leadership.resign().catch(() => undefined);
         return;

@@ -19,6 +19,7 @@ import { parseStoreUrl } from './store/open.js';
 import { SqliteStore } from './store/sqlite.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
+import { DEFAULT_HOST_LEASE_SECONDS } from './instances/hosts/gateway.js';
 import { splitHostPort } from './lib/net.js';
 import { readableSecretWarning } from './lib/secret-file.js';
 import type { PublishedPort } from './runtime/types.js';
@@ -48,7 +49,7 @@ export interface ServerConfig extends HostRuntimeConfig {
   store?: string;
   /** Tokens a host may join the cluster with (`berth agent --token`). */
   joinTokens: string[];
-  /** A host is NotReady this long after its last heartbeat. Default 10 s. */
+  /** A host is NotReady this long after its last heartbeat, and its groups move (fractional allowed). Default 4 s. */
   hostLeaseSeconds: number;
 }
 
@@ -72,7 +73,7 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     dnsListen: flags.dnsListen ?? fromFile.dnsListen,
     store: pick('store', undefined),
     joinTokens: [...(fromFile.joinTokens ?? []), ...(flags.joinTokens ?? [])],
-    hostLeaseSeconds: pick('hostLeaseSeconds', 10),
+    hostLeaseSeconds: pick('hostLeaseSeconds', DEFAULT_HOST_LEASE_SECONDS),
   };
 }
 

@@ -50,6 +50,20 @@ interface Kill {
   runningMs: number;
 }
 
+/** start-host, again after a moment when it fails (dev-cluster.sh may find an exiting process of the host and enter its namespace). */
+async function startHost(host: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await cluster.run('start-host', host);
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.error(`start-host ${host} failed (again in 1 s): ${(e as Error).message.split('\n')[0]}`);
+      await sleep(1000);
+    }
+  }
+}
+
 /** N groups pinned on `victim` (the other hosts' agents are down while they are placed), then its power loss. */
 async function failover(n: number, victim: string, image: string): Promise<Kill> {
   for (const r of await records()) await api.req('DELETE', api.groupPath(RG, r.name));
@@ -65,7 +79,7 @@ async function failover(n: number, victim: string, image: string): Promise<Kill>
     const recs = await records();
     return recs.length === n && recs.every((g) => r.get(g.uid) === victim);
   });
-  for (const h of others) await cluster.run('start-host', h);
+  for (const h of others) await startHost(h);
   await until('the others Ready', async () => (await ready(others[0])) && (await ready(others[1])));
   await sleep(1000);
 
@@ -82,7 +96,7 @@ async function failover(n: number, victim: string, image: string): Promise<Kill>
     if (recs.every((g) => r.get(g.uid) && r.get(g.uid) !== victim)) at.runningMs = now;
     return at.runningMs !== undefined;
   }, 60_000, 10);
-  await cluster.run('start-host', victim);
+  await startHost(victim);
   await until(`${victim} back, its removals reported`, async () => (await ready(victim)) && (await etcd.list(`/removing/${victim}/`)).length === 0);
   return { groups: n, victim, notReadyMs: at.notReadyMs ?? at.runningMs!, movedMs: at.movedMs ?? at.runningMs!, placedMs: at.placedMs ?? at.runningMs!, runningMs: at.runningMs! };
 }

@@ -55,8 +55,13 @@ export function statusBatches(statuses: GroupStatus[]): GroupStatus[][] {
  */
 export const DEFAULT_HOST_LEASE_SECONDS = 4;
 
+/** How long a heartbeat trusts that its host is registered. */
+const REGISTRATION_RECHECK_MS = 1000;
+
 export class HostGateway {
   private readonly leases: HostLeases;
+  /** Host -> when its registration was last seen in the store. */
+  private readonly registeredAt = new Map<string, number>();
 
   constructor(
     private readonly store: Store,
@@ -89,7 +94,15 @@ export class HostGateway {
    * ends. A host whose record is gone (a store started anew) must register again: ResourceNotFound.
    */
   async heartbeat(host: string): Promise<void> {
-    if (!(await this.store.get(hostKey(host)))) throw new BerthError(Codes.ResourceNotFound, `The host '${host}' is not registered.`, 404);
+    // looked up once a second at most: a beat comes every quarter second or so
+    const seen = this.registeredAt.get(host);
+    if (seen === undefined || Date.now() - seen > REGISTRATION_RECHECK_MS) {
+      if (!(await this.store.get(hostKey(host)))) {
+        this.registeredAt.delete(host);
+        throw new BerthError(Codes.ResourceNotFound, `The host '${host}' is not registered.`, 404);
+      }
+      this.registeredAt.set(host, Date.now());
+    }
     await this.leases.beat(host);
   }
 

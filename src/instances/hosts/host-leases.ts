@@ -17,9 +17,17 @@ export const sweepMs = (ttlSeconds: number) => Math.min(250, (ttlSeconds * 1000)
 /** How often a host beats for a lease of `ttlSeconds`: a silence of the TTL less two beats (one each side of it) still keeps the host Ready. */
 export const heartbeatMs = (ttlSeconds: number) => (ttlSeconds * 1000) / 16;
 
+/**
+ * How long a beat trusts the last look at the host's key: beats come many times a second, and the key leaves this
+ * replica's lease only when the host beats to another replica (whose lease then lasts the TTL, far longer).
+ */
+const RECHECK_MS = 1000;
+
 interface Held {
   lease: Lease;
   lastBeat: number;
+  /** When the key was last seen (or put) on this lease. */
+  checkedAt: number;
 }
 
 export class HostLeases {
@@ -50,13 +58,16 @@ export class HostLeases {
   private async renew(host: string) {
     let h = this.held.get(host);
     if (!h || h.lease.signal.aborted) {
-      h = { lease: await this.store.grantLease(Math.ceil(this.ttlSeconds)), lastBeat: Date.now() };
+      h = { lease: await this.store.grantLease(Math.ceil(this.ttlSeconds)), lastBeat: Date.now(), checkedAt: 0 };
       this.held.set(host, h);
     }
-    h.lastBeat = Date.now();
+    const now = Date.now();
+    h.lastBeat = now;
+    if (now - h.checkedAt < RECHECK_MS) return;
     const key = hostLeaseKey(host);
     if ((await this.store.get(key))?.lease !== h.lease.id)
       await this.store.put(key, { host, holder: this.holder, at: new Date().toISOString() }, { lease: h.lease.id });
+    h.checkedAt = now;
   }
 
   private sweep() {

@@ -116,7 +116,9 @@ export class Rescheduler {
     // not written: the record changed meanwhile (told next), or this replica no longer leads
     if (!written) return againAfter(50);
     this.o.log?.(`${key} moved off NotReady host ${rec.host}`);
-    await recordGroupEvent(this.store, rec.uid, 'Rescheduled', `Host '${rec.host}' is NotReady: the group is placed again on another host (generation ${moved.generation}).`, 'Warning');
+    // news for people, off the path of the next move (a lost host's groups move as one burst)
+    void recordGroupEvent(this.store, rec.uid, 'Rescheduled', `Host '${rec.host}' is NotReady: the group is placed again on another host (generation ${moved.generation}).`, 'Warning')
+      .catch((e: Error) => this.o.log?.(`the event of ${key}'s move was not recorded: ${e.message}`));
     return done;
   }
 }

@@ -16,7 +16,7 @@ import { placeOps, unplaceOps, type RemovingRecord } from './host-specs.js';
 import { groupEventsKey, groupKey, opKey, removingKey, rgKey, statusKey } from './keys.js';
 import { checkGroupName, checkResourceGroupName, checkSubscriptionId } from './model.js';
 import { newOperation } from './operations.js';
-import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord } from './records.js';
+import { GROUP_TYPE, locationKey, UNPLACED, type GroupRecord, type GroupView, type OperationRecord } from './records.js';
 import { newResourceGroup, type ResourceGroupRecords } from './resource-groups.js';
 import type { StoredStatus } from './hosts/gateway.js';
 import { groupView, untilStatus } from './views.js';
@@ -75,7 +75,7 @@ export class GroupWriter {
     checkResourceGroupName(rg);
     checkGroupName(name);
     const { spec, tags } = put;
-    refuseUnplaceable(spec);
+    if (this.o.placeOn !== UNPLACED) refuseUnplaceable(spec);
     const location = put.location === undefined ? undefined : this.o.servedLocation(put.location);
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -259,12 +259,15 @@ export class GroupWriter {
 }
 
 /**
- * Zones and placement rules decide a group's host, which only the scheduler can honour; until it places the groups
- * of this service they are refused by name rather than ignored.
+ * Zones and placement rules decide a group's host, which a cluster's scheduler honours; the embedded default places
+ * every group on its one host at once, so there they are refused by name rather than ignored.
  */
 function refuseUnplaceable(spec: GroupSpec) {
-  if (spec.zones) throw new BerthError(Codes.UnsupportedFeature, "Availability zones are not supported by berth yet ('zones').", 400, 'zones');
-  if (spec.placement) throw new BerthError(Codes.UnsupportedFeature, "Placement rules are not supported by berth yet ('properties.placement').", 400, 'properties.placement');
+  const refuse = (target: string, what: string): never => {
+    throw new BerthError(Codes.UnsupportedFeature, `${what} are honoured on a berth cluster (berth server --store etcd://…), not by a single-host berth ('${target}').`, 400, target);
+  };
+  if (spec.zones) refuse('zones', 'Availability zones');
+  if (spec.placement) refuse('properties.placement', 'Placement rules');
 }
 
 const immutableMessage = (name: string) =>

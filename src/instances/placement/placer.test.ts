@@ -35,8 +35,8 @@ const body = (o: { cpu?: number; port?: number; image?: string } = {}) => parseG
 const create = (name: string, o: { cpu?: number; port?: number } = {}) => service.createOrUpdate(ref(name), body(o));
 const recordOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))!;
 const hostOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))?.value.host;
-const addHost = async (name: string, cpu: number, ready = true) => {
-  await store.put(`/hosts/${name}`, { name, address: '10.0.0.1', labels: {}, allocatable: { cpu, memoryGB: 64 }, agentVersion: 't', registeredAt: '', updatedAt: '' });
+const addHost = async (name: string, cpu: number, ready = true, where: { zone?: string; labels?: Record<string, string> } = {}) => {
+  await store.put(`/hosts/${name}`, { name, address: '10.0.0.1', labels: where.labels ?? {}, ...(where.zone && { zone: where.zone }), allocatable: { cpu, memoryGB: 64 }, agentVersion: 't', registeredAt: '', updatedAt: '' });
   if (ready) await store.put(`/hostleases/${name}`, { host: name });
 };
 
@@ -108,6 +108,33 @@ test('a host that keeps a port for its own sockets gets no group publishing it',
   await create('e', { cpu: 4, port: 9000 });
   assert.equal(await waitFor('e placed', () => hostOf('e')), 'h5');
   assert.deepEqual(asked.h4, [[9000]], 'the host chosen first was asked, and kept it');
+});
+
+test("zones and placement rules are honoured: required anti-affinity spreads, the group too many waits with the reason, affinity joins", async () => {
+  for (const [h, zone] of [['p1', 'z1'], ['p2', 'z2'], ['p3', 'z3']]) await addHost(h, 16, true, { zone, labels: { pool: 'rules' } });
+  const spec = (placement: unknown, zones?: string[]) => parseGroupSpec({
+    location: 'local', ...(zones && { zones }), tags: { app: 'web' },
+    properties: { containers: [{ name: 'main', properties: { image: 'img', resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } }], placement },
+  });
+  const web = { hostLabels: { pool: 'rules' }, antiAffinity: [{ selector: { tags: { app: 'web' } }, scope: 'Host' }] };
+  for (const n of ['w1', 'w2', 'w3']) await service.createOrUpdate(ref(n), spec(web));
+  const placed = await Promise.all(['w1', 'w2', 'w3'].map((n) => waitFor(`${n} placed`, () => hostOf(n))));
+  assert.deepEqual(new Set(placed), new Set(['p1', 'p2', 'p3']), 'one per host of the pool');
+  assert.deepEqual((await Promise.all(['w1', 'w2', 'w3'].map(async (n) => (await recordOf(n)).value.zone))).sort(), ['z1', 'z2', 'z3'], "each record says its host's zone");
+  await service.createOrUpdate(ref('w4'), spec(web));
+  await settle();
+  assert.equal(await hostOf('w4'), UNPLACED);
+  const why = (await service.get(ref('w4'))).events?.find((e) => e.name === 'FailedScheduling');
+  assert.match(why?.message ?? '', /anti-affinity/, 'it says why it waits');
+  await service.delete(ref('w2'));
+  await service.gateway.reportRemoved(placed[1], (await recordOf('w2')).value.uid);
+  assert.equal(await waitFor('w4 placed once room appears', () => hostOf('w4')), placed[1]);
+
+  await service.createOrUpdate(ref('near'), spec({ hostLabels: { pool: 'rules' }, affinity: [{ selector: { names: ['w1'] }, scope: 'Host' }] }));
+  assert.equal(await waitFor('near placed', () => hostOf('near')), placed[0], 'with the group it asked to be near');
+  await service.createOrUpdate(ref('zoned'), spec(undefined, ['z3']));
+  assert.equal(await waitFor('zoned placed', () => hostOf('zoned')), 'p3', 'in its zone');
+  assert.deepEqual((await service.get(ref('zoned'))).record.zone, 'z3');
 });
 
 test("once placed, a group's spec follows its record, and its deletion takes it off its host; one never placed is gone at once", async () => {

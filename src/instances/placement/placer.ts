@@ -19,7 +19,7 @@ const publishedPorts = (r: GroupRecord): PublishedPort[] => (r.spec.ipAddress?.t
 export function demandOf(r: GroupRecord): GroupDemand {
   const cpu = r.spec.containers.reduce((n, c) => n + c.requests.cpu, 0);
   const memoryGB = r.spec.containers.reduce((n, c) => n + c.requests.memoryInGB, 0);
-  return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r).map((p) => `${p.protocol}/${p.port}`), zones: [] };
+  return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r).map((p) => `${p.protocol}/${p.port}`), zones: r.spec.zones ?? [], ...(r.spec.placement && { rules: r.spec.placement }) };
 }
 
 /** The scheduler's stand-in for the ports a host keeps for its own sockets: a group of nothing but those ports. */
@@ -131,7 +131,7 @@ export class Placer {
       await recordGroupEvent(this.store, rec.uid, 'FailedScheduling', decision.unschedulable, 'Warning');
       return againAfter(this.o.retryMs ?? 5000);
     }
-    const { host } = decision;
+    const { host, zone } = decision;
     // counted at once: decisions made while this one is written must not find the room it takes
     this.scheduler.setPlaced(host, demand);
     let written = false;
@@ -148,7 +148,7 @@ export class Placer {
         this.scheduler.setPlaced(host, keptBy(host, [...set]));
         return againAfter(1);
       }
-      const placed: GroupRecord = { ...rec, host };
+      const placed: GroupRecord = { ...rec, host, ...(zone && { zone }) };
       const claim = placementPortClaims(placed, key);
       written = await span(rec.uid, 'place.write', async () => (await this.store.txn({
         if: [this.fence, { key, modRevision: kv.modRevision }, ...claim.compares],
@@ -161,7 +161,7 @@ export class Placer {
     // not written: the record changed meanwhile, a port was taken (the cache was behind the store), or this
     // replica no longer leads; decided again
     if (!written) return againAfter(50);
-    await recordGroupEvent(this.store, rec.uid, 'Scheduled', `Placed on host '${host}'.`);
+    await recordGroupEvent(this.store, rec.uid, 'Scheduled', `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`);
     return done;
   }
 }

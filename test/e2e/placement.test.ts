@@ -1,0 +1,105 @@
+// Placement rules on a real cluster (scripts/dev-cluster.sh up 3, one host per zone): required anti-affinity puts 3 groups
+// on 3 hosts and a 4th waits Pending with FailedScheduling's reason until room appears, affinity puts a group beside
+// the one it names, zones pick the host, every group shows its host and zone, and the official SDK reads them unchanged.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Api, group, type BerthProcess } from '../helpers/berth.js';
+import { devClusterUp, hostContainers, UNDERLAY, type DevCluster } from '../helpers/cluster.js';
+import { buildImage } from '../helpers/images.js';
+import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { sdkClient } from '../helpers/sdk.js';
+
+const REGISTRY_PORT = 25000;
+const RG = 'placement';
+const SUB = 'placement-sub';
+/** dev-cluster.sh puts host i in zone-i (of three). */
+const ZONE: Record<string, string> = { devh1: 'zone-1', devh2: 'zone-2', devh3: 'zone-3' };
+
+let cluster: DevCluster | undefined;
+let registry: TestRegistry | undefined;
+let api: Api;
+let image: string;
+
+before(async () => {
+  if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
+  cluster = await devClusterUp({ hosts: 3, replicas: 1, insecureRegistries: [`${UNDERLAY}:${REGISTRY_PORT}`], caDir: process.env.BERTH_TEST_TLS_DIR });
+  registry = await startRegistry({ listen: { host: UNDERLAY, port: REGISTRY_PORT } });
+  image = (await buildImage(registry.host, 'placement/app', '1', { cmd: ['sleep', '3600'] })).reference;
+  api = new Api({ url: cluster.url, token: cluster.token }, SUB);
+});
+
+after(async () => {
+  try {
+    await cluster?.down();
+  } finally {
+    await registry?.stop();
+  }
+});
+
+const body = (o: { tags?: Record<string, string>; zones?: string[]; placement?: unknown } = {}) => {
+  const b = group(image, { cpu: 0.1, memoryInGB: 0.1 }) as Record<string, unknown> & { properties: Record<string, unknown> };
+  return { ...b, ...(o.tags && { tags: o.tags }), ...(o.zones && { zones: o.zones }), properties: { ...b.properties, ...(o.placement ? { placement: o.placement } : {}) } };
+};
+const get = async (name: string) => (await api.req('GET', api.groupPath(RG, name))).body;
+/** How many containers each host's mount namespace runs (what the kernel says, not the API). */
+const containersPerHost = () => Object.fromEntries(Object.keys(ZONE).map((h) => [h, hostContainers(cluster!, h).size]));
+
+describe('placement rules on a dev cluster of three hosts, one per zone', () => {
+  const web = { antiAffinity: [{ selector: { tags: { app: 'web' } }, scope: 'Host' }] };
+  const hostOfGroup: Record<string, string> = {};
+
+  test('required anti-affinity puts 3 groups on 3 hosts; a 4th waits Pending with the reason, and is placed once room appears', async () => {
+    const made = await Promise.all(['web1', 'web2', 'web3'].map((n) => api.createAndWait(RG, n, body({ tags: { app: 'web' }, placement: web }))));
+    for (const g of made) {
+      const { host, zone } = g.properties.placement;
+      assert.equal(zone, ZONE[host], `${g.name} shows its host's zone`);
+      hostOfGroup[g.name] = host;
+    }
+    assert.deepEqual(new Set(Object.values(hostOfGroup)), new Set(Object.keys(ZONE)));
+    assert.deepEqual(containersPerHost(), { devh1: 1, devh2: 1, devh3: 1 }, 'each host runs one of them');
+
+    await api.create(RG, 'web4', body({ tags: { app: 'web' }, placement: web }));
+    const waiting = await api.waitFor('web4 to say why it waits', async () => {
+      const g = await get('web4');
+      return g.properties.instanceView.events.find((e: { name: string }) => e.name === 'FailedScheduling') && g;
+    }, 15_000);
+    assert.equal(waiting.properties.instanceView.state, 'Pending');
+    assert.equal(waiting.properties.placement.host, undefined, 'on no host');
+    const why = waiting.properties.instanceView.events.find((e: { name: string }) => e.name === 'FailedScheduling');
+    assert.equal(why.type, 'Warning');
+    assert.match(why.message, /^0\/3 hosts are available: .*3 didn't match the group's anti-affinity rules/);
+
+    await api.deleteAndWait(RG, 'web2');
+    const placed = await api.waitFor('web4 Running once web2 is gone', async () => {
+      const g = await get('web4');
+      return g.properties.instanceView.state === 'Running' && g;
+    }, 30_000);
+    assert.equal(placed.properties.placement.host, hostOfGroup.web2, "it takes the freed host");
+    assert.ok(placed.properties.instanceView.events.some((e: { name: string; message: string }) => e.name === 'Scheduled' && e.message.includes(hostOfGroup.web2)));
+  });
+
+  test('affinity puts a group on the host of the group it names; zones pick the host of that zone', async () => {
+    const near = await api.createAndWait(RG, 'near', body({ placement: { affinity: [{ selector: { names: ['web1'] }, scope: 'Host' }] } }));
+    assert.equal(near.properties.placement.host, hostOfGroup.web1);
+    assert.equal(containersPerHost()[hostOfGroup.web1], 2, "web1's host runs both");
+    const zoned = await api.createAndWait(RG, 'zoned', body({ zones: ['zone-2'] }));
+    assert.deepEqual([zoned.zones, zoned.properties.placement.host, zoned.properties.placement.zone], [['zone-2'], 'devh2', 'zone-2']);
+    const nowhere = await api.create(RG, 'nowhere', body({ zones: ['zone-9'] }));
+    assert.equal(nowhere.status, 201, 'admitted: a zone may get a host later');
+    const why = await api.waitFor('nowhere to say why it waits', async () =>
+      (await get('nowhere')).properties.instanceView.events.find((e: { name: string }) => e.name === 'FailedScheduling'), 15_000);
+    assert.match(why.message, /3 not in the requested zones/);
+  });
+
+  test('the official SDK reads and lists groups that carry rules, unchanged', async () => {
+    const sdk = sdkClient({ token: cluster!.token, httpsUrl: cluster!.url } as BerthProcess, SUB);
+    const g = await sdk.containerGroups.get(RG, 'near');
+    assert.equal(g.provisioningState, 'Succeeded');
+    assert.deepEqual(g.zones, undefined);
+    const zoned = await sdk.containerGroups.get(RG, 'zoned');
+    assert.deepEqual(zoned.zones, ['zone-2'], "ACI's zones come back as the SDK knows them");
+    const names: string[] = [];
+    for await (const x of sdk.containerGroups.listByResourceGroup(RG)) names.push(x.name!);
+    assert.deepEqual(names.sort(), ['near', 'nowhere', 'web1', 'web3', 'web4', 'zoned']);
+  });
+});

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ImageStore } from '../src/runtime/image/store.js';
-import { Api, cleanupDir, group, hostFootprint, startBerth, type BerthProcess } from '../test/helpers/berth.js';
+import { Api, cleanupDir, group, groupDiskLoops, hostFootprint, startBerth, type BerthProcess } from '../test/helpers/berth.js';
 import { buildImage } from '../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../test/helpers/registry.js';
 import { startFloor, type Floor } from './floor.js';
@@ -280,8 +280,10 @@ export async function main(argv: string[]) {
     await run('ip', ['link', 'delete', BRIDGE]).catch(() => undefined);
     await floor.close();
     floor = undefined;
-    const after = { ...hostFootprint(runcRoot), runtimeState: runtimeStateDirs(runcRoot) };
-    const leaks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (baseline as Record<string, number>)[k]]));
+    // loop devices are the machine's, shared with every other berth on it: this server's are those of its data dir
+    // (new with it, so none before)
+    const after = { ...hostFootprint(runcRoot), runtimeState: runtimeStateDirs(runcRoot), diskLoops: groupDiskLoops(stoppedDataDir).length };
+    const leaks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (k === 'diskLoops' ? 0 : (baseline as Record<string, number>)[k])]));
     result.leaks = leaks;
     cleanupDir(stoppedDataDir);
   } finally {

@@ -281,8 +281,8 @@ export async function main(argv: string[]) {
     await floor.close();
     floor = undefined;
     // loop devices are the machine's, shared with every other berth on it: this server's are those of its data dir
-    // (new with it, so none before)
-    const after = { ...hostFootprint(runcRoot), runtimeState: runtimeStateDirs(runcRoot), diskLoops: groupDiskLoops(stoppedDataDir).length };
+    // (its pool's included; new with it, so none before)
+    const after = { ...hostFootprint(runcRoot), runtimeState: runtimeStateDirs(runcRoot), diskLoops: groupDiskLoops(stoppedDataDir, true).length };
     const leaks = Object.fromEntries(Object.entries(after).map(([k, v]) => [k, v - (k === 'diskLoops' ? 0 : (baseline as Record<string, number>)[k])]));
     result.leaks = leaks;
     cleanupDir(stoppedDataDir);

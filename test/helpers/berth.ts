@@ -265,12 +265,12 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
  * by a copy of its mount in another mount namespace (one made while it was mounted, such as another
  * test run's) and goes with that namespace.
  */
-export function groupDiskLoops(dataDir?: string): string[] {
+export function groupDiskLoops(dataDir?: string, withPool = false): string[] {
   return readdirSync('/sys/block').filter((d) => {
     try {
       const file = readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
       if (!file.endsWith('/disk.img')) return false;
-      return dataDir ? file.startsWith(join(dataDir, 'disks') + '/') && !file.startsWith(join(dataDir, 'disks', 'pool') + '/') : /\/disks\//.test(file);
+      return dataDir ? file.startsWith(join(dataDir, 'disks') + '/') && (withPool || !file.startsWith(join(dataDir, 'disks', 'pool') + '/')) : /\/disks\//.test(file);
     } catch {
       return false;
     }

@@ -260,7 +260,7 @@ export function hostFootprint(runcRoot: string, dataDir?: string) {
 }
 
 /**
- * Loop devices backing a group's disk (of the server with `dataDir`, not its pool's; or of any
+ * Loop devices backing a group's disk (of the server with `dataDir`, not its pool's unless `withPool`; or of any
  * berth), by the kernel's record of their file. One whose image is deleted is left out: it is held
  * by a copy of its mount in another mount namespace (one made while it was mounted, such as another
  * test run's) and goes with that namespace.

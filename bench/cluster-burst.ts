@@ -21,7 +21,13 @@ interface Listed {
 async function listAll(api: Api): Promise<Listed[]> {
   const out: Listed[] = [];
   for (let url: string | undefined = `${api.groupPath(RG, '').replace(/\/$/, '')}?$top=1000`; url; ) {
-    const r = await api.req('GET', url);
+    let r = await api.req('GET', url);
+    // a store that is overwhelmed answers 503 for a while: a client tries again, as ARM clients do
+    for (let tries = 0; r.status === 503 && tries < 30; tries++) {
+      log(`list: 503 (${JSON.parse(r.text)?.error?.message?.slice(0, 80)}), again in 1 s`);
+      await new Promise((res) => setTimeout(res, 1000));
+      r = await api.req('GET', url);
+    }
     if (r.status !== 200) throw new Error(`list: ${r.status} ${r.text}`);
     out.push(...(r.body.value as Listed[]));
     url = r.body.nextLink ? new URL(r.body.nextLink).pathname + new URL(r.body.nextLink).search : undefined;
@@ -59,10 +65,22 @@ export async function burst(argv: string[]) {
       groups = await listAll(api);
       const done = groups.filter((g) => g.properties.provisioningState === 'Succeeded').length;
       const failed = groups.filter((g) => g.properties.provisioningState === 'Failed');
-      if (failed.length > 0) throw new Error(`${failed.length} groups failed, e.g. ${failed[0].name}`);
-      if (done !== last) log(`${done}/${n} Running after ${seconds(t0)} s`);
+      if (done !== last) log(`${done}/${n} Running, ${failed.length} failed after ${seconds(t0)} s`);
       last = done;
-      if (done === n) break;
+      if (done + failed.length === n) {
+        if (failed.length > 0) {
+          // what went wrong, by reason: the group's events say it
+          const reasons = new Map<string, number>();
+          for (const f of failed.slice(0, 50)) {
+            const g = (await api.req('GET', api.groupPath(RG, f.name))).body;
+            const events = [...(g.properties.instanceView?.events ?? []), ...g.properties.containers.flatMap((c: { properties: { instanceView?: { events?: unknown[] } } }) => c.properties.instanceView?.events ?? [])] as { type: string; name: string; message: string }[];
+            const why = events.filter((e) => e.type === 'Warning').map((e) => `${e.name}: ${e.message.slice(0, 200)}`).join(' | ') || 'no warning event';
+            reasons.set(why, (reasons.get(why) ?? 0) + 1);
+          }
+          throw new Error(`${failed.length} of ${n} groups failed; reasons of the first 50: ${JSON.stringify([...reasons])}`);
+        }
+        break;
+      }
       if (performance.now() - t0 > 600_000) throw new Error(`only ${done}/${n} Running after 10 minutes`);
     }
     const allRunning = seconds(t0);

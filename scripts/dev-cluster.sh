@@ -128,7 +128,7 @@ start_host() { # NAME
     --join "$(join_urls)" --token "$(cat "$dir/join-token")" --ca "$dir/ca.crt" --name "$name"
     --zone "zone-$(( (i - 1) % 3 + 1 ))" --label "dev-cluster=true" --cpu "$host_cpu" --memory-gb "$host_memory"
     --advertise-address "$ip" --listen "$ip:$agent_port" --data-dir "$d/data"
-    --bridge berth0 --subnet "10.252.$i.0/24" --runc-root /run/berth/runc --stop-grace 1
+    --bridge berth0 --subnet "10.252.$(( (i - 1) * 4 )).0/22" --runc-root /run/berth/runc --stop-grace 1
   )
   local r; for r in ${insecure//,/ }; do agent_args+=(--insecure-registry "$r"); done
   local running=""

@@ -6,14 +6,13 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { Election } from '../../src/store/election.js';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { Api, group } from '../helpers/berth.js';
-import { devClusterUp, hostContainers, hostMountNamespace, hostProcesses, recordedProcesses, stillRuns, UNDERLAY, type DevCluster } from '../helpers/cluster.js';
+import { onDevCluster, hostContainers, hostMountNamespace, hostProcesses, recordedProcesses, stillRuns, type DevCluster } from '../helpers/cluster.js';
 import { execSession } from '../helpers/exec.js';
-import { INDEX_HTML, buildImage } from '../helpers/images.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { INDEX_HTML } from '../helpers/images.js';
 
 const REGISTRY_PORT = 25000;
 const RG = 'cluster';
@@ -21,29 +20,13 @@ const HOSTS = ['devh1', 'devh2', 'devh3'];
 const HOST_IP: Record<string, string> = { devh1: '10.250.0.11', devh2: '10.250.0.12', devh3: '10.250.0.13' };
 
 let cluster: DevCluster | undefined;
-let registry: TestRegistry | undefined;
 let api: Api;
 let image: string;
 let etcd: EtcdStore;
+
+const onCluster = onDevCluster({ replicas: 2, sub: 'cluster-sub', registryPort: REGISTRY_PORT, image: { name: 'cluster/web', cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] }, etcd: true });
+before(() => ({ cluster, api, image, etcd } = onCluster));
 const rootRulesBefore = execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('-A'));
-
-before(async () => {
-  if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
-  cluster = await devClusterUp({ hosts: 3, replicas: 2, insecureRegistries: [`${UNDERLAY}:${REGISTRY_PORT}`], caDir: process.env.BERTH_TEST_TLS_DIR });
-  registry = await startRegistry({ listen: { host: UNDERLAY, port: REGISTRY_PORT } });
-  image = (await buildImage(registry.host, 'cluster/web', '1', { cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] })).reference;
-  api = new Api({ url: cluster.url, token: cluster.token }, 'cluster-sub');
-  etcd = await EtcdStore.connect({ endpoints: ['127.0.0.1:23790'] });
-});
-
-after(async () => {
-  await etcd?.close();
-  try {
-    await cluster?.down();
-  } finally {
-    await registry?.stop();
-  }
-});
 
 const httpGet = async (url: string) => {
   const r = await fetch(url, { signal: AbortSignal.timeout(2000) });

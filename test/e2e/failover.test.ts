@@ -1,12 +1,10 @@
 // Failover on a real cluster (scripts/dev-cluster.sh up 3): a host's power loss has its 10 groups Running on the other hosts within seconds (same names, new IPs, events that say so; the time printed), a 3 s partition moves nothing, a 20 s one moves its groups and after the heal no group runs twice, and a host back after its groups moved runs nothing stale.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { EtcdStore } from '../../src/store/etcd.js';
 import { Api, group } from '../helpers/berth.js';
-import { devClusterUp, hostContainers, UNDERLAY, type DevCluster } from '../helpers/cluster.js';
-import { buildImage } from '../helpers/images.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { onDevCluster, hostContainers, type DevCluster } from '../helpers/cluster.js';
 
 const REGISTRY_PORT = 25001;
 const SUB = 'failover-sub';
@@ -17,28 +15,12 @@ const NAMES = Array.from({ length: 10 }, (_, i) => `f${i}`);
 const IP_HOST = Object.fromEntries(Object.entries(HOST_IP).map(([h, ip]) => [ip, h]));
 
 let cluster: DevCluster | undefined;
-let registry: TestRegistry | undefined;
 let api: Api;
 let image: string;
 let etcd: EtcdStore;
 
-before(async () => {
-  if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
-  cluster = await devClusterUp({ hosts: 3, replicas: 2, insecureRegistries: [`${UNDERLAY}:${REGISTRY_PORT}`], caDir: process.env.BERTH_TEST_TLS_DIR });
-  registry = await startRegistry({ listen: { host: UNDERLAY, port: REGISTRY_PORT } });
-  image = (await buildImage(registry.host, 'failover/sleep', '1', { cmd: ['sleep', '100000'] })).reference;
-  api = new Api({ url: cluster.url, token: cluster.token }, SUB);
-  etcd = await EtcdStore.connect({ endpoints: ['127.0.0.1:23790'] });
-});
-
-after(async () => {
-  await etcd?.close();
-  try {
-    await cluster?.down();
-  } finally {
-    await registry?.stop();
-  }
-});
+const onCluster = onDevCluster({ replicas: 2, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'failover/sleep', cmd: ['sleep', '100000'] }, etcd: true });
+before(() => ({ cluster, api, image, etcd } = onCluster));
 
 const ready = async (host: string) => !!(await etcd.get(`/hostleases/${host}`));
 

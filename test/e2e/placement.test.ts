@@ -2,11 +2,9 @@
 // on 3 hosts and a 4th waits Pending with FailedScheduling's reason until room appears, affinity puts a group beside
 // the one it names, zones pick the host, every group shows its host and zone, and the official SDK reads them unchanged.
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { Api, group, type BerthProcess } from '../helpers/berth.js';
-import { devClusterUp, hostContainers, UNDERLAY, type DevCluster } from '../helpers/cluster.js';
-import { buildImage } from '../helpers/images.js';
-import { startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { onDevCluster, hostContainers, type DevCluster } from '../helpers/cluster.js';
 import { sdkClient } from '../helpers/sdk.js';
 
 const REGISTRY_PORT = 25000;
@@ -16,25 +14,11 @@ const SUB = 'placement-sub';
 const ZONE: Record<string, string> = { devh1: 'zone-1', devh2: 'zone-2', devh3: 'zone-3' };
 
 let cluster: DevCluster | undefined;
-let registry: TestRegistry | undefined;
 let api: Api;
 let image: string;
 
-before(async () => {
-  if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
-  cluster = await devClusterUp({ hosts: 3, replicas: 1, insecureRegistries: [`${UNDERLAY}:${REGISTRY_PORT}`], caDir: process.env.BERTH_TEST_TLS_DIR });
-  registry = await startRegistry({ listen: { host: UNDERLAY, port: REGISTRY_PORT } });
-  image = (await buildImage(registry.host, 'placement/app', '1', { cmd: ['sleep', '3600'] })).reference;
-  api = new Api({ url: cluster.url, token: cluster.token }, SUB);
-});
-
-after(async () => {
-  try {
-    await cluster?.down();
-  } finally {
-    await registry?.stop();
-  }
-});
+const onCluster = onDevCluster({ replicas: 1, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'placement/app', cmd: ['sleep', '3600'] } });
+before(() => ({ cluster, api, image } = onCluster));
 
 const body = (o: { tags?: Record<string, string>; zones?: string[]; placement?: unknown } = {}) => {
   const b = group(image, { cpu: 0.1, memoryInGB: 0.1 }) as Record<string, unknown> & { properties: Record<string, unknown> };

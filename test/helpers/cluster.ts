@@ -5,7 +5,12 @@ import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'no
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { promisify } from 'node:util';
+import { EtcdStore } from '../../src/store/etcd.js';
+import { Api } from './berth.js';
+import { buildImage } from './images.js';
+import { startRegistry, type TestRegistry } from './registry.js';
 
 const execFileP = promisify(execFile);
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -63,10 +68,14 @@ export async function devClusterUp(o: DevClusterOptions): Promise<DevCluster> {
   }
   const last = out.stdout.trim().split('\n').at(-1)!;
   const c = JSON.parse(last) as Omit<DevCluster, 'run' | 'down'>;
+  let isDown = false;
   return {
     ...c,
     run,
+    /** Takes everything down (once: a test that took it down itself leaves nothing for its `after`). */
     async down() {
+      if (isDown) return;
+      isDown = true;
       if (process.env.BERTH_DEV_CLUSTER_LOGS) await execFileP('bash', ['-c', `mkdir -p "$1" && cd "$2" && find . -name '*.log' -exec cp --parents -t "$1" {} +`, 'logs', process.env.BERTH_DEV_CLUSTER_LOGS, c.dir]).catch(() => undefined);
       try {
         await run('down');
@@ -172,4 +181,46 @@ export function recordedProcesses(c: DevCluster): Pick<Proc, 'pid' | 'start'>[] 
       return [];
     }
   });
+}
+
+/** What a test file on a dev cluster works with, filled in by its `before` hook. */
+export interface ClusterUnderTest {
+  cluster: DevCluster;
+  registry: TestRegistry;
+  /** berth's API on the first replica (HTTPS), for `sub`. */
+  api: Api;
+  /** The test image, in the registry on the underlay (the hosts pull it from there). */
+  image: string;
+  /** The cluster's etcd, read directly (what the store says); open only when asked. */
+  etcd: EtcdStore;
+}
+
+/**
+ * Registers the `before` and `after` hooks of a test file on `dev-cluster.sh up 3`: the cluster, a registry on the
+ * underlay with one image built into it, the API for a subscription, and (when asked) a connection to its etcd; all
+ * of it goes in `after`, whatever failed.
+ */
+export function onDevCluster(o: { replicas: number; sub: string; registryPort: number; image: { name: string; cmd: string[] }; etcd?: boolean }): ClusterUnderTest {
+  const t = {} as ClusterUnderTest;
+  let cluster: DevCluster | undefined;
+  let registry: TestRegistry | undefined;
+  let etcd: EtcdStore | undefined;
+  before(async () => {
+    if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
+    t.cluster = cluster = await devClusterUp({ hosts: 3, replicas: o.replicas, insecureRegistries: [`${UNDERLAY}:${o.registryPort}`], caDir: process.env.BERTH_TEST_TLS_DIR });
+    t.registry = registry = await startRegistry({ listen: { host: UNDERLAY, port: o.registryPort } });
+    t.image = (await buildImage(registry.host, o.image.name, '1', { cmd: o.image.cmd })).reference;
+    t.api = new Api({ url: cluster.url, token: cluster.token }, o.sub);
+    if (o.etcd) t.etcd = etcd = await EtcdStore.connect({ endpoints: ['127.0.0.1:23790'] });
+  });
+  after(async () => {
+    // a test may have closed it (to take the cluster down itself)
+    await etcd?.close().catch(() => undefined);
+    try {
+      await cluster?.down();
+    } finally {
+      await registry?.stop();
+    }
+  });
+  return t;
 }

@@ -1,5 +1,5 @@
 // A real cluster on this machine (scripts/dev-cluster.sh up 3: etcd, two control plane replicas, three hosts in network
-// namespaces with their own agents): groups run on every host with logs and exec; an agent's crash re-adopts its
+// namespaces with their own agents): groups run on every host with logs, follow, exec and attach; an agent's crash re-adopts its
 // containers; kill -9 of the leading replica during 100 creates loses and doubles nothing; a host's power loss and
 // partition; and `down` leaves nothing behind.
 import assert from 'node:assert/strict';
@@ -54,7 +54,7 @@ async function storeSummary(sub: string) {
 }
 
 describe('a dev cluster of three hosts', () => {
-  test('groups created through the API run on all 3 hosts (real containers), their ports on their host, with logs and exec', async () => {
+  test('groups created through the API run on all 3 hosts (real containers), their ports on their host, with logs, follow, exec and attach', async () => {
     const names = ['g1', 'g2', 'g3'];
     const groups = await Promise.all(names.map((name, i) => api.createAndWait(RG, name, group(image, {
       command: ['sh', '-c', `echo started in $(hostname); exec httpd -f -p ${8001 + i} -h /www`], ports: [8001 + i], publish: true, cpu: 0.1, memoryInGB: 0.1,
@@ -76,6 +76,21 @@ describe('a dev cluster of three hosts', () => {
       const s = await execSession(api, RG, name, 'main', 'cat /etc/hostname');
       await s.waitFor(new RegExp(name));
       assert.deepEqual(await s.closed, { code: 1000, reason: 'exit 0' });
+      // follow and attach reach the host's agent too: a line the container writes from now on arrives on both
+      const ac = new AbortController();
+      let followed = '';
+      let attached = '';
+      const following = (async () => {
+        for await (const chunk of await api.client.containers.followLogs(RG, name, 'main', { tail: 0, signal: ac.signal })) followed += chunk.toString();
+      })().catch((e) => (ac.signal.aborted ? undefined : Promise.reject(e)));
+      const attach = await api.client.containers.openAttach(RG, name, 'main', { onOutput: (d) => (attached += d) });
+      const w = await execSession(api, RG, name, 'main', `sh -c 'echo written on ${host} > /proc/1/fd/1'`);
+      assert.deepEqual(await w.closed, { code: 1000, reason: 'exit 0' });
+      await api.waitFor(`${name}'s line followed and attached`, async () => followed.includes(`written on ${host}\n`) && attached.includes(`written on ${host}\n`), 15_000);
+      ac.abort();
+      await following;
+      attach.close();
+      await attach.ended;
     }
   });
 

@@ -83,10 +83,12 @@ processes_of_ns() {
   ' "$ns"
 }
 
-first_process_in_ns() { # NS: a live process in exactly this mount namespace, if any
+first_process_in_ns() { # NS: a container monitor (conmon) living in exactly this mount namespace, if any
   local p
   for p in /proc/[0-9]*; do
-    [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && { basename "$p"; return 0; }
+    # only a monitor keeps a host's containers: what else outlives a killed agent there is on its way out (its
+    # command helper exits once the agent is gone), and entering a namespace as its last process leaves it fails
+    [ "$(cat "$p/comm" 2>/dev/null)" = conmon ] && [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$1" ] && { basename "$p"; return 0; }
   done
   return 0
 }

@@ -25,7 +25,7 @@ let image: string;
 let etcd: EtcdStore;
 
 const onCluster = onDevCluster({ replicas: 2, sub: 'cluster-sub', registryPort: REGISTRY_PORT, image: { name: 'cluster/web', cmd: ['httpd', '-f', '-p', '80', '-h', '/www'] }, etcd: true });
-before(() => ({ cluster, api, image, etcd } = onCluster));
+before(async () => ({ cluster, api, image, etcd } = await onCluster));
 const rootRulesBefore = execFileSync('iptables-save', { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('-A'));
 
 const httpGet = async (url: string) => {

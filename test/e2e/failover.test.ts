@@ -20,7 +20,7 @@ let image: string;
 let etcd: EtcdStore;
 
 const onCluster = onDevCluster({ replicas: 2, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'failover/sleep', cmd: ['sleep', '100000'] }, etcd: true });
-before(() => ({ cluster, api, image, etcd } = onCluster));
+before(async () => ({ cluster, api, image, etcd } = await onCluster));
 
 const ready = async (host: string) => !!(await etcd.get(`/hostleases/${host}`));
 

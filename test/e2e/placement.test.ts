@@ -18,7 +18,7 @@ let api: Api;
 let image: string;
 
 const onCluster = onDevCluster({ replicas: 1, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'placement/app', cmd: ['sleep', '3600'] } });
-before(() => ({ cluster, api, image } = onCluster));
+before(async () => ({ cluster, api, image } = await onCluster));
 
 const body = (o: { tags?: Record<string, string>; zones?: string[]; placement?: unknown } = {}) => {
   const b = group(image, { cpu: 0.1, memoryInGB: 0.1 }) as Record<string, unknown> & { properties: Record<string, unknown> };

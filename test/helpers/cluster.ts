@@ -183,7 +183,7 @@ export function recordedProcesses(c: DevCluster): Pick<Proc, 'pid' | 'start'>[] 
   });
 }
 
-/** What a test file on a dev cluster works with, filled in by its `before` hook. */
+/** What a test file on a dev cluster works with, once its `before` hook has made it. */
 export interface ClusterUnderTest {
   cluster: DevCluster;
   registry: TestRegistry;
@@ -198,20 +198,31 @@ export interface ClusterUnderTest {
 /**
  * Registers the `before` and `after` hooks of a test file on `dev-cluster.sh up 3`: the cluster, a registry on the
  * underlay with one image built into it, the API for a subscription, and (when asked) a connection to its etcd; all
- * of it goes in `after`, whatever failed.
+ * of it goes in `after`, whatever failed. Resolves once it is all made.
  */
-export function onDevCluster(o: { replicas: number; sub: string; registryPort: number; image: { name: string; cmd: string[] }; etcd?: boolean }): ClusterUnderTest {
+export function onDevCluster(o: { replicas: number; sub: string; registryPort: number; image: { name: string; cmd: string[] }; etcd?: boolean }): Promise<ClusterUnderTest> {
   const t = {} as ClusterUnderTest;
+  // a file's top-level hooks do not wait for each other: its own `before` awaits this instead
+  let made!: (t: ClusterUnderTest) => void;
+  let failed!: (e: unknown) => void;
+  const ready = new Promise<ClusterUnderTest>((resolve, reject) => ((made = resolve), (failed = reject)));
+  ready.catch(() => undefined);
   let cluster: DevCluster | undefined;
   let registry: TestRegistry | undefined;
   let etcd: EtcdStore | undefined;
   before(async () => {
-    if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
-    t.cluster = cluster = await devClusterUp({ hosts: 3, replicas: o.replicas, insecureRegistries: [`${UNDERLAY}:${o.registryPort}`], caDir: process.env.BERTH_TEST_TLS_DIR });
-    t.registry = registry = await startRegistry({ listen: { host: UNDERLAY, port: o.registryPort } });
-    t.image = (await buildImage(registry.host, o.image.name, '1', { cmd: o.image.cmd })).reference;
-    t.api = new Api({ url: cluster.url, token: cluster.token }, o.sub);
-    if (o.etcd) t.etcd = etcd = await EtcdStore.connect({ endpoints: ['127.0.0.1:23790'] });
+    try {
+      if (!process.env.BERTH_TEST_TLS_DIR) throw new Error('run through scripts/test.sh (it makes the CA the test process trusts)');
+      t.cluster = cluster = await devClusterUp({ hosts: 3, replicas: o.replicas, insecureRegistries: [`${UNDERLAY}:${o.registryPort}`], caDir: process.env.BERTH_TEST_TLS_DIR });
+      t.registry = registry = await startRegistry({ listen: { host: UNDERLAY, port: o.registryPort } });
+      t.image = (await buildImage(registry.host, o.image.name, '1', { cmd: o.image.cmd })).reference;
+      t.api = new Api({ url: cluster.url, token: cluster.token }, o.sub);
+      if (o.etcd) t.etcd = etcd = await EtcdStore.connect({ endpoints: ['127.0.0.1:23790'] });
+      made(t);
+    } catch (e) {
+      failed(e);
+      throw e;
+    }
   });
   after(async () => {
     // a test may have closed it (to take the cluster down itself)
@@ -222,5 +233,5 @@ export function onDevCluster(o: { replicas: number; sub: string; registryPort: n
       await registry?.stop();
     }
   });
-  return t;
+  return ready;
 }

@@ -81,6 +81,8 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   const leading = lead();
 
   return {
+    store,
+    replica,
     service,
     agentApi: { gateway: service.gateway, credentials, identity, reservedHosts: [LOCAL_HOST] },
     hostAddress: (host) => hosts.get(host)?.address,

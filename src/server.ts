@@ -12,11 +12,14 @@ import type { AgentApiOptions } from './instances/hosts/agent-api.js';
 import { configPicker } from './lib/config-file.js';
 import { BerthError, Codes } from './lib/errors.js';
 import { ensureServerCert } from './lib/tls.js';
+import { createProvider } from './instances/provider.js';
 import { InstancesService } from './instances/service.js';
 import { LOCAL_HOST, startLocalAgent, type LocalAgent } from './server-agent.js';
 import { startClusterCore } from './server-cluster.js';
+import { startServerOrchestrator } from './server-orchestrator.js';
 import { parseStoreUrl } from './store/open.js';
 import { SqliteStore } from './store/sqlite.js';
+import type { Store } from './store/store.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
 import { DEFAULT_HOST_LEASE_SECONDS } from './instances/hosts/gateway.js';
@@ -51,6 +54,11 @@ export interface ServerConfig extends HostRuntimeConfig {
   joinTokens: string[];
   /** A host is NotReady this long after its last heartbeat, and its groups move (fractional allowed). Default 4 s. */
   hostLeaseSeconds: number;
+  /**
+   * Run the NGroup orchestrator in this process (default; on a cluster, in one replica at a time); false when it
+   * runs apart (`berth orchestrator`).
+   */
+  orchestrator: boolean;
 }
 
 const DEFAULT_DNS_LISTEN = '127.0.0.1:8753';
@@ -74,6 +82,7 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     store: pick('store', undefined),
     joinTokens: [...(fromFile.joinTokens ?? []), ...(flags.joinTokens ?? [])],
     hostLeaseSeconds: pick('hostLeaseSeconds', DEFAULT_HOST_LEASE_SECONDS),
+    orchestrator: pick('orchestrator', true),
   };
 }
 
@@ -111,6 +120,9 @@ export function exposedSecretsWarning(file: string): string | undefined {
 
 /** What serves the API: the store, the service over it and its hosts (this one in-process, or a cluster's). */
 export interface Core {
+  store: Store;
+  /** On a cluster: this replica, as its elections know it. */
+  replica?: string;
   service: InstancesService;
   /** The agent API, when hosts join this control plane. */
   agentApi?: AgentApiOptions;
@@ -138,6 +150,7 @@ async function startEmbeddedCore(cfg: ServerConfig, berthPorts: () => PublishedP
   // after the agent adopted what runs: what a crash left in the pools is torn down, then they fill in the background
   await host.startPools();
   return {
+    store,
     service,
     async close() {
       await local?.close();
@@ -166,7 +179,9 @@ export async function startServer(cfg: ServerConfig) {
   // Tokens issued to service principals are signed with a key that outlives restarts.
   const keyFile = join(cfg.dataDir, 'token-signing.key');
   if (!existsSync(keyFile)) writeFileSync(keyFile, randomBytes(32), { mode: 0o600 });
-  const auth = new Authenticator(cfg.tokens, cfg.servicePrincipals, readFileSync(keyFile));
+  // The in-process orchestrator's own token: made at each start, never written anywhere.
+  const orchestratorToken = randomBytes(24).toString('base64url');
+  const auth = new Authenticator([...cfg.tokens, ...(cfg.orchestrator ? [{ token: orchestratorToken, subscriptions: '*' as const }] : [])], cfg.servicePrincipals, readFileSync(keyFile));
   if (!isIPv4(cfg.advertiseAddress))
     throw new Error(`advertiseAddress "${cfg.advertiseAddress}" is no IPv4 address: Public ports are published on it (--advertise-address)`);
   if (!isLoopback(cfg.advertiseAddress) && !Object.values(networkInterfaces()).some((list) => list?.some((a) => a.address === cfg.advertiseAddress)))
@@ -192,8 +207,10 @@ export async function startServer(cfg: ServerConfig) {
   }
   const core = cfg.store?.startsWith('etcd://') ? await startClusterCore(cfg) : await startEmbeddedCore(cfg, () => berthPorts);
   const { service } = core;
+  const provider = createProvider(core.store, service);
+  await provider.start();
   const ctx = { advertiseAddress: cfg.advertiseAddress, hostAddress: core.hostAddress };
-  const common = { service, auth, ...ctx, subscriptions: cfg.subscriptions, agentApi: core.agentApi };
+  const common = { provider, auth, ...ctx, subscriptions: cfg.subscriptions, agentApi: core.agentApi };
   const apps = [buildServer(common)];
   let dns: DnsServer | undefined;
   const dnsOptions = { zone: service.dnsZone, lookup: groupLookup(service, ctx) };
@@ -224,6 +241,15 @@ export async function startServer(cfg: ServerConfig) {
     const scheme = i === 0 ? 'http' : 'https';
     urls.push(typeof addr === 'object' && addr ? `${scheme}://${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : listens[i]);
   }
+  // The orchestrator is a client of this API like any other, over loopback.
+  const bound = apps[0].server.address() as { address: string; family: string; port: number };
+  const loopback = bound.address === '0.0.0.0' || bound.address === '::' ? '127.0.0.1' : bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+  const orchestrator = cfg.orchestrator
+    ? await startServerOrchestrator({
+      endpoint: `http://${loopback}:${bound.port}`, token: orchestratorToken, log: (m) => console.error(`berth orchestrator: ${m}`),
+      ...(core.replica && { elect: { store: core.store, replica: core.replica } }),
+    })
+    : undefined;
   return {
     url: urls[0],
     httpsUrl: urls[1],
@@ -233,8 +259,10 @@ export async function startServer(cfg: ServerConfig) {
     dnsZone: service.dnsZone,
     /** Stops serving; containers keep running (they belong to conmon, not to this process). */
     async close() {
+      await orchestrator?.stop();
       for (const app of apps) await app.close();
       await dns?.close();
+      provider.stop();
       await core.close();
     },
   };

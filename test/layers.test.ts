@@ -35,13 +35,14 @@ const LAYERS: Record<string, { path: string; may: string[] }> = {
   connectors: { path: 'connectors/', may: ['client', 'lib'] },
   orchestrator: { path: 'orchestrator/', may: ['client', 'lib'] },
   web: { path: 'web/', may: ['client', 'lib'] },
-  // The server's composition root: wires instances, agent, runtime and store into one process.
-  server: { path: 'server', may: ['instances', 'arm', 'agent', 'runtime', 'store', 'lib'] },
+  // The server's composition root: wires instances, agent, runtime and store into one process, and runs the
+  // orchestrator in it by default (a client of the API it serves, reaching it over loopback through client/).
+  server: { path: 'server', may: ['instances', 'arm', 'agent', 'runtime', 'store', 'orchestrator', 'client', 'lib'] },
   // The composition root of `berth agent`: one host's runtime and agent, linked to a control plane over the network.
   agentProcess: { path: 'agent-process.ts', may: ['agent', 'runtime', 'lib'] },
   // The `berth` binary: runs the server in-process (`berth server`, `up`) and registers the client-side
   // commands (cli/, connectors/); the one file that reaches both sides of the API.
-  entry: { path: 'cli/main.ts', may: ['server', 'agentProcess', 'cli', 'connectors', 'client', 'lib'] },
+  entry: { path: 'cli/main.ts', may: ['server', 'agentProcess', 'cli', 'connectors', 'orchestrator', 'client', 'lib'] },
 };
 
 /** npm packages that belong to one side only. */

@@ -15,6 +15,7 @@ import { isBerthError } from '../lib/errors.js';
 import { CliError, collect } from './command.js';
 import { registerContainerCommands } from './container.js';
 import { registerGroupCommands } from './group.js';
+import { registerOrchestratorCommand } from '../orchestrator/command.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -54,12 +55,13 @@ program
   .option('--disk-limit-gb <GB>', "each group's disk for its writable layers and volumes (default 10; 0: no limit)", Number)
   .option('--store <url>', 'etcd://host:port[,host:port…][/prefix]: a control plane replica of a cluster, its hosts joined with `berth agent` (default: SQLite in the data dir, this host the only agent)')
   .option('--join-token <token>', 'a token hosts may join the cluster with (repeatable)', collect, [])
+  .option('--no-orchestrator', 'do not run the NGroup orchestrator in this process (run `berth orchestrator --api URL` instead)')
   .action(async (o) => {
     const { loadConfig, startServer } = await import('../server.js');
     const cfg = loadConfig(resolve(o.dataDir), {
       listen: o.listen, listenHttps: o.listenHttps, allowInsecureHttp: o.allowInsecureHttp, tlsDir: o.tlsDir, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
       runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace, dnsListen: o.dnsListen, dnsZone: o.dnsZone, location: o.location,
-      diskLimitGB: o.diskLimitGb, store: o.store, joinTokens: o.joinToken,
+      diskLimitGB: o.diskLimitGb, store: o.store, joinTokens: o.joinToken, ...(o.orchestrator === false && { orchestrator: false }),
     });
     const srv = await startServer(cfg);
     if (srv.dnsAddress) console.error(`berth: serving DNS for zone ${srv.dnsZone} on ${srv.dnsAddress} (UDP and TCP)`);
@@ -181,6 +183,7 @@ function isAlive(pid: number) {
 registerContainerCommands(program);
 registerGroupCommands(program);
 (await import('../connectors/kubernetes/command.js')).registerKubernetesNode(program);
+registerOrchestratorCommand(program);
 
 program.parseAsync().catch((e) => {
   const message = e instanceof CliError || e instanceof ProfileError ? e.message : isBerthError(e) ? `(${e.code}) ${e.message}` : (e as Error).stack;

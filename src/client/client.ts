@@ -1,9 +1,12 @@
 // The one typed ARM client for berth and any other ACI endpoint, shaped like the Azure SDK's ContainerInstanceManagementClient.
 import { ContainerGroups, Containers, PROVIDER } from './container-groups.js';
 import { call, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
-import { ContainerGroupInformer, type InformerOptions } from './informer.js';
+import { ContainerGroupInformer, Informer, type ChangedLine, type InformerOptions } from './informer.js';
+import { Metrics } from './metrics.js';
+import { NGroups } from './ngroups.js';
+import { ContainerGroupProfiles } from './profiles.js';
 import { pollOperation, type LongRunningOperation, type WaitOptions } from './lro.js';
-import type { CachedImage, Capabilities, OperationStatus, ProviderOperation, ResourceGroup, Usage } from './models.js';
+import type { CachedImage, Capabilities, NGroupResource, OperationStatus, ProviderOperation, ResourceGroup, Usage } from './models.js';
 import type { Paged } from './paging.js';
 import { Transport, type TransportOptions } from './transport.js';
 
@@ -11,11 +14,15 @@ import { Transport, type TransportOptions } from './transport.js';
 export const API_VERSION = '2023-05-01';
 /** The api-version of resource group calls (Microsoft.Resources). */
 export const RESOURCES_API_VERSION = '2022-09-01';
+/** The api-version of NGroup and container group profile calls (the first stable one that has them). */
+export const NGROUPS_API_VERSION = '2025-09-01';
 
 export interface ClientOptions extends TransportOptions {
   subscriptionId: string;
   apiVersion?: string;
   resourcesApiVersion?: string;
+  /** Of NGroup and profile calls (they have no 2023-05-01). */
+  ngroupsApiVersion?: string;
   /** Poll every LRO at this interval instead of its Retry-After (see WaitOptions). */
   pollIntervalMs?: number;
 }
@@ -29,10 +36,14 @@ export class ContainerInstanceClient {
   readonly location: Location;
   readonly resourceGroups: ResourceGroups;
   readonly operations: ProviderOperations;
+  readonly containerGroupProfiles: ContainerGroupProfiles;
+  readonly ngroups: NGroups;
+  readonly metrics: Metrics;
   private readonly http: Transport;
 
-  constructor(o: ClientOptions) {
-    this.http = new Transport(o);
+  /** `transport`: one to share with another client of the same endpoint (see forSubscription). */
+  constructor(private readonly o: ClientOptions, transport?: Transport) {
+    this.http = transport ?? new Transport(o);
     this.subscriptionId = o.subscriptionId;
     const ctx: ClientContext = {
       http: this.http, subscriptionId: o.subscriptionId, apiVersion: o.apiVersion ?? API_VERSION,
@@ -43,10 +54,35 @@ export class ContainerInstanceClient {
     this.location = new Location(ctx);
     this.resourceGroups = new ResourceGroups({ ...ctx, apiVersion: o.resourcesApiVersion ?? RESOURCES_API_VERSION });
     this.operations = new ProviderOperations(ctx);
+    const ngroupsCtx = { ...ctx, apiVersion: o.ngroupsApiVersion ?? NGROUPS_API_VERSION };
+    this.containerGroupProfiles = new ContainerGroupProfiles(ngroupsCtx);
+    this.ngroups = new NGroups(ngroupsCtx);
+    this.metrics = new Metrics(ctx);
   }
 
   get endpoint(): string {
     return this.http.endpoint;
+  }
+
+  /** A client of another subscription of the same endpoint and credential, on the same connections. */
+  forSubscription(subscriptionId: string): ContainerInstanceClient {
+    return new ContainerInstanceClient({ ...this.o, subscriptionId }, this.http);
+  }
+
+  /**
+   * berth: a list-watch cache of the NGroups of every subscription the credential may use, keyed by
+   * their resource ids in lower case (what an orchestrator follows).
+   */
+  ngroupInformer(o: InformerOptions<NGroupResource> = {}): Informer<NGroupResource> {
+    const idOf = (line: ChangedLine) => `/subscriptions/${line.subscriptionId}/resourceGroups/${line.resourceGroup}/providers/${PROVIDER}/ngroups/${line.name}`;
+    return new Informer<NGroupResource>({
+      list: () => this.ngroups.listAcrossSubscriptions().toArray(),
+      read: (line) => this.forSubscription(line.subscriptionId!).ngroups.find(line.resourceGroup!, line.name!),
+      watch: (signal) => this.ngroups.watchAcrossSubscriptions({ signal }),
+      keyOf: (n) => n.id.toLowerCase(),
+      keyOfLine: (line) => (line.subscriptionId && line.resourceGroup && line.name ? idOf(line).toLowerCase() : undefined),
+      sameAsListed: (cached, listed) => JSON.stringify(cached) === JSON.stringify(listed),
+    }, o);
   }
 
   /** A list-watch cache of container groups (call start(), then await synced()). */

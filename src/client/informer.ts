@@ -1,28 +1,51 @@
-// List-watch over container groups: a local cache kept by one list and berth's change stream, with add/update/delete callbacks.
+// List-watch: a local cache of a list of ARM resources kept by one list and berth's change stream, with
+// add/update/delete callbacks; container groups (ContainerGroupInformer) and NGroups use it.
 //
-// On every (re)connect: open the stream, list (every page), then read the group each CHANGED line
+// On every (re)connect: open the stream, list (every page), then read the resource each CHANGED line
 // names (the line is a signal to read again, never the change itself). A stream that is silent for
 // longer than the heartbeat deadline is dead: it is dropped, and the next connection lists again.
 // Reconnects back off exponentially. Every `resyncMs` the list is read again anyway. An endpoint
 // without the watch extension (ACI itself answers `?watch=true` with the plain list) is re-listed
 // every `pollIntervalMs` instead. Reads and the cache's changes happen one at a time, in order, on a
-// work queue (so the newest read always wins, and many lines about one group cost one read).
+// work queue (so the newest read always wins, and many lines about one resource cost one read).
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkQueue, done } from '../lib/workqueue.js';
 import type { ContainerGroups } from './container-groups.js';
 import type { ContainerGroupResource } from './models.js';
+import type { StreamResponse } from './transport.js';
 
-export interface InformerHandlers {
-  onAdd?(group: ContainerGroupResource): void;
-  onUpdate?(old: ContainerGroupResource, group: ContainerGroupResource): void;
-  onDelete?(group: ContainerGroupResource): void;
+export interface InformerHandlers<T = ContainerGroupResource> {
+  onAdd?(item: T): void;
+  onUpdate?(old: T, item: T): void;
+  onDelete?(item: T): void;
   /** After each full list has been applied (the first one: the cache is synced). */
   onSync?(): void;
   /** A failed connection or read; the informer carries on. */
   onError?(error: Error): void;
 }
 
-export interface InformerOptions extends InformerHandlers {
+/** A CHANGED line of berth's change stream: it names the resource that changed. */
+export interface ChangedLine {
+  subscriptionId?: string;
+  resourceGroup?: string;
+  name?: string;
+}
+
+/** What an informer lists and watches. */
+export interface ListWatchSource<T> {
+  list(o: { pageSize?: number }): Promise<T[]>;
+  /** The resource a line names, read again; undefined when it is gone. */
+  read(line: ChangedLine): Promise<T | undefined>;
+  /** berth's change stream, or undefined when the endpoint has none. */
+  watch(signal: AbortSignal): Promise<StreamResponse | undefined>;
+  /** The cache key of a resource, and of the resource a line names (undefined: not one of this list's). */
+  keyOf(item: T): string;
+  keyOfLine(line: ChangedLine): string | undefined;
+  /** A listed resource that equals the cached one (a list may show less of a resource than a read). */
+  sameAsListed(cached: T, listed: T): boolean;
+}
+
+export interface InformerOptions<T = ContainerGroupResource> extends InformerHandlers<T> {
   /** Only this resource group's groups (default: the subscription's). */
   resourceGroup?: string;
   /** List again this often even while the stream is healthy. Default 5 min. */
@@ -43,7 +66,7 @@ export type InformerMode = 'starting' | 'watch' | 'poll';
 
 const RELIST = '\0list';
 const keyOf = (resourceGroup: string, name: string) => `${resourceGroup.toLowerCase()}/${name.toLowerCase()}`;
-const resourceGroupOf = (g: ContainerGroupResource) => g.id.split('/')[4];
+const resourceGroupOf = (g: { id: string }) => g.id.split('/')[4];
 
 /** List results carry no group instance view (as ACI's spec declares them): a listed group equal to the cached one but for it is unchanged. */
 function sameButListShape(cached: ContainerGroupResource, listed: ContainerGroupResource) {
@@ -52,8 +75,10 @@ function sameButListShape(cached: ContainerGroupResource, listed: ContainerGroup
   return JSON.stringify({ ...cached, properties: props }) === JSON.stringify(listed);
 }
 
-export class ContainerGroupInformer {
-  private readonly cache = new Map<string, ContainerGroupResource>();
+export class Informer<T> {
+  private readonly cache = new Map<string, T>();
+  /** The latest line about each key, for the read it asks for. */
+  private readonly lines = new Map<string, ChangedLine>();
   private readonly queue: WorkQueue;
   private stopped = false;
   private readonly stopping = new AbortController();
@@ -66,7 +91,7 @@ export class ContainerGroupInformer {
   readonly stats = { lists: 0, connects: 0 };
   mode: InformerMode = 'starting';
 
-  constructor(private readonly groups: ContainerGroups, private readonly o: InformerOptions = {}) {
+  constructor(private readonly source: ListWatchSource<T>, protected readonly o: InformerOptions<T> = {}) {
     this.queue = new WorkQueue((key) => (key === RELIST ? this.relist() : this.refresh(key)), {
       onError: (_key, e) => this.o.onError?.(e as Error),
       maxBackoffMs: o.maxBackoffMs ?? 10_000,
@@ -85,11 +110,12 @@ export class ContainerGroupInformer {
     return this.syncedPromise;
   }
 
-  get(resourceGroup: string, name: string): ContainerGroupResource | undefined {
-    return this.cache.get(keyOf(resourceGroup, name));
+  /** The cached resource of a key (as the source's keyOf makes them). */
+  getByKey(key: string): T | undefined {
+    return this.cache.get(key);
   }
 
-  list(): ContainerGroupResource[] {
+  list(): T[] {
     return [...this.cache.values()];
   }
 
@@ -113,7 +139,7 @@ export class ContainerGroupInformer {
           await sleep(this.o.pollIntervalMs ?? 10_000, undefined, { signal: connection.signal });
           continue;
         }
-        const stream = await this.groups.watch(this.o.resourceGroup, { signal: connection.signal });
+        const stream = await this.source.watch(connection.signal);
         this.stats.connects++;
         this.queue.add(RELIST);
         if (!stream) {
@@ -164,8 +190,11 @@ export class ContainerGroupInformer {
           if (!line) continue;
           arm();
           onLine();
-          const event = JSON.parse(line) as { type?: string; resourceGroup?: string; name?: string };
-          if (event.type === 'CHANGED' && event.resourceGroup && event.name) this.queue.add(`${event.resourceGroup}/${event.name}`);
+          const event = JSON.parse(line) as ChangedLine & { type?: string };
+          const key = event.type === 'CHANGED' ? this.source.keyOfLine(event) : undefined;
+          if (key === undefined) continue;
+          this.lines.set(key, event);
+          this.queue.add(key);
         }
       }
     } catch (e) {
@@ -176,18 +205,15 @@ export class ContainerGroupInformer {
     if (silent) throw silent;
   }
 
-  /** Reads every group of the scope and makes the cache say the same, telling what changed. */
+  /** Reads every resource of the scope and makes the cache say the same, telling what changed. */
   private async relist() {
-    const paged = this.o.resourceGroup === undefined
-      ? this.groups.list({ top: this.o.pageSize })
-      : this.groups.listByResourceGroup(this.o.resourceGroup, { top: this.o.pageSize });
-    const listed = await paged.toArray();
+    const listed = await this.source.list({ pageSize: this.o.pageSize });
     const seen = new Set<string>();
     for (const g of listed) {
-      const key = keyOf(resourceGroupOf(g), g.name);
+      const key = this.source.keyOf(g);
       seen.add(key);
       const cached = this.cache.get(key);
-      if (cached && sameButListShape(cached, g)) continue;
+      if (cached && this.source.sameAsListed(cached, g)) continue;
       this.put(key, g);
     }
     for (const [key, g] of this.cache) if (!seen.has(key)) this.remove(key, g);
@@ -197,29 +223,29 @@ export class ContainerGroupInformer {
     return done;
   }
 
-  /** Reads one group again (a CHANGED line named it). */
-  private async refresh(key: string) {
-    const slash = key.indexOf('/');
-    const [resourceGroup, name] = [key.slice(0, slash), key.slice(slash + 1)];
-    const g = await this.groups.find(resourceGroup, name);
-    const cacheKey = keyOf(resourceGroup, name);
+  /** Reads one resource again (a CHANGED line named it). */
+  private async refresh(cacheKey: string) {
+    const line = this.lines.get(cacheKey);
+    if (!line) return done;
+    const g = await this.source.read(line);
     if (g) {
       const cached = this.cache.get(cacheKey);
       if (!cached || JSON.stringify(cached) !== JSON.stringify(g)) this.put(cacheKey, g);
     } else {
+      this.lines.delete(cacheKey);
       const cached = this.cache.get(cacheKey);
       if (cached) this.remove(cacheKey, cached);
     }
     return done;
   }
 
-  private put(key: string, g: ContainerGroupResource) {
+  private put(key: string, g: T) {
     const old = this.cache.get(key);
     this.cache.set(key, g);
     this.tell(() => (old ? this.o.onUpdate?.(old, g) : this.o.onAdd?.(g)));
   }
 
-  private remove(key: string, g: ContainerGroupResource) {
+  private remove(key: string, g: T) {
     this.cache.delete(key);
     this.tell(() => this.o.onDelete?.(g));
   }
@@ -231,5 +257,23 @@ export class ContainerGroupInformer {
     } catch (e) {
       this.o.onError?.(e as Error);
     }
+  }
+}
+
+/** The container groups of a subscription (or of one of its resource groups), cached and followed. */
+export class ContainerGroupInformer extends Informer<ContainerGroupResource> {
+  constructor(groups: ContainerGroups, o: InformerOptions = {}) {
+    super({
+      list: ({ pageSize }) => (o.resourceGroup === undefined ? groups.list({ top: pageSize }) : groups.listByResourceGroup(o.resourceGroup, { top: pageSize })).toArray(),
+      read: (line) => groups.find(line.resourceGroup!, line.name!),
+      watch: (signal) => groups.watch(o.resourceGroup, { signal }),
+      keyOf: (g) => keyOf(resourceGroupOf(g), g.name),
+      keyOfLine: (line) => (line.resourceGroup && line.name ? keyOf(line.resourceGroup, line.name) : undefined),
+      sameAsListed: sameButListShape,
+    }, o);
+  }
+
+  get(resourceGroup: string, name: string): ContainerGroupResource | undefined {
+    return this.getByKey(keyOf(resourceGroup, name));
   }
 }

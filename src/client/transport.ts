@@ -48,6 +48,8 @@ export interface RequestOptions {
   idempotent?: boolean;
   /** Sent without a token (health checks, login discovery). */
   anonymous?: boolean;
+  /** More request headers (e.g. If-Match). */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
 }
 
@@ -184,7 +186,7 @@ export class Transport {
   }
 
   private async send(o: RequestOptions, url: URL, streaming: boolean): Promise<IncomingMessage> {
-    const headers: Record<string, string | number> = { accept: 'application/json', 'user-agent': 'berth-client' };
+    const headers: Record<string, string | number> = { ...o.headers, accept: 'application/json', 'user-agent': 'berth-client' };
     if (!o.anonymous && this.o.credential) {
       const token = await this.o.credential.getToken(`${this.audience()}.default`, { abortSignal: o.signal });
       if (token) headers.authorization = `Bearer ${token.token}`;

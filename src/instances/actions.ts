@@ -4,6 +4,9 @@ import { parseTags, type Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { TerminalSize } from '../agent/types.js';
 import { checkGroupName, checkResourceGroupName, checkSubscriptionId, parseGroupSpec, type GroupSpec, type Limits } from './model.js';
+import { NGROUP_TYPE } from './ngroup-model.js';
+import { parseResourceId, resourceId } from './profile-model.js';
+import type { ProfileReference } from './service.js';
 import { parseExecRequest } from './streams.js';
 
 /** The parts of a request a parser reads (what Fastify hands a route: decoded path parameters, query, JSON body). */
@@ -22,7 +25,7 @@ export interface GroupRef {
 export type RunAction = 'start' | 'stop' | 'restart';
 
 export type GroupAction =
-  | { kind: 'group.put'; ref: GroupRef; spec: GroupSpec; location?: string; tags: Tags }
+  | { kind: 'group.put'; ref: GroupRef; spec: GroupSpec; location?: string; tags: Tags; profile?: ProfileReference; orchestratorId?: string | null }
   | { kind: 'group.get'; ref: GroupRef }
   | { kind: 'group.patch'; ref: GroupRef; tags: Tags }
   | { kind: 'group.delete'; ref: GroupRef }
@@ -56,10 +59,33 @@ function existingGroupRef(p: RequestParts): GroupRef {
   return ref;
 }
 
-export function parseGroupPut(p: RequestParts, limits: Limits): GroupAction & { kind: 'group.put' } {
+/** A group PUT: its spec (a profile's already expanded into the body, see profiles.ts, which names `profile`), and the NGroup it joins. */
+export function parseGroupPut(p: RequestParts, limits: Limits, profile?: ProfileReference): GroupAction & { kind: 'group.put' } {
   const ref = groupRef(p);
   const { spec, location, tags } = parseGroupSpec(p.body, limits);
-  return { kind: 'group.put', ref, spec, ...(location !== undefined && { location }), tags };
+  const orchestratorId = parseOrchestratorId(p.body, ref.subscriptionId);
+  return {
+    kind: 'group.put', ref, spec, ...(location !== undefined && { location }), tags, ...(profile && { profile }),
+    ...(orchestratorId !== undefined && { orchestratorId }),
+  };
+}
+
+/**
+ * `properties.orchestratorId`: the NGroup a group belongs to. ACI sets it on the groups an NGroup
+ * makes; berth takes it from the PUT, which is how its orchestrator (a client of this API like any
+ * other) makes them. Absent: the group keeps what it had; null or '': it leaves its NGroup.
+ */
+function parseOrchestratorId(body: unknown, subscriptionId: string): string | null | undefined {
+  const props = (body as { properties?: { orchestratorId?: unknown } } | undefined)?.properties;
+  const v = props?.orchestratorId;
+  if (v === undefined) return undefined;
+  if (v === null || v === '') return null;
+  const target = 'properties.orchestratorId';
+  const ref = typeof v === 'string' ? parseResourceId(v, NGROUP_TYPE) : undefined;
+  if (!ref) throw new BerthError(Codes.InvalidRequestContent, `'${target}' must be the resource id of an NGroup.`, 400, target);
+  if (ref.subscriptionId.toLowerCase() !== subscriptionId.toLowerCase())
+    throw new BerthError(Codes.InvalidRequestContent, 'A container group cannot belong to an NGroup of another subscription.', 400, target);
+  return resourceId(NGROUP_TYPE, ref);
 }
 
 export const parseGroupGet = (p: RequestParts): GroupAction & { kind: 'group.get' } => ({ kind: 'group.get', ref: existingGroupRef(p) });
@@ -77,7 +103,7 @@ export const parseGroupDelete = (p: RequestParts): GroupAction & { kind: 'group.
 export const parseGroupRun = (p: RequestParts, run: RunAction): GroupAction & { kind: 'group.run' } => ({ kind: 'group.run', ref: existingGroupRef(p), run });
 
 /** A list by subscription (no `rg` parameter) or by resource group; `$top`/`$skiptoken` page it; `watch=true` streams changes. */
-export function parseGroupList(p: RequestParts): GroupAction & { kind: 'group.list' } {
+export function parseListPage(p: RequestParts): { subscriptionId: string; resourceGroup?: string; top?: number; startAfter?: string; watch: boolean } {
   const subscriptionId = param(p, 'sub');
   checkSubscriptionId(subscriptionId);
   const resourceGroup = p.params.rg;
@@ -90,10 +116,12 @@ export function parseGroupList(p: RequestParts): GroupAction & { kind: 'group.li
   if (token !== undefined && (typeof token !== 'string' || !/^[A-Za-z0-9_-]{1,2048}$/.test(token)))
     throw new BerthError(Codes.InvalidRequestContent, "'$skiptoken' is not one berth gave out.", 400, '$skiptoken');
   return {
-    kind: 'group.list', subscriptionId, ...(resourceGroup !== undefined && { resourceGroup }), ...(top !== undefined && { top }),
+    subscriptionId, ...(resourceGroup !== undefined && { resourceGroup }), ...(top !== undefined && { top }),
     ...(token !== undefined && { startAfter: Buffer.from(token, 'base64url').toString() }), watch: flag(q.watch),
   };
 }
+
+export const parseGroupList = (p: RequestParts): GroupAction & { kind: 'group.list' } => ({ kind: 'group.list', ...parseListPage(p) });
 
 /** `tail`, `timestamps`, and berth's `previous` (the run before the last restart) and `follow` (a stream). */
 export function parseLogs(p: RequestParts): GroupAction & { kind: 'container.logs' } {

@@ -6,11 +6,13 @@ import type { FastifyInstance } from 'fastify';
 import { SqliteStore } from '../store/sqlite.js';
 import { Authenticator } from '../arm/auth.js';
 import { buildServer } from './http.js';
+import { createProvider, type Provider } from './provider.js';
 import { InstancesService } from './service.js';
 import { fakeDataPlane, fakeHost } from './testing.js';
 
 let app: FastifyInstance;
 let service: InstancesService;
+let provider: Provider;
 const A = 'token-a';
 const B = 'token-b';
 const G = (sub: string, name: string) => `/subscriptions/${sub}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/${name}`;
@@ -20,15 +22,19 @@ const group = (o: { location?: string; image?: string } = {}) => ({
 });
 
 before(async () => {
-  service = new InstancesService(new SqliteStore(':memory:'), () => fakeDataPlane());
+  const store = new SqliteStore(':memory:');
+  service = new InstancesService(store, () => fakeDataPlane());
   await service.start();
   fakeHost(service.gateway);
+  provider = createProvider(store, service);
+  await provider.start();
   const auth = new Authenticator([{ token: A, subscriptions: ['sub-a'] }, { token: B, subscriptions: ['sub-b'] }], [], Buffer.alloc(32, 1));
-  app = buildServer({ service, auth, advertiseAddress: '127.0.0.1', subscriptions: ['sub-a', 'sub-b'] });
+  app = buildServer({ provider, auth, advertiseAddress: '127.0.0.1', subscriptions: ['sub-a', 'sub-b'] });
   await app.ready();
 });
 after(async () => {
   await app.close();
+  provider.stop();
   await service.stop();
 });
 

@@ -4,15 +4,18 @@ import type { Authenticator } from '../arm/auth.js';
 import { apiVersionOf } from '../arm/lro.js';
 import { registerResourceRoutes } from '../arm/resources.js';
 import { createArmServer } from '../arm/server.js';
-import { ACI_API_VERSIONS, isAciApiVersion, responseForVersion } from './api-versions.js';
+import { ACI_API_VERSIONS, isAciApiVersion, responseForVersion, versionsOf } from './api-versions.js';
 import { registerAgentRoutes, type AgentApiOptions } from './hosts/agent-api.js';
+import type { Provider } from './provider.js';
 import { registerGroupRoutes } from './routes/groups.js';
 import { registerLocationRoutes } from './routes/locations.js';
+import { registerNGroupRoutes } from './routes/ngroups.js';
+import { registerProfileRoutes } from './routes/profiles.js';
 import { registerSessionRoutes } from './routes/sessions.js';
-import { PROVIDER, type InstancesService } from './service.js';
+import { PROVIDER } from './service.js';
 
 export interface HttpOptions {
-  service: InstancesService;
+  provider: Provider;
   auth: Authenticator;
   advertiseAddress: string;
   /** In a cluster: where a host's published ports are (render.ts). */
@@ -29,17 +32,20 @@ export interface HttpOptions {
 const ACI_VERSIONS = { accepts: isAciApiVersion, list: ACI_API_VERSIONS };
 
 export function buildServer(o: HttpOptions): FastifyInstance {
+  const { service, profiles, ngroups } = o.provider;
   const app = createArmServer({
     auth: o.auth, agents: o.agentApi?.credentials, https: o.https, logger: o.logger,
     actionOf: (method) => `${PROVIDER}/containerGroups/${method === 'GET' ? 'read' : 'write'}`,
   });
   // Each response in the shapes of the api-version it was asked in (api-versions.ts).
   app.addHook('preSerialization', async (req, _reply, payload) => responseForVersion(apiVersionOf(req), payload));
-  registerResourceRoutes(app, { auth: o.auth, resourceGroups: o.service, subscriptions: o.subscriptions });
+  registerResourceRoutes(app, { auth: o.auth, resourceGroups: o.provider.resourceGroups, subscriptions: o.subscriptions });
   const ctx = { advertiseAddress: o.advertiseAddress, hostAddress: o.hostAddress };
-  registerGroupRoutes(app, o.service, ctx, ACI_VERSIONS);
-  registerSessionRoutes(app, o.service, ACI_VERSIONS);
-  registerLocationRoutes(app, o.service, ACI_VERSIONS);
+  registerGroupRoutes(app, service, profiles, ctx, ACI_VERSIONS);
+  registerSessionRoutes(app, service, ACI_VERSIONS);
+  registerLocationRoutes(app, service, ACI_VERSIONS);
+  registerProfileRoutes(app, profiles, service, versionsOf('containerGroupProfiles'));
+  registerNGroupRoutes(app, ngroups, versionsOf('ngroups'));
   if (o.agentApi) registerAgentRoutes(app, o.agentApi);
   return app;
 }

@@ -3,6 +3,7 @@
 /** `/groups/{sub}/{rg}/{name}`: the ARM record (GroupRecord). Subscription and resource group in lower case. */
 export const groupKey = (sub: string, rg: string, name: string) => `/groups/${sub.toLowerCase()}/${rg.toLowerCase()}/${name}`;
 export const groupPrefix = (sub: string, rg?: string) => (rg === undefined ? `/groups/${sub.toLowerCase()}/` : groupKey(sub, rg, ''));
+/** Every group record of every subscription. */
 export const GROUPS_PREFIX = '/groups/';
 /** `/status/{uid}`: the group's status as its host reported it (StoredStatus). */
 export const statusKey = (uid: string) => `/status/${uid}`;
@@ -36,6 +37,22 @@ export const hostSpecKey = (host: string, uid: string) => `/hostspecs/${host}/${
  */
 export const removingPrefix = (host: string) => `/removing/${host}/`;
 export const removingKey = (host: string, uid: string) => `/removing/${host}/${uid}`;
+/** `/cgprofiles/{sub}/{rg}/{name}`: a container group profile (ProfileRecord). Names in lower case: ARM matches them so. */
+export const profileKey = (sub: string, rg: string, name: string) => `/cgprofiles/${sub.toLowerCase()}/${rg.toLowerCase()}/${name.toLowerCase()}`;
+export const profilePrefix = (sub: string, rg?: string) => (rg === undefined ? `/cgprofiles/${sub.toLowerCase()}/` : profileKey(sub, rg, ''));
+/** `/cgprofilerevs/{uid}/{n, ten digits}`: one immutable revision of a profile (RevisionRecord), in order. */
+export const profileRevisionPrefix = (uid: string) => `/cgprofilerevs/${uid}/`;
+export const profileRevisionKey = (uid: string, n: number) => `${profileRevisionPrefix(uid)}${String(n).padStart(10, '0')}`;
+/** `/ngroups/{sub}/{rg}/{name}`: an NGroup (NGroupRecord), names in lower case. */
+export const ngroupKey = (sub: string, rg: string, name: string) => `/ngroups/${sub.toLowerCase()}/${rg.toLowerCase()}/${name.toLowerCase()}`;
+/** Every NGroup (no subscription), a subscription's, or a resource group's. */
+export const ngroupPrefix = (sub?: string, rg?: string) => (sub === undefined ? '/ngroups/' : rg === undefined ? `/ngroups/${sub.toLowerCase()}/` : ngroupKey(sub, rg, ''));
+/** `/ngstatus/{uid}`: what the orchestrator reports of an NGroup (NGroupStatus). */
+export const ngroupStatusKey = (uid: string) => `/ngstatus/${uid}`;
+export const NGROUP_STATUS_PREFIX = '/ngstatus/';
+/** `/ngops/{id}`: an NGroup's long-running operation. */
+export const ngroupOpKey = (id: string) => `/ngops/${id}`;
+
 /** The layout version of what is stored (see upgrade.ts). */
 export const LAYOUT_KEY = '/meta/layout';
 
@@ -47,3 +64,5 @@ export const CLUSTER_CA_KEY = '/cluster/ca';
 export const CLUSTER_SIGNING_KEY = '/cluster/signing-key';
 /** The election whose leader runs the control plane's reconcilers (placement). */
 export const RECONCILERS_ELECTION = '/elections/reconcilers/';
+/** The election whose leader runs a cluster's in-process NGroup orchestrator (one at a time: two would both act). */
+export const ORCHESTRATOR_ELECTION = '/elections/orchestrator/';

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BerthError } from '../lib/errors.js';
-import { parseGroupSpec, redactSpec } from './model.js';
+import { parseGroupSpec, redactSpec, specToBody } from './model.js';
 
 const body = (props: Record<string, unknown> = {}, container: Record<string, unknown> = {}) => ({
   location: 'local',
@@ -64,7 +64,6 @@ test('what berth cannot honour yet is refused by name, in any version\'s field, 
   assert.deepEqual(refused({ confidentialComputeProperties: { ccePolicy: 'x' } }), ['UnsupportedFeature', 'properties.confidentialComputeProperties']);
   assert.deepEqual(refused({ priority: 'Spot' }), ['UnsupportedFeature', 'properties.priority']);
   assert.deepEqual(refused({ standbyPoolProfile: { id: '/subscriptions/s/pool' } }), ['UnsupportedFeature', 'properties.standbyPoolProfile']);
-  assert.deepEqual(refused({ containerGroupProfile: { id: '/subscriptions/s/p', revision: 1 } }), ['UnsupportedFeature', 'properties.containerGroupProfile']);
   assert.deepEqual(refused({ sku: 'Confidential' }), ['UnsupportedFeature', 'properties.sku']);
   assert.deepEqual(refused({ dnsConfig: { nameServers: ['10.0.0.10'] } }), ['UnsupportedFeature', 'properties.dnsConfig']);
   assert.deepEqual(refused({}, { configMap: { keyValuePairs: { a: 'b' } } }), ['UnsupportedFeature', 'properties.containers[0].properties.configMap']);
@@ -86,4 +85,22 @@ test("ACI's zones and berth's placement rules are parsed into the spec and shown
   const plain = parseGroupSpec(body({ placement: { host: 'h1' } }));
   assert.equal(plain.spec.placement, undefined, 'only read-only parts: no rules');
   assert.equal(plain.spec.zones, undefined);
+});
+
+test('a spec written back unredacted parses into the same spec (a profile revision expanded into a group)', () => {
+  const { spec } = parseGroupSpec(body(
+    {
+      volumes: [{ name: 'creds', secret: { token: Buffer.from('hunter2').toString('base64') } }, { name: 'scratch', emptyDir: {} }],
+      imageRegistryCredentials: [{ server: 'r.example', username: 'u', password: 'pw-123' }], restartPolicy: 'OnFailure', provisioningTimeoutInSeconds: 60,
+      initContainers: [{ name: 'init', properties: { image: 'busybox', command: ['true'], environmentVariables: [{ name: 'I', secureValue: 'x' }] } }],
+    },
+    {
+      environmentVariables: [{ name: 'A', value: '1' }, { name: 'S', secureValue: 'sv-456' }], ports: [{ port: 80 }],
+      volumeMounts: [{ name: 'creds', mountPath: '/creds', readOnly: true }], resources: { requests: { cpu: 0.5, memoryInGB: 0.5 }, limits: { cpu: 1 } },
+      readinessProbe: { httpGet: { port: 80, path: '/ready' }, periodSeconds: 2 }, livenessProbe: { exec: { command: ['true'] } },
+    },
+  ));
+  const withIp = { ...spec, ipAddress: { type: 'Private' as const, ports: [{ port: 80, protocol: 'TCP' as const }] } };
+  assert.deepEqual(parseGroupSpec({ location: 'local', properties: specToBody(withIp, { redact: false }) }).spec, withIp);
+  assert.doesNotMatch(JSON.stringify(specToBody(withIp, { redact: true })), /sv-456|pw-123|aHVudGVyMg|ipAddress|provisioningTimeout/);
 });

@@ -342,10 +342,20 @@ function renderProbe(p: ProbeDef) {
   };
 }
 
-const redactEnv = (env: EnvVar[]) => env.map((e) => (e.secureValue !== undefined ? { name: e.name } : { name: e.name, value: e.value }));
+const envOf = (env: EnvVar[], redact: boolean) =>
+  env.map((e) => (e.secureValue === undefined ? { name: e.name, value: e.value } : redact ? { name: e.name } : { name: e.name, secureValue: e.secureValue }));
 
 /** The spec as a client may see it: secrets dropped. */
-export function redactSpec(spec: GroupSpec): Json {
+export const redactSpec = (spec: GroupSpec): Json => specToBody(spec, { redact: true });
+
+/**
+ * The `properties` of a container group body that parse back into `spec`. With `redact`, what a
+ * client may see: secure values, secret volume contents and registry passwords dropped, and no
+ * `ipAddress` (the renderer adds it with what the group was given). Without, everything, as a
+ * profile's revision is expanded into a group made from it.
+ */
+export function specToBody(spec: GroupSpec, o: { redact: boolean }): Json {
+  const { redact } = o;
   return {
     containers: spec.containers.map((c) => ({
       name: c.name,
@@ -353,7 +363,7 @@ export function redactSpec(spec: GroupSpec): Json {
         image: c.image,
         command: c.command,
         ports: c.ports,
-        environmentVariables: redactEnv(c.environmentVariables),
+        environmentVariables: envOf(c.environmentVariables, redact),
         resources: { requests: c.requests, ...(c.limits && { limits: c.limits }) },
         ...(c.volumeMounts.length > 0 && { volumeMounts: c.volumeMounts }),
         ...(c.livenessProbe && { livenessProbe: renderProbe(c.livenessProbe) }),
@@ -364,7 +374,7 @@ export function redactSpec(spec: GroupSpec): Json {
       initContainers: spec.initContainers.map((c) => ({
         name: c.name,
         properties: {
-          image: c.image, command: c.command, environmentVariables: redactEnv(c.environmentVariables),
+          image: c.image, command: c.command, environmentVariables: envOf(c.environmentVariables, redact),
           ...(c.volumeMounts.length > 0 && { volumeMounts: c.volumeMounts }),
         },
       })),
@@ -373,10 +383,12 @@ export function redactSpec(spec: GroupSpec): Json {
     osType: spec.osType,
     sku: spec.sku,
     ...(spec.volumes.length > 0 && {
-      volumes: spec.volumes.map((v) => (v.secret ? { name: v.name, secret: {} } : v.gitRepo ? { name: v.name, gitRepo: v.gitRepo } : { name: v.name, emptyDir: {} })),
+      volumes: spec.volumes.map((v) => (v.secret ? { name: v.name, secret: redact ? {} : v.secret } : v.gitRepo ? { name: v.name, gitRepo: v.gitRepo } : { name: v.name, emptyDir: {} })),
     }),
     ...(spec.imageRegistryCredentials.length > 0 && {
-      imageRegistryCredentials: spec.imageRegistryCredentials.map((c) => ({ server: c.server, username: c.username })),
+      imageRegistryCredentials: spec.imageRegistryCredentials.map((c) => (redact ? { server: c.server, username: c.username } : c)),
     }),
+    ...(!redact && spec.ipAddress && { ipAddress: spec.ipAddress }),
+    ...(!redact && spec.provisioningTimeoutInSeconds !== undefined && { provisioningTimeoutInSeconds: spec.provisioningTimeoutInSeconds }),
   };
 }

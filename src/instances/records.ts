@@ -30,6 +30,16 @@ export interface GroupRecord {
   createdAt: string;
   /** `ipAddress.fqdn`: held in berth's zone while the group exists (see dns-names.ts). */
   fqdn?: string;
+  /** The container group profile (and its revision) the spec was made from (`properties.containerGroupProfile`). */
+  profile?: ProfileReference;
+  /** The resource id of the NGroup the group belongs to (ACI's `orchestratorId`). */
+  orchestratorId?: string;
+}
+
+/** A container group profile's revision, by the profile's resource id. */
+export interface ProfileReference {
+  id: string;
+  revision: number;
 }
 
 /** The `host` of a group no host has been chosen for yet. */

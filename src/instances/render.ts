@@ -41,6 +41,8 @@ export function renderGroup(v: GroupView, ctx: RenderContext, list = false) {
       ...(r.fqdn && { fqdn: r.fqdn }),
     };
   }
+  if (r.profile) props.containerGroupProfile = { id: r.profile.id, revision: r.profile.revision };
+  if (r.orchestratorId) props.orchestratorId = r.orchestratorId;
   // berth's extension: every group shows where it runs, with the rules it asked for
   props.placement = renderPlacement(r.spec.placement, { host: r.host, zone: r.zone });
   props.provisioningState = v.provisioningState;

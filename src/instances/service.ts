@@ -22,7 +22,7 @@ import { upgradeLayout } from './upgrade.js';
 import { groupView, watchGroupChanges } from './views.js';
 
 export { GROUP_TYPE, PROVIDER, UNPLACED } from './records.js';
-export type { GroupRecord, GroupView, OperationRecord, OperationView } from './records.js';
+export type { GroupRecord, GroupView, OperationRecord, OperationView, ProfileReference } from './records.js';
 export type { Quotas } from './admission.js';
 export type { Caller, GroupPut } from './group-writer.js';
 
@@ -149,6 +149,12 @@ export class InstancesService implements ResourceGroups {
     const more = kvs.length > limit;
     const shown = kvs.slice(0, limit);
     return { views: await Promise.all(shown.map((kv) => groupView(this.store, kv.value))), next: more ? shown[shown.length - 1].key : undefined };
+  }
+
+  /** The groups of a subscription that belong to an NGroup (their `orchestratorId`, matched as ARM ids are: without regard to case). */
+  async listByOrchestrator(sub: string, orchestratorId: string): Promise<GroupRecord[]> {
+    const id = orchestratorId.toLowerCase();
+    return (await this.store.list<GroupRecord>(groupPrefix(sub))).map((kv) => kv.value).filter((r) => r.orchestratorId?.toLowerCase() === id);
   }
 
   /** The group that holds `fqdn` (lower-case, in berth's zone), or undefined. */

@@ -7,7 +7,9 @@ import { BerthError, Codes } from '../lib/errors.js';
  * array. A part that is absent, null or empty (`[]`, `{}`, or only empty values) changes nothing
  * and passes.
  */
-const UNSUPPORTED: [path: string, what: string][] = [
+type Refusals = [path: string, what: string][];
+
+const UNSUPPORTED: Refusals = [
   ['identity', 'Managed identity is'],
   ['properties.subnetIds', 'Virtual network subnets are'],
   ['properties.networkProfile', 'Virtual network profiles are'],
@@ -18,7 +20,6 @@ const UNSUPPORTED: [path: string, what: string][] = [
   ['properties.extensions', 'Deployment extensions are'],
   ['properties.secretReferences', 'Key Vault secret references are'],
   ['properties.identityAcls', 'Identity access control lists are'],
-  ['properties.containerGroupProfile', 'Creating a group from a container group profile is'],
   ['properties.standbyPoolProfile', 'Standby pools are'],
   ['properties.containers[].properties.securityContext', "'securityContext' is"],
   ['properties.containers[].properties.configMap', 'Config maps are'],
@@ -66,10 +67,31 @@ const refuse = (target: string, what: string): never => {
   throw new BerthError(Codes.UnsupportedFeature, `${what} not supported by berth yet ('${target}').`, 400, target);
 };
 
+/** What a container group profile may carry beyond a group's and berth cannot honour (the group's own list applies too). */
+export const PROFILE_UNSUPPORTED: Refusals = [
+  ['properties.shutdownGracePeriod', "A shutdown grace period ('shutdownGracePeriod') is"],
+  ['properties.timeToLive', "A post-completion time to live ('timeToLive') is"],
+  ['properties.securityContext', "A group-level 'securityContext' is"],
+  ['properties.useKrypton', "'useKrypton' is"],
+];
+
+/** What an NGroup may carry and berth cannot honour. */
+export const NGROUP_UNSUPPORTED: Refusals = [
+  ['properties.containerGroupProfiles[].networkProfile', 'Load balancer and application gateway backend pools are'],
+  ['properties.containerGroupProfiles[].storageProfile', 'Azure File share profiles are'],
+  ['properties.containerGroupProfiles[].containerGroupProperties.subnetIds', 'Virtual network subnets are'],
+  ['properties.containerGroupProfiles[].containerGroupProperties.volumes[].azureFile', 'Azure File volumes are'],
+];
+
+/** Throws UnsupportedFeature naming the first part of `body` at one of `refusals` that is not empty. */
+export function refuseParts(body: unknown, refusals: Refusals) {
+  for (const [path, what] of refusals)
+    for (const [target, v] of at(body, path.split('.'), '')) if (!isEmpty(v) && v !== false) refuse(target, what);
+}
+
 /** Throws UnsupportedFeature naming the first part of a container group body that berth cannot honour. */
 export function refuseUnsupported(body: unknown) {
-  for (const [path, what] of UNSUPPORTED)
-    for (const [target, v] of at(body, path.split('.'), '')) if (!isEmpty(v)) refuse(target, what);
+  refuseParts(body, UNSUPPORTED);
   for (const [path, accepted, refused] of UNSUPPORTED_VALUES)
     for (const [target, v] of at(body, path.split('.'), '')) {
       if (typeof v !== 'string') continue; // absent, or of the wrong type: the model's own checks say so

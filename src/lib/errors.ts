@@ -53,6 +53,20 @@ export const Codes = {
   ContainerGroupQuotaReached: 'ContainerGroupQuotaReached',
   DnsNameLabelAlreadyTaken: 'DnsNameLabelAlreadyTaken',
   InvalidContainerGroupUpdate: 'InvalidContainerGroupUpdate',
+  /** An NGroup PUT or PATCH that changes what may not change (faultDomainCount, removing zones). */
+  InvalidNGroupUpdate: 'InvalidNGroupUpdate',
+  /** A container group profile (or the revision of one) that a request names is not there. */
+  ContainerGroupProfileNotFound: 'ContainerGroupProfileNotFound',
+  ContainerGroupProfileRevisionNotFound: 'ContainerGroupProfileRevisionNotFound',
+  /** A profile an NGroup still references cannot be deleted. */
+  ContainerGroupProfileInUse: 'ContainerGroupProfileInUse',
+  /** cancelRollingUpdate with no rolling update in progress; latestRollingUpdate of an NGroup that never had one. */
+  RollingUpdateNotInProgress: 'RollingUpdateNotInProgress',
+  RollingUpdateNotFound: 'RollingUpdateNotFound',
+  /** An If-Match that does not match the resource's current ETag. */
+  PreconditionFailed: 'PreconditionFailed',
+  /** A metrics query naming a metric, aggregation or interval the resource does not have. */
+  InvalidMetricQuery: 'InvalidMetricQuery',
   // load
   TooManyRequests: 'TooManyRequests',
   // auth

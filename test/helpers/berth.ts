@@ -89,6 +89,10 @@ export async function startBerth(o: BerthOptions): Promise<BerthProcess> {
       if (child.exitCode === null && child.signalCode === null) {
         for (const sub of subscriptions) {
           const api = new Api(b, sub);
+          // NGroups first: their orchestrator would make their members again
+          const ngroups = await api.client.ngroups.list().toArray().catch(() => []);
+          await Promise.all(ngroups.map((n) => api.client.ngroups.delete(n.id.split('/')[4], n.name, { timeoutMs: 120_000 })
+            .catch((e: Error) => console.error(`cleanup of NGroup ${n.name}: ${e.message}`))));
           const all = await api.req('GET', `/subscriptions/${sub}/providers/Microsoft.ContainerInstance/containerGroups`).catch(() => undefined);
           await Promise.all((all?.body?.value ?? []).map((g: { id: string; name: string }) =>
             api.deleteAndWait(g.id.split('/')[4], g.name).catch((e: Error) => console.error(`cleanup of ${g.name}: ${e.message}`))));

@@ -7,6 +7,7 @@ import { providerRoute, type ApiVersions } from '../../arm/route-scope.js';
 import {
   parseGroupDelete, parseGroupGet, parseGroupList, parseGroupPatch, parseGroupPut, parseGroupRun, parseLogs, type GroupAction, type RequestParts,
 } from '../actions.js';
+import type { ProfileService } from '../profiles.js';
 import { operationPath, renderGroup, type RenderContext } from '../render.js';
 import { GROUP_TYPE, PROVIDER, type InstancesService } from '../service.js';
 
@@ -14,14 +15,25 @@ import { GROUP_TYPE, PROVIDER, type InstancesService } from '../service.js';
 export const partsOf = (req: FastifyRequest): RequestParts =>
   ({ params: req.params as Record<string, string>, query: req.query as Record<string, unknown>, body: req.body });
 
+/** `{value, nextLink}` of a page: the next link repeats the request with berth's `$skiptoken`. */
+export function page<T>(req: FastifyRequest, value: T[], next?: string) {
+  if (!next) return { value };
+  const u = new URL(`${baseUrl(req)}${req.url}`);
+  u.searchParams.set('$skiptoken', Buffer.from(next).toString('base64url'));
+  return { value, nextLink: u.toString() };
+}
+
 export const GROUP_PATH = `/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}/:name`;
 
-export function registerGroupRoutes(app: FastifyInstance, service: InstancesService, ctx: RenderContext, versions: ApiVersions) {
+export function registerGroupRoutes(app: FastifyInstance, service: InstancesService, profiles: ProfileService, ctx: RenderContext, versions: ApiVersions) {
   const route = providerRoute('subscription', versions);
   const G = GROUP_PATH;
 
   app.put(G, route, async (req, reply) => {
-    const a = parseGroupPut(partsOf(req), service.limitsInForce());
+    const parts = partsOf(req);
+    // a group made from a container group profile: the profile's properties with what the body adds
+    const expanded = await profiles.expand(parts.params.sub ?? '', parts.body);
+    const a = parseGroupPut({ ...parts, body: expanded.body }, service.limitsInForce(), expanded.profile);
     const r = await service.createOrUpdate(a.ref, a, { tenantId: req.identity?.tenantId });
     setLroHeaders(req, reply, operationPath(a.ref.subscriptionId, r.operation.location, r.operation.id));
     return reply.code(r.created ? 201 : 200).send(renderGroup(r.view, ctx));
@@ -57,11 +69,7 @@ export function registerGroupRoutes(app: FastifyInstance, service: InstancesServ
     const a = parseGroupList(partsOf(req));
     if (a.watch) return watchGroups(req, reply, service, a);
     const r = await service.list(a.subscriptionId, a.resourceGroup, { startAfter: a.startAfter, limit: a.top });
-    const value = r.views.map((v) => renderGroup(v, ctx, true));
-    if (!r.next) return { value };
-    const u = new URL(`${baseUrl(req)}${req.url}`);
-    u.searchParams.set('$skiptoken', Buffer.from(r.next).toString('base64url'));
-    return { value, nextLink: u.toString() };
+    return page(req, r.views.map((v) => renderGroup(v, ctx, true)), r.next);
   };
   app.get(`/subscriptions/:sub/providers/${GROUP_TYPE}`, route, list);
   app.get(`/subscriptions/:sub/resourceGroups/:rg/providers/${GROUP_TYPE}`, route, list);
@@ -97,13 +105,21 @@ export function registerGroupRoutes(app: FastifyInstance, service: InstancesServ
  * {"type":"CHANGED","resourceGroup","name"} line when a group's record or status changes, and a
  * {"type":"HEARTBEAT"} line every 15 s. Clients list once, then read again on each line.
  */
-async function watchGroups(req: FastifyRequest, reply: FastifyReply, service: InstancesService, a: GroupAction & { kind: 'group.list' }) {
+function watchGroups(req: FastifyRequest, reply: FastifyReply, service: InstancesService, a: GroupAction & { kind: 'group.list' }) {
+  return streamChanges(req, reply, (tell) => service.watchGroups(a.subscriptionId, a.resourceGroup, (resourceGroup, name) => tell({ resourceGroup, name })));
+}
+
+/**
+ * A watch stream: `subscribe` reports changed resources (each `{resourceGroup, name, …}` it tells);
+ * changes that come together (a record and its status) go out as one CHANGED line per resource, and
+ * a HEARTBEAT line every 15 s shows the stream is alive. Ends when the client goes.
+ */
+export async function streamChanges(req: FastifyRequest, reply: FastifyReply, subscribe: (tell: (changed: Record<string, string>) => void) => () => void) {
   const send = (line: unknown) => reply.raw.write(`${JSON.stringify(line)}\n`);
-  // Changes that come together (a record and its status) go out as one line per group.
-  let pending = new Map<string, { resourceGroup: string; name: string }>();
+  let pending = new Map<string, Record<string, string>>();
   let timer: NodeJS.Timeout | undefined;
-  const stop = service.watchGroups(a.subscriptionId, a.resourceGroup, (resourceGroup, name) => {
-    pending.set(`${resourceGroup}/${name}`, { resourceGroup, name });
+  const stop = subscribe((changed) => {
+    pending.set(Object.values(changed).join('/').toLowerCase(), changed);
     timer ??= setTimeout(() => {
       timer = undefined;
       const batch = pending;

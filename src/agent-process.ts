@@ -128,7 +128,7 @@ export async function startAgentProcess(cfg: AgentProcessConfig) {
   // berth's own ports here: the configured ones and the agent's API
   const reserved: PublishedPort[] = [...cfg.reservedPorts.flatMap((port) => [{ port, protocol: 'TCP' as const }, { port, protocol: 'UDP' as const }]), { port: listen.port, protocol: 'TCP' }];
   const host = createHostRuntime(cfg, { reservedPorts: () => reserved, warn: (why) => console.error(`berth agent: ${why}`) });
-  const agent = new Agent({ runtime: host.runtime, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs });
+  const agent = new Agent({ runtime: host.runtime, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs, usageIntervalMs: cfg.metricsIntervalMs });
   const dataPlane = await startDataPlaneServer({
     host: identity.host, dataPlane: agent, verifier: new TokenVerifier(identity.signingPublicKey),
     tls: { key: readFileSync(keyFile), cert: certPem }, listen,

@@ -19,7 +19,7 @@ agentContract({
     const store = new SqliteStore(join(dir, `s${n++}.db`));
     const host = hostOnStore(store, LOCAL_HOST);
     const gateway = new HostGateway(store, { onRemoved: host.onRemoved });
-    const startAgent = () => startLocalAgent(gateway, { runtime, address: '127.0.0.1', backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000 });
+    const startAgent = () => startLocalAgent(gateway, { runtime, address: '127.0.0.1', backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000, usageIntervalMs: 50 });
     let local: LocalAgent | undefined = await startAgent();
     return {
       ...host,

@@ -146,7 +146,9 @@ async function startEmbeddedCore(cfg: ServerConfig, berthPorts: () => PublishedP
   };
   const service = new InstancesService(store, dataPlanes, { dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: stopWaitMs(cfg), placeOn: LOCAL_HOST });
   await service.start();
-  local = await startLocalAgent(service.gateway, { runtime: host.runtime, address: cfg.advertiseAddress, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs });
+  local = await startLocalAgent(service.gateway, {
+    runtime: host.runtime, address: cfg.advertiseAddress, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs, usageIntervalMs: cfg.metricsIntervalMs,
+  });
   // after the agent adopted what runs: what a crash left in the pools is torn down, then they fill in the background
   await host.startPools();
   return {
@@ -210,7 +212,7 @@ export async function startServer(cfg: ServerConfig) {
   const provider = createProvider(core.store, service);
   await provider.start();
   const ctx = { advertiseAddress: cfg.advertiseAddress, hostAddress: core.hostAddress };
-  const common = { provider, auth, ...ctx, subscriptions: cfg.subscriptions, agentApi: core.agentApi };
+  const common = { provider, auth, ...ctx, subscriptions: cfg.subscriptions, agentApi: core.agentApi, metricsIntervalMs: cfg.metricsIntervalMs };
   const apps = [buildServer(common)];
   let dns: DnsServer | undefined;
   const dnsOptions = { zone: service.dnsZone, lookup: groupLookup(service, ctx) };

@@ -11,7 +11,8 @@ import type { HostDataPlane } from './link.js';
 import { GroupProbes } from './probes.js';
 import { GroupReconciler } from './reconcile.js';
 import type { PlacedHostSpec } from './spec.js';
-import type { GroupStatus } from './types.js';
+import type { GroupStatus, GroupUsage } from './types.js';
+import { UsageHistory, type RunningGroup } from './usage.js';
 import { addEvent } from './views.js';
 
 export interface AgentOptions extends Partial<AgentSettings> {
@@ -23,6 +24,8 @@ export interface AgentOptions extends Partial<AgentSettings> {
   pollMs?: number;
   /** Groups provisioned (network + container starts) at once; the rest queue, so a burst pipelines instead of thrashing. Default 6. */
   maxConcurrentStarts?: number;
+  /** How often the running groups' usage (their cgroups' counters) is read for their metrics. Default 5 s; 0: never. */
+  usageIntervalMs?: number;
   /** Retry delay of a reconcile that failed, doubled per further failure up to maxRetryMs. Defaults 400 ms and 30 s. */
   retryMs?: number;
   maxRetryMs?: number;
@@ -45,6 +48,7 @@ export class Agent implements HostDataPlane {
   /** When each group waiting in the queue was added (for the trace of how long it queued). */
   private queuedAt = new Map<string, number>();
   private pollTimer?: NodeJS.Timeout;
+  private readonly usageHistory: UsageHistory;
   private unwatchExits?: () => void;
   private closed = false;
 
@@ -61,6 +65,7 @@ export class Agent implements HostDataPlane {
       rt: o.runtime, stopGraceSeconds: this.settings.stopGraceSeconds, group: (uid) => this.groups.get(uid), emit: ctx.emit, reconcile: (uid) => this.schedule(uid),
     });
     this.reconciler = new GroupReconciler(ctx, this.probes);
+    this.usageHistory = new UsageHistory(o.runtime.containers, () => this.running(), o.usageIntervalMs ?? 5000);
     this.queue = new WorkQueue((uid) => this.reconcile(uid), {
       concurrency: MAX_CONCURRENT_RECONCILES,
       baseBackoffMs: o.retryMs ?? 400,
@@ -133,6 +138,7 @@ export class Agent implements HostDataPlane {
   async close() {
     this.closed = true;
     clearInterval(this.pollTimer);
+    this.usageHistory.stop();
     this.probes.close();
     this.unwatchExits?.();
     // In-flight reconciles finish so nothing is left half-done by us (a crash is handled by adopt()).
@@ -154,6 +160,10 @@ export class Agent implements HostDataPlane {
     if (this.groups.get(uid)?.status?.containers[container]?.currentState.state !== 'Running')
       throw new BerthError(Codes.ContainerGroupNotRunning, `The container '${container}' is not running.`, 409);
     return this.o.runtime.containers.exec(id, argv, opts);
+  }
+
+  async usage(uid: string, since: number): Promise<GroupUsage[]> {
+    return this.usageHistory.since(uid, since);
   }
 
   async cachedImages(): Promise<string[]> {
@@ -197,6 +207,7 @@ export class Agent implements HostDataPlane {
     // A group placed again while it was torn down (same uid) is reconciled afresh: it is not forgotten.
     if (this.groups.get(uid) === t && (t.removing || !t.placed)) {
       this.groups.delete(uid);
+      this.usageHistory.forget(uid);
       for (const fn of this.removedFns) fn(uid);
     }
     return 'done' as const;
@@ -218,6 +229,15 @@ export class Agent implements HostDataPlane {
       uids.forEach((uid, i) => setTimeout(() => this.watched(uid) && this.schedule(uid), (i * pollMs) / uids.length).unref());
     }, pollMs);
     this.pollTimer.unref();
+    this.usageHistory.start();
+  }
+
+  /** The groups whose placed generation runs now (what has usage to read). */
+  private running(): RunningGroup[] {
+    const out: RunningGroup[] = [];
+    for (const [uid, t] of this.groups)
+      if (t.placed && !t.removing && t.status?.state === 'Running' && t.status.generation === t.placed.generation) out.push({ uid, placed: t.placed });
+    return out;
   }
 
   private watched(uid: string) {

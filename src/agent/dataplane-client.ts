@@ -7,11 +7,11 @@ import { PassThrough, Writable } from 'node:stream';
 import { WebSocket } from 'ws';
 import { BerthError, Codes, errorFromWire } from '../lib/errors.js';
 import { onJsonLines, readAll, refusalOf } from '../lib/http-response.js';
-import { Channel, containerPath, fingerprintOf, portsQuery, type ControlFrame, type DataPlaneClaims, type ExecRequest } from './dataplane-wire.js';
+import { Channel, containerPath, fingerprintOf, portsQuery, usagePath, type ControlFrame, type DataPlaneClaims, type ExecRequest } from './dataplane-wire.js';
 import type { HostDataPlane } from './link.js';
 import type { PublishedPort } from './spec.js';
 import type { ExecResult } from '../runtime/types.js';
-import type { ExecHandle, ExecOptions, LogOptions, TerminalSize } from './types.js';
+import type { ExecHandle, ExecOptions, GroupUsage, LogOptions, TerminalSize } from './types.js';
 
 export interface RemoteHostOptions {
   host: string;
@@ -81,6 +81,10 @@ export class RemoteHostDataPlane implements HostDataPlane {
       ws.once('error', (e) => reject(this.unreachable(e)));
     });
     return new RemoteExec(ws, opts.tty !== undefined);
+  }
+
+  async usage(uid: string, since: number): Promise<GroupUsage[]> {
+    return this.json<GroupUsage[]>(`${usagePath(uid)}?since=${Math.floor(since)}`, { op: 'usage', uid });
   }
 
   async cachedImages(): Promise<string[]> {

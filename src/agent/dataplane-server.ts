@@ -111,6 +111,12 @@ export async function startDataPlaneServer(o: DataPlaneServerOptions): Promise<D
       if (!ports) throw bad("'unavailable' must list up to 100 ports as PROTOCOL/PORT (TCP/80,UDP/53).", 'unavailable');
       return sendJson(res, await o.dataPlane.unavailablePorts(ports));
     }
+    if (target.op === 'usage') {
+      authorize(req, o.host, o.verifier, { op: 'usage', uid: target.uid });
+      const since = Number(u.searchParams.get('since') ?? 0);
+      if (!Number.isFinite(since)) throw bad("'since' must be a time in ms since the epoch.", 'since');
+      return sendJson(res, await o.dataPlane.usage(target.uid, since));
+    }
     if (target.op !== 'logs') throw new BerthError(Codes.NotFound, `No route matches '${req.method} ${u.pathname.slice(0, 200)}'.`, 404);
     authorize(req, o.host, o.verifier, { op: 'logs', uid: target.uid, container: target.container });
     const opts = logOptions(u.searchParams);

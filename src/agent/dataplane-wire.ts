@@ -1,4 +1,4 @@
-// The wire of an agent's own HTTPS API (logs, follow, exec, cached images, the host's own ports): paths, token claims and frames, shared by its server and its client.
+// The wire of an agent's own HTTPS API (logs, follow, exec, a group's usage, cached images, the host's own ports): paths, token claims and frames, shared by its server and its client.
 //
 // Every request carries `Authorization: Bearer T`, T a token the control plane signed (lib/signed-token)
 // naming this host, the operation, and for a container its group and name; it lives a minute.
@@ -7,13 +7,14 @@
 //   GET  /v1/groups/{uid}/containers/{c}/logs?tail=&timestamps=&previous=   -> 200 text
 //   GET  /v1/groups/{uid}/containers/{c}/logs?follow=true&…                 -> 200 NDJSON: {"chunk":s}… then {"end":true} or {"error":WireError}
 //   GET  /v1/groups/{uid}/containers/{c}/exec?spec=JSON (WebSocket upgrade) -> the process; see Frame
+//   GET  /v1/groups/{uid}/usage?since=MS             -> 200 JSON GroupUsage[]: the readings taken at or after MS
 // Refusals are `{"error": WireError}` with the error's status (lib/errors: the same BerthError on the other side).
 import type { PublishedPort } from './spec.js';
 import type { ExecOptions } from './types.js';
 
-export type DataPlaneOp = 'logs' | 'exec' | 'images' | 'ports';
+export type DataPlaneOp = 'logs' | 'exec' | 'usage' | 'images' | 'ports';
 
-/** What a data-plane token allows: one operation on one host (and for logs and exec, one container of one group). */
+/** What a data-plane token allows: one operation on one host (for usage, of one group; for logs and exec, one container of one group). */
 export interface DataPlaneClaims {
   host: string;
   op: DataPlaneOp;
@@ -44,13 +45,17 @@ export type ControlFrame =
 export const containerPath = (uid: string, container: string, what: 'logs' | 'exec') =>
   `/v1/groups/${encodeURIComponent(uid)}/containers/${encodeURIComponent(container)}/${what}`;
 
+export const usagePath = (uid: string) => `/v1/groups/${encodeURIComponent(uid)}/usage`;
+
 /** The request a path names, or undefined. */
-export function parsePath(path: string): { op: 'images' | 'ports' } | { op: 'logs' | 'exec'; uid: string; container: string } | undefined {
+export function parsePath(path: string): { op: 'images' | 'ports' } | { op: 'usage'; uid: string } | { op: 'logs' | 'exec'; uid: string; container: string } | undefined {
   if (path === '/v1/images') return { op: 'images' };
   if (path === '/v1/ports') return { op: 'ports' };
-  const m = /^\/v1\/groups\/([^/]+)\/containers\/([^/]+)\/(logs|exec)$/.exec(path);
-  if (!m) return undefined;
   try {
+    const usage = /^\/v1\/groups\/([^/]+)\/usage$/.exec(path);
+    if (usage) return { op: 'usage', uid: decodeURIComponent(usage[1]) };
+    const m = /^\/v1\/groups\/([^/]+)\/containers\/([^/]+)\/(logs|exec)$/.exec(path);
+    if (!m) return undefined;
     return { op: m[3] as 'logs' | 'exec', uid: decodeURIComponent(m[1]), container: decodeURIComponent(m[2]) };
   } catch {
     return undefined;

@@ -16,7 +16,7 @@ import { startDataPlaneServer, type DataPlaneServer } from './dataplane-server.j
 import { fingerprintOf, type DataPlaneClaims } from './dataplane-wire.js';
 import type { HostDataPlane } from './link.js';
 import type { PublishedPort } from './spec.js';
-import type { ExecHandle, ExecOptions, LogOptions, TerminalSize } from './types.js';
+import type { ExecHandle, ExecOptions, GroupUsage, LogOptions, TerminalSize } from './types.js';
 
 /** A host with one group 'g1' and its container 'c1'; it records what it was asked. */
 class FakeHost implements HostDataPlane {
@@ -71,6 +71,12 @@ class FakeHost implements HostDataPlane {
       },
     };
   }
+  /** Two readings of 'g1', at 1000 and 2000. */
+  async usage(uid: string, since: number): Promise<GroupUsage[]> {
+    if (uid !== 'g1') throw new BerthError(Codes.ResourceNotFound, 'no such group', 404);
+    this.calls.push(`usage ${since}`);
+    return [1000, 2000].filter((at) => at >= since).map((at) => ({ uid, at, containers: { c1: { cpuNanos: at * 1000, memoryBytes: 4096 } }, rxBytes: at, txBytes: 2 * at }));
+  }
   async cachedImages() {
     return ['registry/a:1', 'registry/b:2'];
   }
@@ -118,6 +124,15 @@ test('logs with their options, and the cached images, through the agent API', as
   assert.equal(await c.logs('g1', 'c1', { tail: 5, timestamps: true, previous: true }), 'log of g1/c1\n');
   assert.deepEqual(host.calls.at(-1), 'logs {"tail":5,"timestamps":true,"previous":true}');
   assert.deepEqual(await c.cachedImages(), ['registry/a:1', 'registry/b:2']);
+  c.close();
+});
+
+test("a group's usage readings since a time, through the agent API", async () => {
+  const c = client();
+  assert.deepEqual(await c.usage('g1', 1500), [{ uid: 'g1', at: 2000, containers: { c1: { cpuNanos: 2_000_000, memoryBytes: 4096 } }, rxBytes: 2000, txBytes: 4000 }]);
+  assert.equal(host.calls.at(-1), 'usage 1500');
+  assert.equal((await c.usage('g1', 0)).length, 2);
+  await rejectsWith(c.usage('g2', 0), Codes.ResourceNotFound, 404);
   c.close();
 });
 
@@ -205,6 +220,7 @@ test('only tokens the control plane signed for this host, operation, group and c
     await rejectsWith(c.logs('g1', 'c1', {}), code, status).catch((e) => assert.fail(`${what}: ${e}`));
     await rejectsWith(c.exec('g1', 'c1', ['sh']), code, status).catch((e) => assert.fail(`${what}: ${e}`));
     await rejectsWith(c.unavailablePorts([{ port: 80, protocol: 'TCP' }]), code, status).catch((e) => assert.fail(`${what}: ${e}`));
+    await rejectsWith(c.usage('g1', 0), code, status).catch((e) => assert.fail(`${what}: ${e}`));
     c.close();
   }
   assert.equal(host.calls.length, calls, 'nothing reached the host');

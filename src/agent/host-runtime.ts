@@ -1,7 +1,7 @@
 // What the agent needs of its host: the runtime's parts as interfaces, so the reconciler runs against the real runtime or against fakes in unit tests.
 import type { HttpProbeTarget, ProbeResult } from '../runtime/probe.js';
 import type {
-  ContainerSpec, ContainerStatus, ExecHandle, ExecOptions, LogOptions, PublishedPort, PullOptions, PulledImage, Sandbox,
+  ContainerSpec, ContainerStatus, ContainerUsage, ExecHandle, ExecOptions, LogOptions, PublishedPort, PullOptions, PulledImage, Sandbox,
 } from '../runtime/types.js';
 import type { VolumeSpec } from './spec.js';
 
@@ -19,6 +19,8 @@ export interface Containers {
   followLogs(id: string, opts: LogOptions, onChunk: (text: string) => void, signal: AbortSignal): Promise<void>;
   /** Calls `onExit` with a container's id as its exit is recorded; returns a function that stops. */
   watchExits(onExit: (id: string) => void): () => void;
+  /** What the container has used (its cgroup's counters); undefined when it has no cgroup (not running). */
+  usage(id: string): ContainerUsage | undefined;
 }
 
 /** Group network sandboxes (a netns with an address, ports published on the host): NetworkManager. */

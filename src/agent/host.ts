@@ -29,6 +29,8 @@ export interface HostRuntimeConfig {
   ociRuntime: 'runc' | 'crun' | 'auto';
   /** Exits are seen as conmon records them; this backstop re-checks every running group (ms). Default 10000. */
   agentPollMs: number;
+  /** How often the running groups' CPU, memory and network counters are read for their metrics (ms). Default 5000. */
+  metricsIntervalMs: number;
   /**
    * Each group's disk, in GB (GiB, as ACI's memoryInGB): its containers' writable layers and its
    * emptyDir, secret and gitRepo volumes share it; writes past it fail with ENOSPC. 0: no limit
@@ -51,6 +53,7 @@ export function hostRuntimeConfig<C extends HostRuntimeConfig>(dataDir: string, 
     sandboxPool: pick('sandboxPool', 8),
     ociRuntime: pick('ociRuntime', 'auto'),
     agentPollMs: pick('agentPollMs', 10_000),
+    metricsIntervalMs: pick('metricsIntervalMs', 5000),
     diskLimitGB: pick('diskLimitGB', 10),
   };
 }

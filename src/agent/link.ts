@@ -2,7 +2,7 @@
 // what it reports back. One interface, two links: in-process over the Store (the embedded default) and HTTPS
 // to the control plane's agent API (remote hosts); an agent never knows which one it has.
 import type { PublishedPort } from '../runtime/types.js';
-import type { ExecHandle, ExecOptions, GroupStatus, LogOptions } from './types.js';
+import type { ExecHandle, ExecOptions, GroupStatus, GroupUsage, LogOptions } from './types.js';
 
 /**
  * What one host runs for one group, as the control plane placed it. The agent owns the spec's shape (no ACI
@@ -90,6 +90,11 @@ export interface HostDataPlane {
   followLogs(uid: string, container: string, opts: LogOptions, onChunk: (s: string) => void, signal: AbortSignal): Promise<void>;
   /** Starts a process in a running container; the caller must end it (kill) or see it end (done). */
   exec(uid: string, container: string, argv: string[], opts?: ExecOptions): Promise<ExecHandle>;
+  /**
+   * The readings of a group's usage the host took (its containers' cgroup counters, every few seconds, kept for an
+   * hour) at or after `since` (ms since the epoch, the host's clock): what the group's metrics are made from.
+   */
+  usage(uid: string, since: number): Promise<GroupUsage[]>;
   /** References of the images the host has locally. */
   cachedImages(): Promise<string[]>;
   /** The ports of `ports` this host cannot publish: its own services hold them (berth's API and DNS, or any socket listening there). */

@@ -2,7 +2,7 @@
 import { PassThrough } from 'node:stream';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { ProbeResult } from '../runtime/probe.js';
-import type { ContainerSpec, ContainerStatus, ExecHandle, LogOptions, PublishedPort, PullOptions, PulledImage, Sandbox } from '../runtime/types.js';
+import type { ContainerSpec, ContainerStatus, ContainerUsage, ExecHandle, LogOptions, PublishedPort, PullOptions, PulledImage, Sandbox } from '../runtime/types.js';
 import type { Containers, HostRuntime, Images, Networks, Storage } from './host-runtime.js';
 import type { HostContainer, HostSpec, PlacedHostSpec, VolumeSpec } from './spec.js';
 
@@ -23,6 +23,8 @@ export class FakeContainers implements Containers {
   execExitCode: (id: string, argv: string[]) => number = () => 0;
   /** Makes the next calls of a kind fail (a runtime that breaks). */
   failing = new Map<'start' | 'list', number>();
+  /** What a running container's cgroup says it used: set by a test. Default nothing used yet. */
+  usageOf: (id: string) => ContainerUsage = () => ({ cpuNanos: 0, memoryBytes: 0 });
   private exitWatchers = new Set<(id: string) => void>();
 
   async list(): Promise<string[]> {
@@ -82,6 +84,10 @@ export class FakeContainers implements Containers {
   watchExits(onExit: (id: string) => void): () => void {
     this.exitWatchers.add(onExit);
     return () => this.exitWatchers.delete(onExit);
+  }
+
+  usage(id: string): ContainerUsage | undefined {
+    return this.containers.get(id)?.status.state === 'running' ? this.usageOf(id) : undefined;
   }
 
   /** The container's process ends with `exitCode` (conmon records it: exit watchers hear of it). */

@@ -40,3 +40,15 @@ export interface GroupStatus {
   initContainers?: Record<string, ContainerView>;
   events: Event[];
 }
+
+/**
+ * What a running group has used, read at `at` (ms since the epoch, the host's clock): per container, CPU time (ns)
+ * and memory in use; the group's network bytes. CPU and network are counters: rates come from two readings.
+ */
+export interface GroupUsage {
+  uid: string;
+  at: number;
+  containers: Record<string, { cpuNanos: number; memoryBytes: number }>;
+  rxBytes?: number;
+  txBytes?: number;
+}

@@ -9,6 +9,7 @@ import { registerAgentRoutes, type AgentApiOptions } from './hosts/agent-api.js'
 import type { Provider } from './provider.js';
 import { registerGroupRoutes } from './routes/groups.js';
 import { registerLocationRoutes } from './routes/locations.js';
+import { registerMetricRoutes } from './routes/metrics.js';
 import { registerNGroupRoutes } from './routes/ngroups.js';
 import { registerProfileRoutes } from './routes/profiles.js';
 import { registerSessionRoutes } from './routes/sessions.js';
@@ -20,6 +21,8 @@ export interface HttpOptions {
   advertiseAddress: string;
   /** In a cluster: where a host's published ports are (render.ts). */
   hostAddress?: (host: string) => string | undefined;
+  /** How often hosts read their groups' usage: the time grain of the groups' metrics. Default 5 s. */
+  metricsIntervalMs?: number;
   /** Subscriptions listed to callers that may use any (GET /subscriptions). */
   subscriptions: string[];
   https?: { key: Buffer; cert: Buffer };
@@ -47,5 +50,6 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   registerProfileRoutes(app, profiles, service, versionsOf('containerGroupProfiles'));
   registerNGroupRoutes(app, ngroups, versionsOf('ngroups'));
   if (o.agentApi) registerAgentRoutes(app, o.agentApi);
+  registerMetricRoutes(app, service, { intervalMs: o.metricsIntervalMs ?? 5000 });
   return app;
 }

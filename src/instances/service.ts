@@ -1,6 +1,6 @@
 // The container instances service: what the routes call (typed actions on groups, resource groups and operations), over the store and the hosts' data planes.
 import type { HostDataPlane } from '../agent/link.js';
-import type { ExecOptions, LogOptions } from '../agent/types.js';
+import type { ExecOptions, GroupUsage, LogOptions } from '../agent/types.js';
 import type { ResourceGroupPut, ResourceGroupRecord, ResourceGroups } from '../arm/resources.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
@@ -189,6 +189,12 @@ export class InstancesService implements ResourceGroups {
     const rec = await this.mustGet(ref);
     mustHaveContainer(rec, container);
     return this.dataPlanes(rec.host).exec(rec.uid, container, argv, opts);
+  }
+
+  /** A group's record and the readings of its usage its host took at or after `since` (none while it is on no host). */
+  async groupUsage(ref: GroupRef, since: number): Promise<{ record: GroupRecord; readings: GroupUsage[] }> {
+    const rec = await this.mustGet(ref);
+    return { record: rec, readings: rec.host ? await this.dataPlanes(rec.host).usage(rec.uid, since) : [] };
   }
 
   /** The images of the host new groups go to. */

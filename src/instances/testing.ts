@@ -17,6 +17,7 @@ export function fakeDataPlane(hostPorts: number[] = [], asked: number[][] = []):
     exec: () => {
       throw new Error('no exec here');
     },
+    usage: async () => [],
     cachedImages: async () => [],
     unavailablePorts: async (ports) => {
       asked.push(ports.map((p) => p.port));

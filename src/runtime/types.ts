@@ -76,6 +76,17 @@ export interface ContainerSpec {
 
 export type ContainerRunState = 'created' | 'running' | 'exited' | 'unknown';
 
+/** What a container has used: the counters Azure Monitor's container metrics are made from. */
+export interface ContainerUsage {
+  /** CPU time used since the container started, in nanoseconds (a counter). */
+  cpuNanos: number;
+  /** Memory in use now, without the page cache the kernel can take back (Kubernetes' "working set"). */
+  memoryBytes: number;
+  /** Bytes received and sent on the container's network interfaces, loopback aside (counters of its network namespace). */
+  rxBytes?: number;
+  txBytes?: number;
+}
+
 export interface ContainerStatus {
   id: string;
   state: ContainerRunState;

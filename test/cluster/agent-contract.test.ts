@@ -37,7 +37,7 @@ agentContract({
     /** The host: its agent following the control plane through the remote link, and its own HTTPS API. */
     let host: { following: FollowingAgent; server: DataPlaneServer; link: RemoteLink } | undefined;
     const startAgent = async () => {
-      const agent = new Agent({ runtime, backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000 });
+      const agent = new Agent({ runtime, backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000, usageIntervalMs: 50 });
       const server = await startDataPlaneServer({
         host: HOST, dataPlane: agent, verifier: new TokenVerifier(joined.signingPublicKey),
         tls: { key: joined.keyPem, cert: joined.certificate }, listen: { host: '127.0.0.1', port: 0 },

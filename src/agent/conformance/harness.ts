@@ -16,7 +16,7 @@ export interface AgentHarness {
   status(uid: string): Promise<GroupStatus | undefined>;
   /** Groups the host reported torn down, in order. */
   removed(): string[];
-  /** The host's data plane as the control plane reaches it. */
+  /** The host's data plane as the control plane reaches it (its agent reads usage every 50 ms). */
   dataPlane(): HostDataPlane;
   /** Ends the agent as a crash would (its containers keep running on the runtime). */
   stopAgent(): Promise<void>;

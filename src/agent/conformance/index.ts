@@ -69,6 +69,27 @@ export function agentContract(sut: AgentUnderTest) {
     for (const uid of uids) await statusWhere(h, uid, 'Running', (x) => x.state === 'Running', 30_000);
   });
 
+  agentTest(sut, "a running group's usage, read from its containers' cgroups at an interval, reaches the control plane through the data plane", async (h, fake) => {
+    let cpu = 0;
+    fake.containers.usageOf = (id) => ({ cpuNanos: (cpu += 1e6), memoryBytes: 4096, ...(id.endsWith('web') && { rxBytes: 10, txBytes: 20 }) });
+    await h.place(placedSpec(U1, 1, { containers: [testContainer('web'), testContainer('side')] }));
+    await h.place(placedSpec(U2, 1, { state: 'Stopped' }));
+    await statusWhere(h, U1, 'Running', (x) => x.state === 'Running');
+    const [first, second] = await waitFor('two readings of U1', async () => {
+      const r = await h.dataPlane().usage(U1, 0);
+      return r.length >= 2 && r;
+    });
+    assert.deepEqual(Object.keys(first.containers).sort(), ['side', 'web']);
+    assert.equal(first.containers.web.memoryBytes, 4096);
+    assert.deepEqual([first.uid, first.rxBytes, first.txBytes], [U1, 10, 20]);
+    assert.ok(second.at > first.at && second.containers.web.cpuNanos > first.containers.web.cpuNanos, 'the counters are read afresh each time');
+    assert.ok((await h.dataPlane().usage(U1, second.at)).every((r) => r.at >= second.at), 'only the readings since the time asked');
+    assert.deepEqual(await h.dataPlane().usage(U2, 0), [], 'a stopped group uses nothing');
+    await h.unplace(U1);
+    await waitFor('the removal reported', () => h.removed().includes(U1));
+    assert.deepEqual(await h.dataPlane().usage(U1, 0), [], 'a group gone is forgotten');
+  });
+
   agentTest(sut, "the data plane's errors reach the control plane as themselves", async (h) => {
     await h.place(placedSpec(U1, 1, { restartPolicy: 'Never', containers: [testContainer('main'), testContainer('side')] }));
     await statusWhere(h, U1, 'Running', (x) => x.state === 'Running');

@@ -1,7 +1,7 @@
 // A cluster's data planes as the instances service reaches them: the agent of a group's host over its own HTTPS API (its URL and pinned certificate from the host's record); the images of every Ready host.
 import type { HostDataPlane } from '../../agent/link.js';
 import type { PublishedPort } from '../../agent/spec.js';
-import type { ExecHandle } from '../../agent/types.js';
+import type { ExecHandle, GroupUsage } from '../../agent/types.js';
 import { BerthError, Codes } from '../../lib/errors.js';
 import type { HostRecord } from './gateway.js';
 import type { HostsView } from './hosts-view.js';
@@ -25,6 +25,11 @@ class UnplacedDataPlane implements HostDataPlane {
 
   exec(): Promise<ExecHandle> {
     return Promise.reject(notPlaced());
+  }
+
+  /** On no host, nothing was read. */
+  async usage(): Promise<GroupUsage[]> {
+    return [];
   }
 
   /** The images every Ready host has (a host that does not answer adds none). */

@@ -9,11 +9,12 @@ import { KeyedLock } from '../../lib/keyed-lock.js';
 import { isMountpoint, unmount } from '../../lib/mounts.js';
 import { runCommand, spawnWithSyncPipe } from '../../lib/spawner.js';
 import { span, traceSince } from '../../lib/trace.js';
-import type { ContainerSpec, ContainerStatus, ExecOptions, LogOptions } from '../types.js';
+import type { ContainerSpec, ContainerStatus, ContainerUsage, ExecOptions, LogOptions } from '../types.js';
 import { ExecProcess } from './exec.js';
 import { followLogFile, readLogFile } from './logs.js';
 import { commandProblem } from './lookpath.js';
 import { buildOciSpec, hostsFileContent, processArgs, resolvConfContent } from './spec.js';
+import { readContainerUsage } from './usage.js';
 
 /** Where scripts/build-helpers.sh puts berth-exec: dist/libexec, next to dist/src. */
 const EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
@@ -246,6 +247,11 @@ export class ContainerRuntime {
     } catch {
       return undefined;
     }
+  }
+
+  /** What the container has used (its cgroup's counters), or undefined when it has no cgroup (not running). */
+  usage(id: string): ContainerUsage | undefined {
+    return readContainerUsage(this.opts.cgroupParent ?? '/berth', id);
   }
 
   private oomKilled(id: string): boolean {

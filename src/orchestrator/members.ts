@@ -36,9 +36,11 @@ export function healthOf(g: ContainerGroupResource, restartThreshold = RESTART_L
   if (p.provisioningState === 'Deleting') return { health: 'deleting' };
   if (p.provisioningState === 'Failed') return { health: 'failed', reason: 'its provisioning failed' };
   const state = p.instanceView?.state;
-  if (state === 'Failed') return { health: 'failed', reason: 'it failed' };
-  if (state === 'Stopped' || state === 'Succeeded') return { health: 'stopped' };
   const views = p.containers.map((c) => ({ name: c.name, view: c.properties.instanceView }));
+  const exited = views.find((v) => v.view?.currentState?.state === 'Terminated' && v.view.currentState.exitCode !== 0);
+  const why = exited ? `its container '${exited.name}' exited with ${exited.view?.currentState?.exitCode}` : undefined;
+  if (state === 'Failed') return { health: 'failed', reason: why ?? 'it failed' };
+  if (state === 'Stopped' || state === 'Succeeded') return { health: 'stopped' };
   for (const { name, view } of views) {
     const restarts = view?.restartCount ?? 0;
     if (restarts >= restartThreshold && view?.currentState?.state !== 'Running')
@@ -46,10 +48,7 @@ export function healthOf(g: ContainerGroupResource, restartThreshold = RESTART_L
   }
   // a list shows no group instance view: a group that will not restart what ended in failure has failed
   const ended = views.every((v) => v.view?.currentState?.state === 'Terminated');
-  if (ended && views.length > 0 && p.restartPolicy === 'Never') {
-    const failed = views.find((v) => v.view?.currentState?.exitCode !== 0);
-    return failed ? { health: 'failed', reason: `its container '${failed.name}' exited with ${failed.view?.currentState?.exitCode}` } : { health: 'stopped' };
-  }
+  if (ended && views.length > 0 && p.restartPolicy === 'Never') return why ? { health: 'failed', reason: why } : { health: 'stopped' };
   const ready = views.every((v) => v.view?.currentState?.state === 'Running' && v.view.currentState.detailStatus !== 'NotReady');
   return { health: p.provisioningState === 'Succeeded' && ready ? 'healthy' : 'pending' };
 }

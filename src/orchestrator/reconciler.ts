@@ -184,8 +184,11 @@ export class NGroupReconciler {
     const serving = live.filter((m) => !failed.includes(m));
     const inFlight = exp.creating();
 
-    if (u && isActive(u)) {
-      const step = stepRollout(u, serving, Math.max(0, desired - inFlight), layout, rolloutConfig(ng, desired), now);
+    if (u && isActive(u) && exp.pending()) {
+      // members made or removed that the informer does not show yet: step on what is, not on what was
+      plan.waits.push(200);
+    } else if (u && isActive(u)) {
+      const step = stepRollout(u, serving, desired, layout, rolloutConfig(ng, desired), now);
       status.rollingUpdate = step.update;
       if (step.event) event(step.event.name, step.event.message, step.event.type);
       const target = targetOf(step.update);

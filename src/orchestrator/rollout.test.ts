@@ -91,3 +91,11 @@ test('the first batch also takes every unhealthy old member', () => {
   const s = stepRollout(update(), [m('a', 1, 'failed'), m('b', 1, 'pending'), m('c', 1), m('d', 1)], 4, layout, cfg, 0);
   assert.equal(s.create, 2);
 });
+
+test('members made to fill a gap during an update are on the clock of a batch: they too must become healthy by the deadline', () => {
+  let s = stepRollout(update({ batches: 1 }), [m('a', 1)], 2, layout, cfg, 0);
+  assert.equal(s.create, 1);
+  assert.equal(s.update.batchStartTime, new Date(0).toISOString());
+  s = stepRollout(s.update, [m('a', 1), m('n', 2, 'pending')], 2, layout, cfg, 20_000);
+  assert.equal(s.update.state, 'RollingBack');
+});

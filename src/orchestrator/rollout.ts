@@ -97,7 +97,8 @@ export function stepRollout(u: Rollout, members: Member[], desired: number, layo
   const inFlight = targets.filter((m) => m.health === 'pending');
   if (inFlight.length > 0) return step(u, { waitMs: 1000 });
 
-  if (members.length < desired) return step(u, { create: desired - members.length, zone: u.batchZone });
+  // short of members (some failed, or desiredCount grew): made at the target, on the clock of a batch
+  if (members.length < desired) return step({ ...u, batchStartTime: u.batchStartTime ?? iso }, { create: desired - members.length, zone: u.batchZone });
   if (members.length > desired) {
     const surplus = members.length - desired;
     const victims = chooseVictims(layout, members, olds, Math.min(surplus, olds.length));

@@ -1,7 +1,7 @@
 // `berth container create|show|list|logs|delete|start|stop|restart`: az container's verbs and flags, through the client.
-import { Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { ContainerGroup } from '../client/index.js';
-import { CliError, connect, envPairs, printGroups, splitCommandLine, withGroup, withOutput } from './command.js';
+import { CliError, connect, groupPropertiesFromFlags, printGroups, withContainerFlags, withGroup, withOutput } from './command.js';
 import { registerStreamCommands } from './streams.js';
 
 // How long create, delete, start and restart wait for their operation; one that runs longer is
@@ -11,50 +11,12 @@ const WAIT_MS = 600_000;
 export function registerContainerCommands(program: Command) {
   const container = program.command('container').description('Manage container groups (the flags of `az container`)');
 
-  withOutput(withGroup(container.command('create').description('Create a container group with one container (or update the one of that name)')))
-    .requiredOption('--image <image>', 'container image')
-    .option('--cpu <cores>', 'CPU cores', Number, 1)
-    .option('--memory <GB>', 'memory in GB', Number, 1.5)
-    .option('--ports <ports...>', 'ports to open', [])
-    .addOption(new Option('--protocol <protocol>', 'protocol of the ports').choices(['TCP', 'UDP']).default('TCP'))
-    .addOption(new Option('--ip-address <type>', 'publish the ports').choices(['Public', 'Private']))
-    .option('--dns-name-label <label>', "DNS name label: <label>.<location>.<berth's zone> answers with the group's address (implies --ip-address Public)")
-    .addOption(new Option('--os-type <type>').choices(['Linux']).default('Linux'))
-    .option('--environment-variables <kv...>', 'KEY=VALUE pairs')
-    .option('--secure-environment-variables <kv...>', 'KEY=VALUE pairs, never shown back')
-    .option('--command-line <line>', 'command to run instead of the image default')
-    .addOption(new Option('--restart-policy <policy>').choices(['Always', 'OnFailure', 'Never']).default('Always'))
+  withContainerFlags(withOutput(withGroup(container.command('create').description('Create a container group with one container (or update the one of that name)'))))
     .option('-l, --location <location>', 'location')
-    .option('--registry-login-server <server>', 'private registry')
-    .option('--registry-username <user>')
-    .option('--registry-password <password>')
     .option('--no-wait', 'do not wait for the group to be created')
     .action(async (o) => {
       const arm = connect();
-      const ports = (o.ports as string[]).flatMap((p) => p.split(/[ ,]+/)).filter(Boolean).map((p) => ({ port: Number(p), protocol: o.protocol }));
-      // As az: a DNS name label asks for a public address.
-      const ipType = o.ipAddress ?? (o.dnsNameLabel ? 'Public' : undefined);
-      const body: ContainerGroup = {
-        location: o.location,
-        properties: {
-          osType: o.osType,
-          restartPolicy: o.restartPolicy,
-          containers: [{
-            name: o.name,
-            properties: {
-              image: o.image,
-              ...(o.commandLine && { command: splitCommandLine(o.commandLine) }),
-              ports,
-              environmentVariables: [...envPairs(o.environmentVariables, false), ...envPairs(o.secureEnvironmentVariables, true)],
-              resources: { requests: { cpu: o.cpu, memoryInGB: o.memory } },
-            },
-          }],
-          ...(ipType && { ipAddress: { type: ipType, ports, ...(o.dnsNameLabel && { dnsNameLabel: o.dnsNameLabel }) } }),
-          ...(o.registryLoginServer && {
-            imageRegistryCredentials: [{ server: o.registryLoginServer, username: o.registryUsername, password: o.registryPassword }],
-          }),
-        },
-      };
+      const body: ContainerGroup = { location: o.location, properties: groupPropertiesFromFlags(o, o.name) };
       const op = await arm.containerGroups.beginCreateOrUpdate(o.resourceGroup, o.name, body);
       if (!o.wait) return void printGroups(op.initial!, o.output);
       // Pull progress and other events as they happen (once each).

@@ -15,6 +15,8 @@ import { isBerthError } from '../lib/errors.js';
 import { CliError, collect } from './command.js';
 import { registerContainerCommands } from './container.js';
 import { registerGroupCommands } from './group.js';
+import { registerNGroupCommands } from './ngroup.js';
+import { registerProfileCommands } from './profile.js';
 import { registerOrchestratorCommand } from '../orchestrator/command.js';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
@@ -182,6 +184,8 @@ function isAlive(pid: number) {
 
 registerContainerCommands(program);
 registerGroupCommands(program);
+registerProfileCommands(program);
+registerNGroupCommands(program);
 (await import('../connectors/kubernetes/command.js')).registerKubernetesNode(program);
 registerOrchestratorCommand(program);
 

@@ -24,9 +24,10 @@ after(() => endE2e({ berth, subscriptions: [SUB], registry, bridge: BRIDGE }));
 
 /**
  * What berth's responses carry beyond the spec, allowed where they are: a group's `placement` (berth's placement
- * extension: the rules it asked for, and the read-only host and zone it runs on).
+ * extension: the rules it asked for, and the read-only host and zone it runs on), an NGroup's `instanceView` (berth's
+ * read-only view of its members and events) and a member group's `orchestratorId` (ACI's, undeclared).
  */
-const EXTENSIONS = [/^\$(\.value\[\d+\])?\.properties\.placement$/];
+const EXTENSIONS = [/^\$(\.value\[\d+\])?\.properties\.placement$/, /^\$(\.value\[\d+\])?\.properties\.instanceView$/, /^\$(\.value\[\d+\])?\.properties\.orchestratorId$/];
 
 /** Calls the API in the spec's api-version and checks the body against what the spec declares for that operation and status. */
 async function callIn(spec: Spec, covered: Set<string>, method: string, path: string, body?: unknown) {
@@ -36,7 +37,7 @@ async function callIn(spec: Spec, covered: Set<string>, method: string, path: st
   assert.ok(!declared.operationId.includes('not declared'), `${declared.operationId} for ${method} ${path}: ${r.text}`);
   covered.add(declared.operationId);
   if (declared.schema) {
-    const errors = spec.validate(r.body, declared.schema, '$', declared.operationId.startsWith('ContainerGroups_') ? EXTENSIONS : []);
+    const errors = spec.validate(r.body, declared.schema, '$', declared.operationId.startsWith('NGroups_') || declared.operationId.startsWith('ContainerGroups_') ? EXTENSIONS : []);
     assert.deepEqual(errors, [], `${declared.operationId} ${r.status}: ${r.text.slice(0, 2000)}`);
   } else assert.equal(r.text, '', `${declared.operationId} ${r.status} declares no body`);
   return r;
@@ -114,9 +115,59 @@ for (const version of SPEC_VERSIONS) test(`every operation answers in the shape 
   await api.waitOp(del.headers.get('azure-asyncoperation')!);
   assert.equal((await call('DELETE', G('full'))).status, 204);
 
-  // container group profiles and NGroups are not berth's yet (another issue)
+  // container group profiles and NGroups: the next test
   const all = spec.allOperations((path) => !/containerGroupProfiles|ngroups/i.test(path));
   assert.deepEqual(all.filter((op) => !covered.has(op)), [], 'every operation of the spec was exercised');
+});
+
+test('every container group profile and NGroup operation answers in the shape the 2025-09-01 spec declares', async () => {
+  const spec = new Spec('2025-09-01');
+  const covered = new Set<string>();
+  const call = (method: string, path: string, body?: unknown) => callIn(spec, covered, method, path, body);
+  const P = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroupProfiles/schema-profile`;
+  const N = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/ngroups/schema-ngroup`;
+  const template = (env: string) => ({
+    location: 'local',
+    properties: {
+      osType: 'Linux', restartPolicy: 'Always', ipAddress: { type: 'Private', ports: [{ port: 8091, protocol: 'TCP' }] },
+      containers: [{ name: 'web', properties: { image, ports: [{ port: 8091 }], environmentVariables: [{ name: 'E', value: env }, { name: 'S', secureValue: 'x' }], resources: { requests: { cpu: 0.1, memoryInGB: 0.1 } } } }],
+    },
+  });
+  assert.equal((await call('PUT', P, template('1'))).status, 201);
+  assert.equal((await call('PUT', P, template('2'))).status, 200);
+  await call('GET', P);
+  await call('PATCH', P, { tags: { a: 'b' } });
+  await call('GET', `${P}/revisions`);
+  await call('GET', `${P}/revisions/1`);
+  await call('GET', `/subscriptions/${SUB}/providers/Microsoft.ContainerInstance/containerGroupProfiles`);
+  await call('GET', `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroupProfiles`);
+  const ngroup = { location: 'local', properties: { elasticProfile: { desiredCount: 1, maintainDesiredCount: true }, containerGroupProfiles: [{ resource: { id: P }, revision: 1 }], updateProfile: { updateMode: 'Manual' } } };
+  const put = await call('PUT', N, ngroup);
+  assert.equal(put.status, 201);
+  assert.equal((await api.waitOp(put.headers.get('azure-asyncoperation')!)).status, 'Succeeded');
+  assert.equal((await call('PUT', N, ngroup)).status, 200);
+  await call('GET', N);
+  await call('PATCH', N, { tags: { env: 'schema' } });
+  await call('GET', `/subscriptions/${SUB}/providers/Microsoft.ContainerInstance/ngroups`);
+  await call('GET', `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/ngroups`);
+  // a member, as the 2025-09-01 container group model shows it (containerGroupProfile; orchestratorId is ACI's, outside the spec)
+  const members = (await call('GET', `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups`)).body.value
+    .filter((g: { properties: { orchestratorId?: string } }) => g.properties.orchestratorId);
+  assert.equal(members.length, 1);
+  assert.deepEqual((await call('GET', members[0].id)).body.properties.containerGroupProfile, { id: P, revision: 1 });
+  await call('POST', `${N}/stop`);
+  await api.waitOp((await call('POST', `${N}/start`)).headers.get('azure-asyncoperation')!);
+  await api.waitOp((await call('POST', `${N}/restart`)).headers.get('azure-asyncoperation')!);
+  const missing = await call('GET', `${N}-missing`);
+  assert.equal(missing.status, 404);
+  const del = await call('DELETE', N);
+  assert.equal(del.status, 202);
+  assert.equal((await api.waitOp(del.headers.get('azure-asyncoperation')!, 60_000)).status, 'Succeeded');
+  assert.equal((await call('DELETE', N)).status, 204);
+  assert.equal((await call('DELETE', P)).status, 200);
+  assert.equal((await call('DELETE', P)).status, 204);
+  const all = spec.allOperations((path) => /containerGroupProfiles|ngroups/i.test(path));
+  assert.deepEqual(all.filter((op) => !covered.has(op)), [], 'every profile and NGroup operation of the spec was exercised');
 });
 
 test('every published api-version is answered, each in its own shapes; an unknown one is refused', async () => {

@@ -1,5 +1,5 @@
 // Microsoft.ContainerInstance operations: container groups (LROs, paged lists, berth's watch) and their containers (logs, exec, attach).
-import { call, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
+import { call, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { LongRunningOperation, WaitOptions } from './lro.js';
 import type { ContainerGroup, ContainerGroupResource, LogOptions, StreamEndpoint, TerminalSize } from './models.js';
@@ -19,11 +19,9 @@ const enc = encodeURIComponent;
 export class ContainerGroups {
   constructor(private readonly c: ClientContext) {}
 
-  /** `/subscriptions/…/containerGroups[/name]`: of a resource group, or of the whole subscription without one. */
+  /** Of a resource group, or of the whole subscription without one. */
   path(resourceGroup?: string, name?: string): string {
-    const sub = `/subscriptions/${enc(this.c.subscriptionId)}`;
-    const base = resourceGroup === undefined ? `${sub}/providers/${PROVIDER}/containerGroups` : `${sub}/resourceGroups/${enc(resourceGroup)}/providers/${PROVIDER}/containerGroups`;
-    return name === undefined ? base : `${base}/${enc(name)}`;
+    return providerPath(this.c, 'containerGroups', resourceGroup, name);
   }
 
   list(o: ListOptions = {}): Paged<ContainerGroupResource> {

@@ -32,3 +32,14 @@ export function pagedList<T>(c: ClientContext, path: string, o: CallOptions & { 
 export function operationOf<T = void>(c: ClientContext, r: ArmResponse<unknown>, result: () => Promise<T> = async () => undefined as T, initial?: T): LongRunningOperation<T> {
   return new LongRunningOperation<T>(c.http, r.status, r.headers, initial, result, c.wait);
 }
+
+/** `/subscriptions/{s}[/resourceGroups/{rg}]/providers/Microsoft.ContainerInstance/{type}[/{name}]`: of a resource group, or of the whole subscription without one. */
+export function providerPath(c: ClientContext, type: string, resourceGroup?: string, name?: string): string {
+  const sub = `/subscriptions/${encodeURIComponent(c.subscriptionId)}`;
+  const base = `${resourceGroup === undefined ? sub : `${sub}/resourceGroups/${encodeURIComponent(resourceGroup)}`}/providers/Microsoft.ContainerInstance/${type}`;
+  return name === undefined ? base : `${base}/${encodeURIComponent(name)}`;
+}
+
+/** The resource id of a resource of the client's subscription (what other resources name it by). */
+export const providerId = (c: ClientContext, type: string, resourceGroup: string, name: string) =>
+  `/subscriptions/${c.subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerInstance/${type}/${name}`;

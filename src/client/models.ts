@@ -161,7 +161,8 @@ export interface ContainerGroupProperties {
   orchestratorId?: string | null;
 }
 
-export interface ContainerGroup {
+/** What every tracked ARM resource has around its properties. */
+export interface TrackedResource {
   id?: string;
   name?: string;
   type?: string;
@@ -169,6 +170,9 @@ export interface ContainerGroup {
   tags?: Record<string, string>;
   zones?: string[];
   identity?: unknown;
+}
+
+export interface ContainerGroup extends TrackedResource {
   properties: ContainerGroupProperties;
 }
 
@@ -239,13 +243,7 @@ export interface LogOptions {
 }
 
 /** A container group profile: a group's properties as a template, in numbered revisions. */
-export interface ContainerGroupProfile {
-  id?: string;
-  name?: string;
-  type?: string;
-  location?: string;
-  tags?: Record<string, string>;
-  zones?: string[];
+export interface ContainerGroupProfile extends Omit<TrackedResource, 'identity'> {
   properties: Omit<ContainerGroupProperties, 'provisioningState' | 'instanceView' | 'containerGroupProfile' | 'orchestratorId'> & {
     /** Read-only: the revision shown, and every revision there is. */
     revision?: number;
@@ -318,14 +316,7 @@ export interface NGroupProperties {
   };
 }
 
-export interface NGroup {
-  id?: string;
-  name?: string;
-  type?: string;
-  location?: string;
-  tags?: Record<string, string>;
-  zones?: string[];
-  identity?: unknown;
+export interface NGroup extends TrackedResource {
   properties?: NGroupProperties;
 }
 

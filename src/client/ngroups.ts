@@ -1,27 +1,25 @@
 // Microsoft.ContainerInstance/ngroups: sets of container groups made from a profile (LROs, paged lists), their
 // rolling updates, and berth's status document and change stream that an orchestrator uses.
 import { PROVIDER } from './container-groups.js';
-import { call, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
+import { call, providerId, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { LongRunningOperation, WaitOptions } from './lro.js';
 import type { NGroup, NGroupResource, NGroupStatus, RollingUpdateStatus } from './models.js';
 import type { Paged } from './paging.js';
 import type { StreamResponse } from './transport.js';
 
-const enc = encodeURIComponent;
 
 export class NGroups {
   constructor(private readonly c: ClientContext) {}
 
+  /** Of a resource group, or of the whole subscription without one. */
   path(resourceGroup?: string, name?: string): string {
-    const sub = `/subscriptions/${enc(this.c.subscriptionId)}`;
-    const base = resourceGroup === undefined ? `${sub}/providers/${PROVIDER}/ngroups` : `${sub}/resourceGroups/${enc(resourceGroup)}/providers/${PROVIDER}/ngroups`;
-    return name === undefined ? base : `${base}/${enc(name)}`;
+    return providerPath(this.c, 'ngroups', resourceGroup, name);
   }
 
   /** The resource id of an NGroup of this subscription (what its members carry as orchestratorId). */
   id(resourceGroup: string, name: string): string {
-    return `/subscriptions/${this.c.subscriptionId}/resourceGroups/${resourceGroup}/providers/${PROVIDER}/ngroups/${name}`;
+    return providerId(this.c, 'ngroups', resourceGroup, name);
   }
 
   async beginCreateOrUpdate(resourceGroup: string, name: string, ngroup: NGroup, o: CallOptions = {}): Promise<LongRunningOperation<NGroupResource>> {

@@ -1,25 +1,22 @@
 // Microsoft.ContainerInstance/containerGroupProfiles: templates of container groups in numbered revisions.
 import { PROVIDER } from './container-groups.js';
-import { call, pagedList, type CallOptions, type ClientContext } from './context.js';
+import { call, providerId, providerPath, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { ContainerGroupProfile, ContainerGroupProfileResource } from './models.js';
 import type { Paged } from './paging.js';
 
-const enc = encodeURIComponent;
 
 export class ContainerGroupProfiles {
   constructor(private readonly c: ClientContext) {}
 
-  /** `/subscriptions/…/containerGroupProfiles[/name]`: of a resource group, or of the whole subscription without one. */
+  /** Of a resource group, or of the whole subscription without one. */
   path(resourceGroup?: string, name?: string): string {
-    const sub = `/subscriptions/${enc(this.c.subscriptionId)}`;
-    const base = resourceGroup === undefined ? `${sub}/providers/${PROVIDER}/containerGroupProfiles` : `${sub}/resourceGroups/${enc(resourceGroup)}/providers/${PROVIDER}/containerGroupProfiles`;
-    return name === undefined ? base : `${base}/${enc(name)}`;
+    return providerPath(this.c, 'containerGroupProfiles', resourceGroup, name);
   }
 
   /** The resource id of a profile of this subscription (what an NGroup or a group names). */
   id(resourceGroup: string, name: string): string {
-    return `/subscriptions/${this.c.subscriptionId}/resourceGroups/${resourceGroup}/providers/${PROVIDER}/containerGroupProfiles/${name}`;
+    return providerId(this.c, 'containerGroupProfiles', resourceGroup, name);
   }
 
   /** PUT: a template that differs from the latest revision becomes a new revision. */

@@ -2,6 +2,7 @@
 // long-running operations, and the actions on their members (start, stop, restart) that ACI takes itself.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
+import type { Event } from '../agent/types.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
@@ -29,14 +30,8 @@ export interface NGroupRecord {
   createdAt: string;
 }
 
-export interface NGroupEvent {
-  count: number;
-  firstTimestamp: string;
-  lastTimestamp: string;
-  name: string;
-  message: string;
-  type: 'Normal' | 'Warning';
-}
+/** An NGroup's events have the shape of a container group's. */
+export type NGroupEvent = Event;
 
 export const ROLLING_UPDATE_STATES = ['RollingForward', 'RollingBack', 'Completed', 'Cancelled', 'Faulted', 'RolledBack'] as const;
 export type RollingUpdateState = (typeof ROLLING_UPDATE_STATES)[number];

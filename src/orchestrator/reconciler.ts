@@ -37,7 +37,16 @@ interface OrchestratorStatus extends NGroupStatus {
   members?: string[];
   rollingUpdate?: Rollout;
   autoscale?: { lastSyncTime?: string; utilizationPercent?: number; desiredCount?: number; recommendations?: [number, number][] };
+  /**
+   * A desiredCount this orchestrator decided (a member left without maintainDesiredCount, the autoscaler) and
+   * writes through the API, with the NGroup's generation it was decided at: until the NGroup has moved past that
+   * generation the write has not landed (or a crash came first: it is made again), and the count is this one.
+   */
+  desiredCountWrite?: { count: number; generation: number };
 }
+
+/** The desiredCount in force: one this orchestrator is writing, else the NGroup's. */
+const desiredOf = (ng: NGroupResource, status: OrchestratorStatus) => status.desiredCountWrite?.count ?? ng.properties?.elasticProfile?.desiredCount ?? 0;
 
 const ROLLING_DEFAULTS = { maxBatchPercent: 20, maxUnhealthyPercent: 20, pause: 'PT1M', healthyDeadline: 'PT10M' };
 /** Waits after failed API actions of one NGroup: doubled per failure in a row, up to a minute. */
@@ -81,22 +90,28 @@ export class NGroupReconciler {
   constructor(private readonly src: ReconcileSources) {}
 
   async reconcile(key: string): Promise<ReconcileResult> {
-    const ng = this.src.ngroup(key);
-    if (!ng) {
+    const known = this.src.ngroup(key);
+    if (!known) {
       this.expectations.delete(key);
       this.failures.delete(key);
       return done;
     }
-    const { subscriptionId, resourceGroup, name } = idParts(ng.id);
+    const { subscriptionId, resourceGroup, name } = idParts(known.id);
     const listed = this.src.groups(subscriptionId);
     if (!listed) return againAfter(200);
     const client = this.src.client(subscriptionId);
-    const read = await client.ngroups.getStatus(resourceGroup, name).catch((e) => (isArmError(e) && e.status === 404 ? undefined : Promise.reject(e)));
-    if (!read) return done;
+    const missing = (e: unknown) => (isArmError(e) && e.status === 404 ? undefined : Promise.reject(e));
+    // the NGroup as it is now, then its status: the informer's copy may not show yet what this orchestrator wrote
+    // a moment ago (a desiredCount), and a decision on it would undo that
+    const ng = await client.ngroups.get(resourceGroup, name).catch(missing);
+    const read = ng && (await client.ngroups.getStatus(resourceGroup, name).catch(missing));
+    if (!ng || !read) return done;
     const now = this.src.now();
     const iso = new Date(now).toISOString();
     const before = read.status as OrchestratorStatus;
     const status: OrchestratorStatus = structuredClone(before);
+    // a desiredCount written since it was decided (or changed by a user since): the NGroup's own is in force
+    if (status.desiredCountWrite && read.generation > status.desiredCountWrite.generation) delete status.desiredCountWrite;
     const exp = this.expectationsOf(key);
     const all = listed.filter((g) => g.properties.orchestratorId?.toLowerCase() === key).map(memberOf);
     exp.settle(all, now);
@@ -118,6 +133,12 @@ export class NGroupReconciler {
         plan.create.slots = [];
         plan.repoint = [];
         plan.waits.push(failed.retryAt - now);
+      }
+      const wanted = plan.desiredCount ?? status.desiredCountWrite?.count;
+      if (wanted === undefined || wanted === ng.properties?.elasticProfile?.desiredCount) delete status.desiredCountWrite;
+      else {
+        status.desiredCountWrite = { count: wanted, generation: read.generation };
+        plan.desiredCount = wanted;
       }
     }
     this.settleProvisioning(ng, read.generation, status, live, exp, plan, this.lastFailure.get(key));
@@ -152,7 +173,7 @@ export class NGroupReconciler {
   ) {
     const stub = ng.properties?.containerGroupProfiles?.[0];
     const specRef: RevisionRef | undefined = stub && { profileId: stub.resource.id, ...(stub.revision !== undefined && { revision: stub.revision }) };
-    let desired = ng.properties?.elasticProfile?.desiredCount ?? 0;
+    let desired = desiredOf(ng, status);
     const layout: Layout = { zones: ng.zones ?? [], faultDomainCount: ng.properties?.placementProfile?.faultDomainCount ?? 1 };
 
     // members gone from the NGroup without the orchestrator: deleted or detached by someone
@@ -265,7 +286,7 @@ export class NGroupReconciler {
       return;
     }
     plan.waits.push(s.syncPeriodMs);
-    const current = plan.desiredCount ?? ng.properties?.elasticProfile?.desiredCount ?? 0;
+    const current = plan.desiredCount ?? desiredOf(ng, status);
     const samples = await this.samples(client, serving, s);
     const rec = recommend(current, samples, s);
     const history = (status.autoscale?.recommendations ?? []).map(([at, count]) => ({ at, count }));
@@ -352,7 +373,7 @@ export class NGroupReconciler {
    */
   private settleProvisioning(ng: NGroupResource, generation: number, status: OrchestratorStatus, live: Member[], exp: Expectations, plan: Plan, failure?: Failure) {
     if (status.provisioning && status.provisioning.generation >= generation) return;
-    const desired = plan.desiredCount ?? ng.properties?.elasticProfile?.desiredCount ?? 0;
+    const desired = plan.desiredCount ?? desiredOf(ng, status);
     const noProfile = !ng.properties?.containerGroupProfiles?.length;
     if ((failure || noProfile) && live.length < desired) {
       const error = failure ?? { code: 'NoContainerGroupProfile', message: 'The NGroup names no container group profile: it cannot make members.' };

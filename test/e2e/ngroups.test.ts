@@ -73,7 +73,8 @@ describe('members and scaling', () => {
     const s = await execSession(api, RG, members[0].name, 'web', 'env');
     assert.match(await s.waitFor(/OrchestratorId=/), new RegExp(`ContainerGroupName=${members[0].name}`));
     await until('three members ready', () => allReady('basic', 3), 30_000);
-    assert.equal((await client.ngroups.get(RG, 'basic')).properties?.instanceView?.readyCount, 3);
+    // the NGroup's count follows as the orchestrator sees its members change
+    await until('the NGroup counts three ready', async () => (await client.ngroups.get(RG, 'basic')).properties?.instanceView?.readyCount === 3, 5_000);
 
     await client.ngroups.update(RG, 'basic', { properties: { elasticProfile: { desiredCount: 5 } } }, { timeoutMs: 60_000 });
     assert.equal((await live('basic')).length, 5);
@@ -126,6 +127,9 @@ describe('members and scaling', () => {
     await client.containerGroups.delete(RG, victim.name, { timeoutMs: 30_000 });
     await until('desiredCount 2', async () => (await client.ngroups.get(RG, 'pool')).properties?.elasticProfile?.desiredCount === 2, 10_000);
     assert.equal((await membersOf(client, RG, ngroupId('pool'))).length, 2, 'none made in its place');
+    // nor one made and removed again (a decision on an NGroup that did not show the lowered count yet)
+    const events = (await client.ngroups.get(RG, 'pool')).properties?.instanceView?.events ?? [];
+    assert.ok(!events.some((e) => e.name === 'ScaledIn'), JSON.stringify(events));
   });
 
   test('six members over three zones with faultDomainCount 3 are spread two per zone, in distinct fault domains', async () => {

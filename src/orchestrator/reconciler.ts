@@ -287,7 +287,7 @@ export class NGroupReconciler {
     }
     plan.waits.push(s.syncPeriodMs);
     const current = plan.desiredCount ?? desiredOf(ng, status);
-    const samples = await this.samples(client, serving, s);
+    const samples = await this.samples(client, serving, s, now);
     const rec = recommend(current, samples, s);
     const history = (status.autoscale?.recommendations ?? []).map(([at, count]) => ({ at, count }));
     const d = decide(current, rec.count, history, s, now);
@@ -302,11 +302,16 @@ export class NGroupReconciler {
     }
   }
 
-  /** Each member's CPU utilisation over the metric window, from Azure Monitor's metrics of the group. */
-  private samples(client: ContainerInstanceClient, members: Member[], s: AutoscaleSettings) {
+  /**
+   * Each member's CPU utilisation over the metric window, from Azure Monitor's metrics of the group. A member
+   * whose containers started within the window counts as not ready: its window holds its start-up, not its
+   * load (the HPA's CPU initialization period does the same).
+   */
+  private samples(client: ContainerInstanceClient, members: Member[], s: AutoscaleSettings, now: number) {
     const window = `PT${Math.max(1, Math.round(s.metricWindowMs / 1000))}S`;
+    const started = (m: Member) => Math.max(...m.group.properties.containers.map((c) => Date.parse(c.properties.instanceView?.currentState?.startTime ?? '') || 0));
     return Promise.all(members.map(async (m) => {
-      const ready = m.health === 'healthy';
+      const ready = m.health === 'healthy' && now - started(m) > s.metricWindowMs;
       if (!ready) return { ready };
       const r = await client.metrics.list(m.id, { metricnames: 'CpuUsage', timespan: window, interval: window, aggregation: 'Average' }).catch(() => undefined);
       const points = r?.value[0]?.timeseries[0]?.data.filter((x) => x.average !== undefined) ?? [];

@@ -1,12 +1,16 @@
-// Test helpers for NGroups: profile bodies, a member's readiness as a user reads it, and a recorder of the members
-// over time (to check what held at every moment of a scale or a rolling update).
+// Test helpers for NGroups: profile bodies, a member's readiness as a user reads it, a recorder of the members over
+// time (to check what held at every moment of a scale or a rolling update), and a CPU load on an NGroup's members.
 import type { ContainerGroupProfile, ContainerGroupResource, ContainerInstanceClient } from '../../src/client/index.js';
+import { until } from './assertions.js';
+
+/** A CGI script (busybox httpd's `/cgi-bin/burn`, with `burn: true` below) that burns a fixed amount of CPU per request. */
+export const BURN_CGI = '#!/bin/sh\ni=0\nwhile [ $i -lt 20000 ]; do i=$((i+1)); done\nprintf "Content-Type: text/plain\\r\\n\\r\\nburned\\n"\n';
 
 /**
  * A profile of one busybox httpd container with an exec readiness probe (every second): `ready: false`
  * gives a revision whose members never become ready. Private address, so members do not compete for a host port.
  */
-export function profileBody(image: string, o: { ready?: boolean; cpu?: number; cpuLimit?: number; restartPolicy?: 'Always' | 'Never'; command?: string[]; env?: { name: string; value: string }[] } = {}): ContainerGroupProfile {
+export function profileBody(image: string, o: { ready?: boolean; cpu?: number; cpuLimit?: number; restartPolicy?: 'Always' | 'Never'; command?: string[]; env?: { name: string; value: string }[]; burn?: boolean } = {}): ContainerGroupProfile {
   return {
     location: 'local',
     properties: {
@@ -15,7 +19,7 @@ export function profileBody(image: string, o: { ready?: boolean; cpu?: number; c
       containers: [{
         name: 'web',
         properties: {
-          image, command: o.command ?? ['httpd', '-f', '-p', '80', '-h', '/www'], ports: [{ port: 80 }], environmentVariables: o.env ?? [],
+          image, command: o.command ?? (o.burn ? ['sh', '-c', 'chmod +x /www/cgi-bin/burn && exec httpd -f -p 80 -h /www'] : ['httpd', '-f', '-p', '80', '-h', '/www']), ports: [{ port: 80 }], environmentVariables: o.env ?? [],
           resources: { requests: { cpu: o.cpu ?? 0.05, memoryInGB: 0.05 }, ...(o.cpuLimit && { limits: { cpu: o.cpuLimit } }) },
           readinessProbe: { exec: { command: ['cat', o.ready === false ? '/www/never-there' : '/www/index.html'] }, periodSeconds: 1 },
         },
@@ -61,5 +65,122 @@ export function recordMembers(client: ContainerInstanceClient, resourceGroup: st
       await running;
       return snapshots;
     },
+  };
+}
+
+/** An NGroup's ready members. */
+export const readyMembersOf = async (client: ContainerInstanceClient, resourceGroup: string, ngroupId: string) =>
+  (await client.containerGroups.listByResourceGroup(resourceGroup).toArray()).filter((g) => g.properties.orchestratorId?.toLowerCase() === ngroupId.toLowerCase() && isReady(g));
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface LoadOptions {
+  /** Requests per second. */
+  rate: number;
+  /** Each second the rate is multiplied by 1 ± up to this much (0.1: ±10%). */
+  noise?: number;
+  /** Correct the rate every 2 s so that the members' CPU use (their metrics) is this many millicores. */
+  holdMillicores?: number;
+}
+
+/** The CPU the ready members used over the last 4 s (the sum of their CpuUsage averages), in millicores. */
+async function usedMillicores(client: ContainerInstanceClient, members: { id: string }[]) {
+  const used = await Promise.all(members.map((t) => client.metrics.list(t.id, { metricnames: 'CpuUsage', timespan: 'PT4S', interval: 'FULL' })
+    .then((m) => m.value[0].timeseries[0].data[0]?.average ?? 0, () => 0)));
+  return used.reduce((n, x) => n + x, 0);
+}
+
+export interface CpuLoad {
+  stop(): Promise<void>;
+  /** With `holdMillicores`: resolves once the members' metrics have shown it within 5% twice in a row; rejects after `timeoutMs`. */
+  settled(timeoutMs?: number): Promise<void>;
+  /** Requests sent so far. */
+  sent(): number;
+  /** Requests per second now. */
+  rate(): number;
+  /** With `holdMillicores`: what the members used over the last 4 s when it was last read (every 2 s). */
+  measured(): number;
+}
+
+/**
+ * What one request to `/cgi-bin/burn` costs an NGroup's members, in ms of CPU, under a load of `millicores`: the
+ * rate a load held at that settles at (one request run alone costs less than one among others).
+ */
+export async function requestCost(client: ContainerInstanceClient, resourceGroup: string, ngroupId: string, millicores: number): Promise<number> {
+  const l = cpuLoad(client, resourceGroup, ngroupId, { rate: millicores / 30, holdMillicores: millicores });
+  try {
+    await l.settled();
+    return l.measured() / l.rate();
+  } finally {
+    await l.stop();
+  }
+}
+
+/**
+ * Requests to the `/cgi-bin/burn` of an NGroup's ready members in turn, as a load balancer in front of them
+ * would (members looked up twice a second). With `holdMillicores`, a load defined by the CPU it needs,
+ * whatever one request turns out to cost on a busy machine.
+ */
+export function cpuLoad(client: ContainerInstanceClient, resourceGroup: string, ngroupId: string, o: LoadOptions): CpuLoad {
+  let stopped = false;
+  let targets: { ip: string; id: string }[] = [];
+  let sent = 0;
+  let rate = o.rate;
+  let measured = 0;
+  const refresh = async () => {
+    while (!stopped) {
+      targets = (await readyMembersOf(client, resourceGroup, ngroupId).catch(() => [])).filter((g) => g.properties.ipAddress?.ip).map((g) => ({ ip: g.properties.ipAddress!.ip!, id: g.id }));
+      await pause(500);
+    }
+  };
+  const hold = async () => {
+    while (!stopped && o.holdMillicores !== undefined) {
+      await pause(2000);
+      measured = await usedMillicores(client, targets);
+      // half the correction at a time (the measurement lags the rate by its window), none within 5% (what the
+      // noise moves it by: chasing that would add to it)
+      const off = o.holdMillicores / measured;
+      if (measured > 0 && Math.abs(off - 1) > 0.05) rate *= Math.min(1.25, Math.max(0.8, Math.sqrt(off)));
+    }
+  };
+  const send = async () => {
+    let factor = 1;
+    let lastDraw = 0;
+    let owed = 0;
+    let last = Date.now();
+    while (!stopped) {
+      const now = Date.now();
+      if (now - lastDraw >= 1000) {
+        factor = 1 + (Math.random() * 2 - 1) * (o.noise ?? 0);
+        lastDraw = now;
+      }
+      owed += ((now - last) / 1000) * rate * factor;
+      last = now;
+      for (; owed >= 1 && targets.length > 0; owed--) {
+        const { ip } = targets[sent++ % targets.length];
+        void fetch(`http://${ip}/cgi-bin/burn`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.text()).catch(() => undefined);
+      }
+      await pause(20);
+    }
+  };
+  const running = Promise.all([refresh(), send(), hold()]);
+  return {
+    stop: async () => {
+      stopped = true;
+      await running;
+    },
+    async settled(timeoutMs = 60_000) {
+      let inBand = 0;
+      let seen = measured;
+      await until(`the load at ${o.holdMillicores} millicores`, () => {
+        if (measured === seen) return false;
+        seen = measured;
+        inBand = Math.abs(measured / o.holdMillicores! - 1) <= 0.05 ? inBand + 1 : 0;
+        return inBand >= 2;
+      }, timeoutMs, 200);
+    },
+    sent: () => sent,
+    rate: () => rate,
+    measured: () => measured,
   };
 }

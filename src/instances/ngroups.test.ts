@@ -78,6 +78,11 @@ test('a profile is validated as a container group is, and what berth cannot hono
   const ttl = await call('PUT', `${RG}/containerGroupProfiles/bad`, profile('img', { timeToLive: 'PT1H' }));
   assert.deepEqual([ttl.body.error.code, ttl.body.error.target], ['UnsupportedFeature', 'properties.timeToLive']);
   assert.equal((await call('PUT', `${RG}/containerGroupProfiles/-x`, profile('img'))).body.error.code, 'InvalidResourceName');
+  // where its groups run is refused as a group's is, until the scheduler places groups (never dropped from the groups)
+  const zones = await call('PUT', `${RG}/containerGroupProfiles/bad`, { ...profile('img'), zones: ['1'] });
+  assert.deepEqual([zones.body.error.code, zones.body.error.target], ['UnsupportedFeature', 'zones']);
+  const placement = await call('PUT', `${RG}/containerGroupProfiles/bad`, profile('img', { placement: { strategy: 'Spread' } }));
+  assert.deepEqual([placement.body.error.code, placement.body.error.target], ['UnsupportedFeature', 'properties.placement']);
   assert.equal((await call('GET', `${RG}/containerGroupProfiles/bad`)).status, 404, 'nothing half-made');
   // profiles came in 2024-05-01-preview
   assert.equal((await call('GET', PROFILE, undefined, { version: '2023-05-01' })).body.error.code, 'InvalidApiVersionParameter');
@@ -101,6 +106,11 @@ test('a group made from a profile gets its properties (secrets too) and what the
   // older versions do not show what they do not know
   const old = await call('GET', `${RG}/containerGroups/from-profile`, undefined, { version: '2023-05-01' });
   assert.ok(!('containerGroupProfile' in old.body.properties) && !('orchestratorId' in old.body.properties));
+  // a group's own placement is its own (refused as any group's is until the scheduler places groups)
+  const placed = await call('PUT', `${RG}/containerGroups/from-profile`, { location: 'local', zones: ['1'], properties: { containerGroupProfile: { id: PROFILE } } });
+  assert.deepEqual([placed.body.error.code, placed.body.error.target], ['UnsupportedFeature', 'zones']);
+  const rules = await call('PUT', `${RG}/containerGroups/from-profile`, { location: 'local', properties: { containerGroupProfile: { id: PROFILE }, placement: { strategy: 'Spread' } } });
+  assert.deepEqual([rules.body.error.code, rules.body.error.target], ['UnsupportedFeature', 'properties.placement']);
   const refused = await call('PUT', `${RG}/containerGroups/from-profile`, { location: 'local', properties: { containerGroupProfile: { id: PROFILE }, restartPolicy: 'Never' } });
   assert.deepEqual([refused.body.error.code, refused.body.error.target], ['InvalidRequestContent', 'properties.restartPolicy']);
   const missing = await call('PUT', `${RG}/containerGroups/nope`, { location: 'local', properties: { containerGroupProfile: { id: `${RG}/containerGroupProfiles/none` } } });

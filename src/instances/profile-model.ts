@@ -109,8 +109,11 @@ export function profileReferenceOf(body: unknown, subscriptionId: string): Profi
   return { ref, ...(typeof revision === 'number' && { revision }) };
 }
 
-/** Parts of a group body made from a profile that are not the profile's to give: read-only, or the reference itself. */
-const NOT_FROM_PROFILE = new Set(['containerGroupProfile', 'orchestratorId', 'provisioningState', 'instanceView', 'isCreatedFromStandbyPool']);
+/**
+ * Parts of a group body made from a profile that are not the profile's to give: read-only, the reference itself, and
+ * where the group runs (berth's placement rules, like ACI's `zones` beside `properties`, are each group's own).
+ */
+const NOT_FROM_PROFILE = new Set(['containerGroupProfile', 'orchestratorId', 'placement', 'provisioningState', 'instanceView', 'isCreatedFromStandbyPool']);
 
 /**
  * The group body a body naming a profile stands for: the profile revision's properties (with its
@@ -143,7 +146,10 @@ export function expandProfile(body: Json, spec: GroupSpec): Json {
   const volumes = mergeByName(base.volumes, props.volumes, (v, had) => !had);
   return {
     ...body,
-    properties: { ...base, containers, ...(volumes.length > 0 && { volumes }), ...(props.orchestratorId !== undefined && { orchestratorId: props.orchestratorId }) },
+    properties: {
+      ...base, containers, ...(volumes.length > 0 && { volumes }),
+      ...(props.orchestratorId !== undefined && { orchestratorId: props.orchestratorId }), ...(props.placement !== undefined && { placement: props.placement }),
+    },
   };
 }
 

@@ -42,6 +42,18 @@ export interface ProfileHost {
 const lower = (s: string) => s.toLowerCase();
 const profileKey = (r: ResourceRef) => profileKeyOf(r.subscriptionId, r.resourceGroup, r.name);
 
+/**
+ * Where a group runs is each group's own (its `zones` and `properties.placement`, which an NGroup's orchestrator gives
+ * each member): a template's would not reach the groups made from it, so it is refused rather than dropped.
+ */
+function refusePlacement(spec: Pick<GroupSpec, 'zones' | 'placement'>) {
+  const refuse = (target: string, what: string): never => {
+    throw new BerthError(Codes.UnsupportedFeature, `${what} of a container group profile are not supported by berth yet: give them to each group ('${target}').`, 400, target);
+  };
+  if (spec.zones) refuse('zones', 'Availability zones');
+  if (spec.placement) refuse('properties.placement', 'Placement rules');
+}
+
 const notFound = (name: string) =>
   new BerthError(Codes.ResourceNotFound, `The Resource '${PROFILE_TYPE}/${name}' under resource group was not found.`, 404);
 
@@ -60,6 +72,7 @@ export class ProfileService {
   /** PUT: a template that differs from the latest revision becomes the next revision; the same one only takes the tags. */
   async put(ref: ResourceRef, put: ProfilePut): Promise<{ created: boolean; view: ProfileView }> {
     this.check(ref);
+    refusePlacement(put.spec);
     const location = put.location === undefined ? undefined : this.host.servedLocation(put.location);
     const key = profileKey(ref);
     for (let attempt = 0; attempt < 5; attempt++) {

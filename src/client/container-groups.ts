@@ -1,5 +1,5 @@
 // Microsoft.ContainerInstance operations: container groups (LROs, paged lists, berth's watch) and their containers (logs, exec, attach).
-import { call, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
+import { call, deleted, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { LongRunningOperation, WaitOptions } from './lro.js';
 import type { ContainerGroup, ContainerGroupResource, LogOptions, StreamEndpoint, TerminalSize } from './models.js';
@@ -66,10 +66,7 @@ export class ContainerGroups {
 
   /** DELETE and wait; false when there was no such group. */
   async delete(resourceGroup: string, name: string, o: CallOptions & WaitOptions = {}): Promise<boolean> {
-    const op = await this.beginDelete(resourceGroup, name, o);
-    if (op.status === 204) return false;
-    await op.wait(o);
-    return true;
+    return deleted(await this.beginDelete(resourceGroup, name, o), o);
   }
 
   async beginStart(resourceGroup: string, name: string, o: CallOptions = {}): Promise<LongRunningOperation<void>> {

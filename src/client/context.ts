@@ -33,6 +33,13 @@ export function operationOf<T = void>(c: ClientContext, r: ArmResponse<unknown>,
   return new LongRunningOperation<T>(c.http, r.status, r.headers, initial, result, c.wait);
 }
 
+/** Waits out a DELETE's operation: false when there was nothing to delete (204), true once it is gone. */
+export async function deleted(op: LongRunningOperation<void>, o: WaitOptions = {}): Promise<boolean> {
+  if (op.status === 204) return false;
+  await op.wait(o);
+  return true;
+}
+
 /** `/subscriptions/{s}[/resourceGroups/{rg}]/providers/Microsoft.ContainerInstance/{type}[/{name}]`: of a resource group, or of the whole subscription without one. */
 export function providerPath(c: ClientContext, type: string, resourceGroup?: string, name?: string): string {
   const sub = `/subscriptions/${encodeURIComponent(c.subscriptionId)}`;

@@ -1,7 +1,7 @@
 // Microsoft.ContainerInstance/ngroups: sets of container groups made from a profile (LROs, paged lists), their
 // rolling updates, and berth's status document and change stream that an orchestrator uses.
 import { PROVIDER } from './container-groups.js';
-import { call, providerId, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
+import { call, deleted, providerId, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { LongRunningOperation, WaitOptions } from './lro.js';
 import type { NGroup, NGroupResource, NGroupStatus, RollingUpdateStatus } from './models.js';
@@ -69,10 +69,7 @@ export class NGroups {
 
   /** DELETE and wait until the NGroup and its members are gone; false when there was none. */
   async delete(resourceGroup: string, name: string, o: CallOptions & WaitOptions = {}): Promise<boolean> {
-    const op = await this.beginDelete(resourceGroup, name, o);
-    if (op.status === 204) return false;
-    await op.wait(o);
-    return true;
+    return deleted(await this.beginDelete(resourceGroup, name, o), o);
   }
 
   async beginStart(resourceGroup: string, name: string, o: CallOptions = {}): Promise<LongRunningOperation<void>> {

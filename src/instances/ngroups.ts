@@ -3,23 +3,16 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type { Event } from '../agent/types.js';
-import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { Store } from '../store/store.js';
 import { GROUPS_PREFIX, NGROUP_STATUS_PREFIX, ngroupKey as ngroupKeyOf, ngroupOpKey, ngroupPrefix, ngroupStatusKey } from './keys.js';
 import { checkResourceGroupName, checkSubscriptionId } from './model.js';
 import { NGROUP_TYPE, applyUpdateRules, ngroupId, parseNGroupBody, patchedBody, type NGroupProperties, type NGroupPut } from './ngroup-model.js';
-import { checkResourceName, parseResourceId, PROFILE_TYPE, type ResourceRef } from './profile-model.js';
+import { checkResourceName, parseResourceId, PROFILE_TYPE, type ResourceRef, type TrackedRecord } from './profile-model.js';
 import type { ProfileHost, ProfileService } from './profiles.js';
 import type { InstancesService } from './service.js';
 
-export interface NGroupRecord {
-  uid: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-  location: string;
-  tags: Tags;
+export interface NGroupRecord extends TrackedRecord {
   zones: string[];
   properties: NGroupProperties;
   /** Bumped by every change of `properties` or `zones` (not of tags). */

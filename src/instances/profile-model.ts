@@ -22,6 +22,13 @@ export interface ResourceRef {
   name: string;
 }
 
+/** What the store keeps of every tracked resource of the provider's own types (profiles, NGroups). */
+export interface TrackedRecord extends ResourceRef {
+  uid: string;
+  location: string;
+  tags: Tags;
+}
+
 /** `/subscriptions/{s}/resourceGroups/{rg}/providers/{type}/{name}` of a resource. */
 export const resourceId = (type: string, r: ResourceRef) => `/subscriptions/${r.subscriptionId}/resourceGroups/${r.resourceGroup}/providers/${type}/${r.name}`;
 

@@ -8,17 +8,11 @@ import type { Store } from '../store/store.js';
 import { profileKey as profileKeyOf, profilePrefix, profileRevisionKey, profileRevisionPrefix } from './keys.js';
 import { checkResourceGroupName, checkSubscriptionId, type GroupSpec } from './model.js';
 import {
-  PROFILE_TYPE, checkResourceName, expandProfile, profileReferenceOf, resourceId, type ProfilePut, type ProfileReferenceRequest, type ProfileView, type ResourceRef,
+  PROFILE_TYPE, checkResourceName, expandProfile, profileReferenceOf, resourceId, type ProfilePut, type ProfileReferenceRequest, type ProfileView, type ResourceRef, type TrackedRecord,
 } from './profile-model.js';
 import type { InstancesService, ProfileReference } from './service.js';
 
-interface ProfileRecord {
-  uid: string;
-  subscriptionId: string;
-  resourceGroup: string;
-  name: string;
-  location: string;
-  tags: Tags;
+interface ProfileRecord extends TrackedRecord {
   /** The latest revision, and every revision kept (oldest first). */
   revision: number;
   revisions: number[];

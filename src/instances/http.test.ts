@@ -118,3 +118,26 @@ test('a Host header that is not a host[:port] is never echoed into the URLs bert
   const named = await app.inject({ method: 'GET', url: '/metadata/endpoints?api-version=2022-09-01', headers: { host: 'berth.example:8743' } });
   assert.match(named.body, /https?:\/\/berth\.example:8743\//, 'a real host name is kept');
 });
+
+test('a server closes with watch streams open: they end, and so does it', async () => {
+  const auth = new Authenticator([{ token: A, subscriptions: ['sub-a'] }], [], Buffer.alloc(32, 1));
+  const live = buildServer({ provider, auth, advertiseAddress: '127.0.0.1', subscriptions: ['sub-a'] });
+  const url = await live.listen({ host: '127.0.0.1', port: 0 });
+  const paths = ['/subscriptions/sub-a/providers/Microsoft.ContainerInstance/containerGroups', '/subscriptions/sub-a/providers/Microsoft.ContainerInstance/ngroups'];
+  const streams = await Promise.all(paths.map(async (path) => {
+    const r = await fetch(`${url}${path}?api-version=2025-09-01&watch=true`, { headers: { authorization: `Bearer ${A}` } });
+    assert.equal(r.status, 200);
+    const reader = r.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /HEARTBEAT/);
+    return reader;
+  }));
+  // a client that keeps watching must not hold a stopping server up
+  let deadline: NodeJS.Timeout | undefined;
+  const closed = await Promise.race([live.close().then(() => true), new Promise((r) => (deadline = setTimeout(() => r(false), 5000)))]);
+  clearTimeout(deadline);
+  assert.equal(closed, true, 'the server closed within 5 s');
+  for (const reader of streams) {
+    let end = await reader.read();
+    while (!end.done) end = await reader.read();
+  }
+});

@@ -7,7 +7,7 @@ import { createArmServer } from '../arm/server.js';
 import { ACI_API_VERSIONS, isAciApiVersion, responseForVersion, versionsOf } from './api-versions.js';
 import { registerAgentRoutes, type AgentApiOptions } from './hosts/agent-api.js';
 import type { Provider } from './provider.js';
-import { registerGroupRoutes } from './routes/groups.js';
+import { endStreamsOnClose, registerGroupRoutes } from './routes/groups.js';
 import { registerLocationRoutes } from './routes/locations.js';
 import { registerMetricRoutes } from './routes/metrics.js';
 import { registerNGroupRoutes } from './routes/ngroups.js';
@@ -44,6 +44,7 @@ export function buildServer(o: HttpOptions): FastifyInstance {
   app.addHook('preSerialization', async (req, _reply, payload) => responseForVersion(apiVersionOf(req), payload));
   registerResourceRoutes(app, { auth: o.auth, resourceGroups: o.provider.resourceGroups, subscriptions: o.subscriptions });
   const ctx = { advertiseAddress: o.advertiseAddress, hostAddress: o.hostAddress };
+  endStreamsOnClose(app);
   registerGroupRoutes(app, service, profiles, ctx, ACI_VERSIONS);
   registerSessionRoutes(app, service, ACI_VERSIONS);
   registerLocationRoutes(app, service, ACI_VERSIONS);

@@ -109,10 +109,25 @@ function watchGroups(req: FastifyRequest, reply: FastifyReply, service: Instance
   return streamChanges(req, reply, (tell) => service.watchGroups(a.subscriptionId, a.resourceGroup, (resourceGroup, name) => tell({ resourceGroup, name })));
 }
 
+/** The watch streams open on each server: they last as long as their clients, so its close ends them. */
+const openStreams = new WeakMap<FastifyInstance, Set<() => void>>();
+
+/**
+ * Ends `app`'s watch streams as it begins to close: a close waits for the requests in flight, and a stream is one
+ * until its client goes (a connected orchestrator or virtual node would hold a stopping server up for ever).
+ */
+export function endStreamsOnClose(app: FastifyInstance) {
+  const streams = new Set<() => void>();
+  openStreams.set(app, streams);
+  app.addHook('preClose', async () => {
+    for (const end of streams) end();
+  });
+}
+
 /**
  * A watch stream: `subscribe` reports changed resources (each `{resourceGroup, name, …}` it tells);
  * changes that come together (a record and its status) go out as one CHANGED line per resource, and
- * a HEARTBEAT line every 15 s shows the stream is alive. Ends when the client goes.
+ * a HEARTBEAT line every 15 s shows the stream is alive. Ends when the client goes or the server closes.
  */
 export async function streamChanges(req: FastifyRequest, reply: FastifyReply, subscribe: (tell: (changed: Record<string, string>) => void) => () => void) {
   const send = (line: unknown) => reply.raw.write(`${JSON.stringify(line)}\n`);
@@ -130,7 +145,17 @@ export async function streamChanges(req: FastifyRequest, reply: FastifyReply, su
   reply.raw.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-cache', 'x-ms-request-id': String(reply.getHeader('x-ms-request-id')) });
   send({ type: 'HEARTBEAT' });
   const beat = setInterval(() => send({ type: 'HEARTBEAT' }), 15_000);
-  await new Promise<void>((resolve) => req.raw.socket.once('close', () => resolve()));
+  const streams = openStreams.get(req.server);
+  let end = () => {};
+  await new Promise<void>((resolve) => {
+    end = () => {
+      reply.raw.end();
+      resolve();
+    };
+    streams?.add(end);
+    req.raw.socket.once('close', () => resolve());
+  });
+  streams?.delete(end);
   stop();
   clearInterval(beat);
   clearTimeout(timer);

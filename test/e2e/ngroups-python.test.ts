@@ -43,6 +43,7 @@ test('the Python SDK makes a profile and an NGroup of 3 on it, scales it to 6 an
   assert.deepEqual([seen.rollingUpdate.fromRevision, seen.rollingUpdate.toRevision], [1, 2]);
   // maxBatchPercent 50 of 2 members: at no moment more than one member being replaced
   const snapshots = seen.snapshots as { revision: number; ready: boolean; deleting: boolean }[][];
+  // two batches 2 s apart (pauseTimeBetweenBatches): the update lasts long enough to be watched at every step
   assert.ok(snapshots.length > 5, `${snapshots.length} snapshots`);
   assert.ok(snapshots.some((s) => s.some((m) => m.revision === 2)) && snapshots.some((s) => s.some((m) => m.revision === 1)), 'the update was seen under way');
   for (const s of snapshots) {

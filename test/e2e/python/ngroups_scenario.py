@@ -66,7 +66,7 @@ ngroup = models.NGroup(
         container_group_profiles=[models.ContainerGroupProfileStub(resource=models.ApiEntityReference(id=p1.id), revision=1)],
         update_profile=models.UpdateProfile(
             update_mode="Rolling",
-            rolling_update_profile=models.UpdateProfileRollingUpdateProfile(max_batch_percent=50, max_unhealthy_percent=50, pause_time_between_batches="PT0S"),
+            rolling_update_profile=models.UpdateProfileRollingUpdateProfile(max_batch_percent=50, max_unhealthy_percent=50, pause_time_between_batches="PT2S"),
         ),
     ),
 )

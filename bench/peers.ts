@@ -41,6 +41,8 @@ export async function startPodman(dir: string, image: string): Promise<Peer | un
     '',
   ].join('\n'));
   const env = { ...process.env, CONTAINERS_CONF: conf };
+  // podman's bridge: podman0 with netavark, cni-podman0 with CNI (Debian's podman 4 here); both outlive its containers
+  const bridges = ['podman0', 'cni-podman0'].filter((b) => !linkExists(b));
   const base = ['--root', join(dir, 'root'), '--runroot', join(dir, 'run'), '--tmpdir', join(dir, 'tmp')];
   const podman = (...args: string[]) => run('/usr/bin/podman', [...base, ...args], { env });
   await podman('pull', '-q', '--tls-verify=false', image);
@@ -69,7 +71,7 @@ export async function startPodman(dir: string, image: string): Promise<Peer | un
       await podman('network', 'prune', '-f').catch(() => undefined);
       for (const pid of findProcesses('conmon', join(dir, 'run'))) process.kill(pid, 'SIGKILL');
       await unmountAll(dir);
-      if (linkExists('podman0')) await run('ip', ['link', 'delete', 'podman0']).catch(() => undefined);
+      for (const b of bridges) if (linkExists(b)) await run('ip', ['link', 'delete', b]).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
     },
   };

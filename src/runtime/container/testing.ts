@@ -43,6 +43,18 @@ export function containerSpec(id: string, image: PulledImage, netnsPath: string,
   };
 }
 
+/**
+ * The third octet of a random 10.213.X.0/24 that no route of this network namespace covers yet: a bridge left by
+ * something else (podman's cni-podman0 keeps its route while down) would take a test's traffic (EHOSTUNREACH).
+ */
+export function freeTestOctet(): number {
+  const routes = execFileSync('ip', ['-4', 'route', 'show'], { encoding: 'utf8' });
+  for (;;) {
+    const octet = 1 + Math.floor(Math.random() * 250);
+    if (!routes.includes(`10.213.${octet}.`)) return octet;
+  }
+}
+
 export const randomSuffix = () => Math.random().toString(36).slice(2, 8);
 
 /** Counts the host facts teardown must restore. */

@@ -8,13 +8,13 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { isBerthError } from '../../lib/errors.js';
 import { ContainerRuntime } from '../container/runtime.js';
-import { berthNftObjects, containerSpec, hostNetworkCounts, hostVethOf, makeBusyboxImage, randomSuffix } from '../container/testing.js';
+import { berthNftObjects, containerSpec, freeTestOctet, hostNetworkCounts, hostVethOf, makeBusyboxImage, randomSuffix } from '../container/testing.js';
 import { NetworkManager, type NetworkManagerOptions } from './network.js';
 
 const baseline = hostNetworkCounts();
 const sfx = randomSuffix();
 const dir = mkdtempSync(join(tmpdir(), 'berth-net-'));
-const octet = 1 + Math.floor(Math.random() * 250);
+const octet = freeTestOctet();
 const netOpts: NetworkManagerOptions = {
   name: `berth-test-${sfx}`,
   bridge: `bt${sfx}`,

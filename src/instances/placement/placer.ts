@@ -161,7 +161,9 @@ export class Placer {
     // not written: the record changed meanwhile, a port was taken (the cache was behind the store), or this
     // replica no longer leads; decided again
     if (!written) return againAfter(50);
-    await recordGroupEvent(this.store, rec.uid, 'Scheduled', `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`);
+    // news for people, off the path of the next placement (a lost host's groups are placed again as one burst)
+    void recordGroupEvent(this.store, rec.uid, 'Scheduled', `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`)
+      .catch((e: Error) => this.o.log?.(`the Scheduled event of ${key} was not recorded: ${e.message}`));
     return done;
   }
 }

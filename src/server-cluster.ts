@@ -43,6 +43,7 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   }));
   const service = new InstancesService(store, (host) => dataPlanes.of(host), {
     dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: stopWaitMs(cfg), placeOn: UNPLACED, hostLeaseSeconds: cfg.hostLeaseSeconds, replica,
+    readyZones: () => hosts.readyHosts().flatMap((h) => (h.zone ? [h.zone] : [])),
   });
   await service.start();
   await hosts.ready();

@@ -6,7 +6,7 @@ import { Metrics } from './metrics.js';
 import { NGroups } from './ngroups.js';
 import { ContainerGroupProfiles } from './profiles.js';
 import { pollOperation, type LongRunningOperation, type WaitOptions } from './lro.js';
-import type { CachedImage, Capabilities, NGroupResource, OperationStatus, ProviderOperation, ResourceGroup, Usage } from './models.js';
+import type { CachedImage, Capabilities, NGroupResource, OperationStatus, ProviderOperation, ProviderRegistration, ResourceGroup, Usage } from './models.js';
 import type { Paged } from './paging.js';
 import { Transport, type TransportOptions } from './transport.js';
 
@@ -36,6 +36,7 @@ export class ContainerInstanceClient {
   readonly location: Location;
   readonly resourceGroups: ResourceGroups;
   readonly operations: ProviderOperations;
+  readonly provider: Provider;
   readonly containerGroupProfiles: ContainerGroupProfiles;
   readonly ngroups: NGroups;
   readonly metrics: Metrics;
@@ -54,6 +55,7 @@ export class ContainerInstanceClient {
     this.location = new Location(ctx);
     this.resourceGroups = new ResourceGroups({ ...ctx, apiVersion: o.resourcesApiVersion ?? RESOURCES_API_VERSION });
     this.operations = new ProviderOperations(ctx);
+    this.provider = new Provider({ ...ctx, apiVersion: o.resourcesApiVersion ?? RESOURCES_API_VERSION });
     const ngroupsCtx = { ...ctx, apiVersion: o.ngroupsApiVersion ?? NGROUPS_API_VERSION };
     this.containerGroupProfiles = new ContainerGroupProfiles(ngroupsCtx);
     this.ngroups = new NGroups(ngroupsCtx);
@@ -128,6 +130,26 @@ export class Location {
 
   listCachedImages(location: string, o: CallOptions = {}): Paged<CachedImage> {
     return pagedList(this.c, this.path(location, 'cachedImages'), o);
+  }
+}
+
+/** The provider's registration in the subscription (ARM's Providers_Get). */
+export class Provider {
+  constructor(private readonly c: ClientContext) {}
+
+  async get(o: CallOptions = {}): Promise<ProviderRegistration> {
+    return (await call<ProviderRegistration>(this.c, 'GET', `/subscriptions/${enc(this.c.subscriptionId)}/providers/${PROVIDER}`, o)).body;
+  }
+
+  /**
+   * The zones a group in `location` may ask for; undefined when the endpoint maps none for it (a single-host berth,
+   * an Azure region without zones).
+   */
+  async zones(location: string, o: CallOptions = {}): Promise<string[] | undefined> {
+    const r = await this.get(o);
+    const key = (l: string) => l.replace(/\s+/g, '').toLowerCase();
+    const groups = r.resourceTypes.find((t) => t.resourceType.toLowerCase() === 'containergroups');
+    return groups?.zoneMappings?.find((m) => key(m.location) === key(location))?.zones;
   }
 }
 

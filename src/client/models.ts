@@ -159,6 +159,28 @@ export interface ContainerGroupProperties {
   containerGroupProfile?: { id: string; revision?: number };
   /** The NGroup the group belongs to (ACI shows it; berth also takes it on a PUT). */
   orchestratorId?: string | null;
+  /** berth's placement extension (honoured on a berth cluster): rules in; the host and zone it runs on, read-only, out. */
+  placement?: Placement;
+}
+
+/** A rule of berth's placement extension: run near (affinity) or away from (anti-affinity) the groups it selects. */
+export interface AffinityTerm {
+  selector: { tags?: Record<string, string>; names?: string[] };
+  scope?: 'Host' | 'Zone';
+  /** Default true; a preferred term (false) has a weight from 1 to 100. */
+  required?: boolean;
+  weight?: number;
+}
+
+export interface Placement {
+  strategy?: 'BinPack' | 'Spread';
+  hostLabels?: Record<string, string>;
+  affinity?: AffinityTerm[];
+  antiAffinity?: AffinityTerm[];
+  /** Read-only: the host the group is placed on (absent while it waits for one). */
+  readonly host?: string;
+  /** Read-only: that host's zone. */
+  readonly zone?: string;
 }
 
 /** What every tracked ARM resource has around its properties. */
@@ -213,6 +235,21 @@ export interface Capabilities {
   ipAddressType?: string;
   gpu?: string;
   capabilities?: { maxMemoryInGB?: number; maxCpu?: number; maxGpuCount?: number };
+}
+
+/** ARM's registration of the provider (Providers_Get): its resource types, where and at which api-versions, and their zones. */
+export interface ProviderRegistration {
+  id?: string;
+  namespace: string;
+  registrationState?: string;
+  resourceTypes: {
+    resourceType: string;
+    locations?: string[];
+    apiVersions?: string[];
+    /** The zones of each location (berth: those with a Ready host; none on a single-host berth, which honours no zones). */
+    zoneMappings?: { location: string; zones: string[] }[];
+    capabilities?: string;
+  }[];
 }
 
 export interface CachedImage {

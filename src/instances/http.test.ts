@@ -7,7 +7,7 @@ import { SqliteStore } from '../store/sqlite.js';
 import { Authenticator } from '../arm/auth.js';
 import { buildServer } from './http.js';
 import { createProvider, type Provider } from './provider.js';
-import { InstancesService } from './service.js';
+import { InstancesService, UNPLACED } from './service.js';
 import { fakeDataPlane, fakeHost } from './testing.js';
 
 let app: FastifyInstance;
@@ -140,4 +140,21 @@ test('a server closes with watch streams open: they end, and so does it', async 
     let end = await reader.read();
     while (!end.done) end = await reader.read();
   }
+});
+
+test("the provider's registration names its resource types and api-versions; zones only where groups are placed on hosts", async () => {
+  const url = (sub: string) => `/subscriptions/${sub}/providers/Microsoft.ContainerInstance?api-version=2022-09-01`;
+  const r = await call('GET', url('sub-a'), A);
+  assert.equal(r.status, 200);
+  const types = r.body!.resourceTypes as { resourceType: string; apiVersions: string[]; zoneMappings?: unknown }[];
+  const groups = types.find((t) => t.resourceType === 'containerGroups')!;
+  assert.ok(groups.apiVersions.includes('2023-05-01') && groups.apiVersions.includes('2025-09-01'));
+  assert.ok(types.find((t) => t.resourceType === 'ngroups')!.apiVersions.every((v) => v >= '2024-09-01'));
+  assert.ok(types.every((t) => t.zoneMappings === undefined), 'a single-host berth honours no zones and lists none');
+  assert.equal((await call('GET', url('sub-b'), A)).status, 403, "another tenant's subscription");
+  assert.equal((await call('GET', url('sub-a'), undefined)).status, 401);
+
+  const cluster = new InstancesService(new SqliteStore(':memory:'), () => fakeDataPlane(), { placeOn: UNPLACED, readyZones: () => ['z2', 'z1', 'z2'] });
+  assert.deepEqual(cluster.zonesInForce(), ['z1', 'z2']);
+  assert.deepEqual(new InstancesService(new SqliteStore(':memory:'), () => fakeDataPlane(), { placeOn: UNPLACED }).zonesInForce(), []);
 });

@@ -16,7 +16,7 @@ import { type Limits, checkResourceGroupName, checkSubscriptionId, defaultLimits
 import { readOperation } from './operations.js';
 import { Placer } from './placement/placer.js';
 import { Rescheduler } from './placement/rescheduler.js';
-import { GROUP_TYPE, locationKey, type GroupRecord, type GroupView, type OperationRecord, type OperationView } from './records.js';
+import { GROUP_TYPE, locationKey, UNPLACED, type GroupRecord, type GroupView, type OperationRecord, type OperationView } from './records.js';
 import { ResourceGroupRecords } from './resource-groups.js';
 import { upgradeLayout } from './upgrade.js';
 import { groupView, watchGroupChanges } from './views.js';
@@ -43,6 +43,8 @@ export interface ServiceOptions {
   hostLeaseSeconds?: number;
   /** Who this process is among the control plane's replicas (recorded with the host leases it keeps). */
   replica?: string;
+  /** A cluster's zones that have a Ready host now (what the provider's registration lists as the location's zones). */
+  readyZones?: () => string[];
 }
 
 /** How the service reaches a host's agent for what does not go through the store: logs, exec, its images. */
@@ -56,6 +58,7 @@ export class InstancesService implements ResourceGroups {
   readonly gateway: HostGateway;
   private readonly limits: Limits;
   private readonly placeOn: string;
+  private readonly readyZones: () => string[];
   private readonly admission: Admission;
   private readonly rgs: ResourceGroupRecords;
   private readonly writer: GroupWriter;
@@ -70,6 +73,7 @@ export class InstancesService implements ResourceGroups {
     this.quotas = opts.quotas ?? { containerGroups: 1000, standardCores: 1000 };
     this.dnsZone = (opts.dnsZone ?? 'berth.internal').toLowerCase().replace(/\.$/, '');
     this.placeOn = opts.placeOn ?? 'local';
+    this.readyZones = opts.readyZones ?? (() => []);
     this.admission = new Admission(store, this.quotas);
     this.rgs = new ResourceGroupRecords(store, (l) => this.servedLocation(l, 'resourceGroup'), (sub, resourceGroup, name) => this.delete({ subscriptionId: sub, resourceGroup, name }));
     this.writer = new GroupWriter(store, this.admission, this.rgs, {
@@ -222,6 +226,14 @@ export class InstancesService implements ResourceGroups {
 
   deleteResourceGroup(sub: string, rg: string): Promise<OperationRecord | undefined> {
     return this.rgs.delete(sub, rg);
+  }
+
+  /**
+   * The zones groups may ask for (`zones`), those with a Ready host now; undefined when this berth places every
+   * group on its one host itself and honours no zones (nor placement rules).
+   */
+  zonesInForce(): string[] | undefined {
+    return this.placeOn === UNPLACED ? [...new Set(this.readyZones())].sort() : undefined;
   }
 
   limitsInForce(): Limits {

@@ -1,8 +1,9 @@
-// Microsoft.ContainerInstance's location endpoints (usages, capabilities, cached images), its operations list,
-// and the status of its long-running operations.
+// Microsoft.ContainerInstance's location endpoints (usages, capabilities, cached images), its registration (resource
+// types, their api-versions and zones), its operations list, and the status of its long-running operations.
 import type { FastifyInstance } from 'fastify';
-import { CALLER, providerRoute, type ApiVersions } from '../../arm/route-scope.js';
+import { CALLER, providerRoute, SUBSCRIPTION, type ApiVersions } from '../../arm/route-scope.js';
 import { parseLocation } from '../actions.js';
+import { versionsOf, type AciResourceType } from '../api-versions.js';
 import { checkSubscriptionId } from '../model.js';
 import { PROVIDER, type InstancesService } from '../service.js';
 import { partsOf } from './groups.js';
@@ -35,6 +36,26 @@ export function registerLocationRoutes(app: FastifyInstance, service: InstancesS
   app.get(`${L}/cachedImages`, route, async (req) => {
     service.servedLocation(parseLocation(partsOf(req)).location);
     return { value: (await service.cachedImages()).map((image) => ({ osType: 'Linux', image })) };
+  });
+  // ARM's provider registration (Providers_Get, under Microsoft.Resources' api-versions): what a client reads to learn
+  // the location's zones. A cluster lists those with a Ready host; a single-host berth honours none and lists none.
+  app.get(`/subscriptions/:sub/providers/${PROVIDER}`, SUBSCRIPTION, async (req) => {
+    const { sub } = req.params as { sub: string };
+    checkSubscriptionId(sub);
+    const zones = service.zonesInForce();
+    const types: AciResourceType[] = ['containerGroups', 'containerGroupProfiles', 'ngroups'];
+    return {
+      id: `/subscriptions/${sub}/providers/${PROVIDER}`, namespace: PROVIDER, registrationState: 'Registered', registrationPolicy: 'RegistrationRequired',
+      resourceTypes: [
+        ...types.map((resourceType) => ({
+          resourceType, locations: [service.location], apiVersions: [...versionsOf(resourceType).list].reverse(),
+          ...(zones && { zoneMappings: [{ location: service.location, zones }] }), capabilities: 'SupportsTags, SupportsLocation',
+        })),
+        ...['locations', 'locations/usages', 'locations/capabilities', 'locations/cachedImages', 'locations/operations', 'operations'].map((resourceType) => ({
+          resourceType, locations: resourceType === 'operations' ? [] : [service.location], apiVersions: [...versionsOf('containerGroups').list].reverse(), capabilities: 'None',
+        })),
+      ],
+    };
   });
   app.get(`/providers/${PROVIDER}/operations`, { config: { ...CALLER.config, versions } }, async () => ({ value: PROVIDER_OPERATIONS }));
 

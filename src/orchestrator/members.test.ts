@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ContainerGroupResource } from '../client/index.js';
-import { healthOf, memberOf } from './members.js';
+import { failUnavailableZones, healthOf, memberOf } from './members.js';
 
 const group = (o: { ps?: string; state?: string; restartPolicy?: 'Always' | 'Never'; containers?: object[] } = {}) => ({
   id: '/subscriptions/s/resourceGroups/rg/providers/Microsoft.ContainerInstance/containerGroups/m1', name: 'm1',
@@ -36,4 +36,14 @@ test('failed: provisioning failed, the group failed, a restart loop, or an exit 
 test('a member carries its profile revision and where it was placed', () => {
   const m = memberOf(group());
   assert.deepEqual([m.name, m.resourceGroup, m.profileId, m.revision, m.zone, m.faultDomain], ['m1', 'rg', '/p', 3, '2', 1]);
+});
+
+test('on a cluster, a member whose zone has no Ready host is failed, unless no zone of the NGroup has one', () => {
+  const inZone = (zone: string, health: 'healthy' | 'deleting' = 'healthy') => ({ ...memberOf(group({ containers: [running()] })), name: `m-${zone}`, zone, health });
+  const members = [inZone('1'), inZone('2'), inZone('2', 'deleting')];
+  const after = failUnavailableZones(members, ['1', '2', '3'], ['1', '3']);
+  assert.deepEqual(after.map((m) => [m.zone, m.health]), [['1', 'healthy'], ['2', 'failed'], ['2', 'deleting']]);
+  assert.equal(after[1].reason, "its zone '2' has no Ready host");
+  assert.deepEqual(failUnavailableZones(members, ['1', '2', '3'], []), members, 'every zone down (or not seen yet): nothing is failed for it');
+  assert.deepEqual(failUnavailableZones(members, ['1', '2'], ['4']), members, 'none of its zones is up: its members stay');
 });

@@ -1,5 +1,6 @@
 // An NGroup's members as the orchestrator sees them: the container groups that carry its id, each with the
 // profile revision it was made from, the zone and fault domain it was put in, and its health.
+import { createHash } from 'node:crypto';
 import type { ContainerGroupResource } from '../client/index.js';
 
 /**
@@ -18,6 +19,8 @@ export interface Member {
   revision?: number;
   zone?: string;
   faultDomain?: number;
+  /** The host it runs on (berth's placement extension); undefined while it waits for one, or where none is shown. */
+  host?: string;
   health: Health;
   /** Why a failed member is failed. */
   reason?: string;
@@ -27,6 +30,9 @@ export interface Member {
 /** The tags the orchestrator puts on a member to remember where it placed it (a berth convention). */
 export const ZONE_TAG = 'berth.zone';
 export const FAULT_DOMAIN_TAG = 'berth.faultDomain';
+/** The tag that tells an NGroup's members apart from other groups in placement rules' selectors (ids do not fit a tag value). */
+export const NGROUP_TAG = 'berth.ngroup';
+export const ngroupTagOf = (ngroupId: string) => createHash('sha256').update(ngroupId.toLowerCase()).digest('hex').slice(0, 32);
 
 /** Restarts after which a container that is not running counts as stuck in a restart loop. */
 export const RESTART_LOOP_THRESHOLD = 3;
@@ -63,9 +69,21 @@ export function memberOf(g: ContainerGroupResource): Member {
     ...(g.properties.containerGroupProfile?.revision !== undefined && { revision: g.properties.containerGroupProfile.revision }),
     ...(g.tags?.[ZONE_TAG] !== undefined && { zone: g.tags[ZONE_TAG] }),
     ...(fd !== undefined && /^\d+$/.test(fd) && { faultDomain: Number(fd) }),
+    ...(g.properties.placement?.host && { host: g.properties.placement.host }),
     ...healthOf(g),
     group: g,
   };
+}
+
+/**
+ * On a cluster, a member whose zone has no Ready host cannot run there until one comes back: it counts as failed (and
+ * is replaced in a zone that has one). Only while another zone has a Ready host: with every zone down, nothing would
+ * run its replacement, and a cluster whose hosts all look NotReady for a moment must not lose its members to it.
+ */
+export function failUnavailableZones(members: Member[], ngroupZones: string[], readyZones: string[]): Member[] {
+  if (!ngroupZones.some((z) => readyZones.includes(z))) return members;
+  return members.map((m) => (m.zone === undefined || readyZones.includes(m.zone) || m.health === 'deleting' ? m
+    : { ...m, health: 'failed', reason: `its zone '${m.zone}' has no Ready host` }));
 }
 
 /** A profile revision: which profile, and which revision (none: the latest when a member is made). */

@@ -14,7 +14,7 @@ import { againAfter, done, type ReconcileResult } from '../lib/workqueue.js';
 import { decide, recommend, settingsOf, utilization, type AutoscaleSettings } from './autoscaler.js';
 import { Expectations, addEvent } from './expectations.js';
 import { memberBody, needsContainerNames, newMemberName } from './member-body.js';
-import { cpuRequestOf, memberOf, revisionCounts, runs, sameProfile, type Member, type RevisionRef } from './members.js';
+import { cpuRequestOf, failUnavailableZones, memberOf, revisionCounts, runs, sameProfile, type Member, type RevisionRef } from './members.js';
 import { chooseVictims, placeNew, type Layout, type Slot } from './placement.js';
 import { isActive, stepRollout, targetOf, type Rollout, type RolloutConfig } from './rollout.js';
 
@@ -73,6 +73,8 @@ export const idParts = (id: string) => {
 
 /** The work one reconcile decided, done after its status is written. */
 interface Plan {
+  /** The endpoint places groups on hosts: members carry their zone and fault domain as placement (see memberBody). */
+  placed: boolean;
   create: { target: RevisionRef; slots: Slot[] };
   remove: Member[];
   repoint: { member: Member; target: RevisionRef }[];
@@ -113,10 +115,14 @@ export class NGroupReconciler {
     // a desiredCount written since it was decided (or changed by a user since): the NGroup's own is in force
     if (status.desiredCountWrite && read.generation > status.desiredCountWrite.generation) delete status.desiredCountWrite;
     const exp = this.expectationsOf(key);
-    const all = listed.filter((g) => g.properties.orchestratorId?.toLowerCase() === key).map(memberOf);
+    const readyZones = await this.zonesServed(client, ng);
+    let all = listed.filter((g) => g.properties.orchestratorId?.toLowerCase() === key).map(memberOf);
+    if (readyZones) all = failUnavailableZones(all, ng.zones ?? [], readyZones);
     exp.settle(all, now);
     const live = all.filter((m) => m.health !== 'deleting' && !exp.isDeleting(m.name));
-    const plan: Plan = { create: { target: { profileId: '' }, slots: [] }, remove: [], repoint: [], waits: [] };
+    const plan: Plan = { placed: readyZones !== undefined, create: { target: { profileId: '' }, slots: [] }, remove: [], repoint: [], waits: [] };
+    // a member waiting for a host: its zone may be turning NotReady (the reconcile that follows sees it replaced)
+    if (plan.placed && live.some((m) => m.host === undefined && m.group.properties.provisioningState !== 'Failed')) plan.waits.push(1000);
     const event = (n: string, message: string, type: 'Normal' | 'Warning' = 'Normal') => addEvent(status, n, message, type, iso);
     const failed = this.failures.get(key);
     for (const f of failed?.report ?? []) event(f.code, f.message, 'Warning');
@@ -127,7 +133,7 @@ export class NGroupReconciler {
       plan.remove = live;
       if (live.length > 0) plan.waits.push(1000);
     } else {
-      await this.decide(ng, client, status, live, all, exp, plan, now, read.generation !== status.observedGeneration, event);
+      await this.decide(ng, client, status, live, all, exp, plan, now, read.generation !== status.observedGeneration, event, readyZones);
       // after failures, nothing new is made until the retry time
       if (failed && now < failed.retryAt && (plan.create.slots.length > 0 || plan.repoint.length > 0)) {
         plan.create.slots = [];
@@ -160,6 +166,16 @@ export class NGroupReconciler {
     return waits.length > 0 ? againAfter(Math.max(0, Math.min(...waits))) : done;
   }
 
+  /**
+   * The zones the endpoint places groups in now (its registration's zoneMappings: a berth cluster's zones with a
+   * Ready host), or undefined where groups are not placed on hosts by it (a single-host berth) or the NGroup asks for
+   * neither zones nor fault domains. Read at every reconcile of such an NGroup: a zone lost is acted on at once.
+   */
+  private async zonesServed(client: ContainerInstanceClient, ng: NGroupResource): Promise<string[] | undefined> {
+    if (!ng.zones?.length && (ng.properties?.placementProfile?.faultDomainCount ?? 1) <= 1) return undefined;
+    return client.provider.zones(ng.location ?? '').catch(() => undefined);
+  }
+
   private expectationsOf(key: string) {
     let e = this.expectations.get(key);
     if (!e) this.expectations.set(key, (e = new Expectations()));
@@ -169,12 +185,15 @@ export class NGroupReconciler {
   /** Everything an NGroup that is not being deleted needs now, into the plan and the status. */
   private async decide(
     ng: NGroupResource, client: ContainerInstanceClient, status: OrchestratorStatus, live: Member[], all: Member[], exp: Expectations, plan: Plan,
-    now: number, newGeneration: boolean, event: (n: string, m: string, t?: 'Normal' | 'Warning') => void,
+    now: number, newGeneration: boolean, event: (n: string, m: string, t?: 'Normal' | 'Warning') => void, readyZones?: string[],
   ) {
     const stub = ng.properties?.containerGroupProfiles?.[0];
     const specRef: RevisionRef | undefined = stub && { profileId: stub.resource.id, ...(stub.revision !== undefined && { revision: stub.revision }) };
     let desired = desiredOf(ng, status);
     const layout: Layout = { zones: ng.zones ?? [], faultDomainCount: ng.properties?.placementProfile?.faultDomainCount ?? 1 };
+    // new members go to the zones that can run them now (all of them when none can: they wait there with the reason)
+    const open = readyZones ? layout.zones.filter((z) => readyZones.includes(z)) : layout.zones;
+    const creation: Layout = open.length > 0 ? { ...layout, zones: open } : layout;
 
     // members gone from the NGroup without the orchestrator: deleted or detached by someone
     const gone = (status.members ?? []).filter((n) => !all.some((m) => m.name === n && m.health !== 'deleting'));
@@ -213,7 +232,7 @@ export class NGroupReconciler {
       status.rollingUpdate = step.update;
       if (step.event) event(step.event.name, step.event.message, step.event.type);
       const target = targetOf(step.update);
-      if (step.create > 0) plan.create = { target, slots: placeNew(layout, serving, step.create, step.zone) };
+      if (step.create > 0) plan.create = { target, slots: placeNew(creation, serving, step.create, step.zone) };
       plan.remove.push(...step.remove);
       plan.repoint.push(...step.repoint.map((member) => ({ member, target })));
       if (step.waitMs !== undefined) plan.waits.push(step.waitMs);
@@ -221,7 +240,7 @@ export class NGroupReconciler {
     } else {
       const count = serving.length + inFlight;
       if (count < desired) {
-        plan.create = { target: status.stable ?? specRef, slots: placeNew(layout, serving, desired - count) };
+        plan.create = { target: status.stable ?? specRef, slots: placeNew(creation, serving, desired - count) };
         event('ScaledOut', `Making ${desired - count} member${desired - count === 1 ? '' : 's'} (desiredCount ${desired}).`);
       }
       if (count > desired) {
@@ -336,14 +355,14 @@ export class NGroupReconciler {
       await Promise.all(plan.create.slots.map((slot) => {
         const member = newMemberName(ng);
         exp.expectCreate(member, now);
-        return client.containerGroups.beginCreateOrUpdate(resourceGroup, member, memberBody(ng, member, plan.create.target, slot, names)).catch((e) => {
+        return client.containerGroups.beginCreateOrUpdate(resourceGroup, member, memberBody(ng, member, plan.create.target, slot, names, plan.placed)).catch((e) => {
           exp.forget(member);
           fail(`Making ${member}`)(e);
         });
       }));
       await Promise.all(plan.repoint.map(({ member, target }) => {
         const slot = { ...(member.zone !== undefined && { zone: member.zone }), faultDomain: member.faultDomain ?? 0 };
-        return client.containerGroups.beginCreateOrUpdate(member.resourceGroup, member.name, memberBody(ng, member.name, target, slot, names)).catch(fail(`Updating ${member.name} in place`));
+        return client.containerGroups.beginCreateOrUpdate(member.resourceGroup, member.name, memberBody(ng, member.name, target, slot, names, plan.placed)).catch(fail(`Updating ${member.name} in place`));
       }));
     }
     if (plan.desiredCount !== undefined && plan.desiredCount !== ng.properties?.elasticProfile?.desiredCount)

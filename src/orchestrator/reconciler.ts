@@ -11,10 +11,10 @@ import type { ContainerGroupResource, ContainerInstanceClient, NGroupResource, N
 import { isArmError } from '../client/index.js';
 import { parseDuration } from '../lib/duration.js';
 import { againAfter, done, type ReconcileResult } from '../lib/workqueue.js';
-import { decide, recommend, settingsOf, utilization, type AutoscaleSettings } from './autoscaler.js';
+import { autoscaleStep, type AutoscaleState } from './autoscaling.js';
 import { Expectations, addEvent } from './expectations.js';
 import { memberBody, needsContainerNames, newMemberName } from './member-body.js';
-import { cpuRequestOf, failUnavailableZones, memberOf, revisionCounts, runs, sameProfile, type Member, type RevisionRef } from './members.js';
+import { failUnavailableZones, memberOf, revisionCounts, runs, sameProfile, type Member, type RevisionRef } from './members.js';
 import { chooseVictims, placeNew, type Layout, type Slot } from './placement.js';
 import { isActive, stepRollout, targetOf, type Rollout, type RolloutConfig } from './rollout.js';
 
@@ -36,7 +36,7 @@ interface OrchestratorStatus extends NGroupStatus {
   /** The members known to be the NGroup's (one that disappears from it was deleted or detached by someone else). */
   members?: string[];
   rollingUpdate?: Rollout;
-  autoscale?: { lastSyncTime?: string; utilizationPercent?: number; desiredCount?: number; recommendations?: [number, number][] };
+  autoscale?: AutoscaleState;
   /**
    * A desiredCount this orchestrator decided (a member left without maintainDesiredCount, the autoscaler) and
    * writes through the API, with the NGroup's generation it was decided at: until the NGroup has moved past that
@@ -288,55 +288,14 @@ export class NGroupReconciler {
     event('RollingUpdateStarted', `Rolling update from revision ${from.revision} to ${toRevision}.`);
   }
 
-  /**
-   * The HPA's loop: every sync period the members' CPU use makes a recommendation which, stabilised,
-   * may change desiredCount (written by act(), through the API, as a user would).
-   */
+  /** The autoscaler's sync (see autoscaling.ts): its state in the status, a desiredCount it decides into the plan. */
   private async autoscale(ng: NGroupResource, client: ContainerInstanceClient, status: OrchestratorStatus, serving: Member[], plan: Plan, now: number, event: (n: string, m: string, t?: 'Normal' | 'Warning') => void) {
-    const profile = ng.properties?.elasticProfile?.autoscale;
-    if (!profile) {
-      delete status.autoscale;
-      return;
-    }
-    const s = settingsOf(profile);
-    const last = status.autoscale?.lastSyncTime ? Date.parse(status.autoscale.lastSyncTime) : 0;
-    if (now - last < s.syncPeriodMs) {
-      plan.waits.push(last + s.syncPeriodMs - now);
-      return;
-    }
-    plan.waits.push(s.syncPeriodMs);
-    const current = plan.desiredCount ?? desiredOf(ng, status);
-    const samples = await this.samples(client, serving, s, now);
-    const rec = recommend(current, samples, s);
-    const history = (status.autoscale?.recommendations ?? []).map(([at, count]) => ({ at, count }));
-    const d = decide(current, rec.count, history, s, now);
-    status.autoscale = {
-      lastSyncTime: new Date(now).toISOString(),
-      ...(rec.utilizationPercent !== undefined && { utilizationPercent: Math.round(rec.utilizationPercent * 10) / 10 }),
-      desiredCount: d.count, recommendations: d.history.map((r) => [r.at, r.count]),
-    };
-    if (d.count !== current) {
-      plan.desiredCount = d.count;
-      event('Autoscaled', `desiredCount ${current} -> ${d.count}: CPU use ${Math.round(rec.utilizationPercent ?? 0)}% of the requests (target ${s.targetPercent}%).`);
-    }
-  }
-
-  /**
-   * Each member's CPU utilisation over the metric window, from Azure Monitor's metrics of the group. A member
-   * whose containers started within the window counts as not ready: its window holds its start-up, not its
-   * load (the HPA's CPU initialization period does the same).
-   */
-  private samples(client: ContainerInstanceClient, members: Member[], s: AutoscaleSettings, now: number) {
-    const window = `PT${Math.max(1, Math.round(s.metricWindowMs / 1000))}S`;
-    const started = (m: Member) => Math.max(...m.group.properties.containers.map((c) => Date.parse(c.properties.instanceView?.currentState?.startTime ?? '') || 0));
-    return Promise.all(members.map(async (m) => {
-      const ready = m.health === 'healthy' && now - started(m) > s.metricWindowMs;
-      if (!ready) return { ready };
-      const r = await client.metrics.list(m.id, { metricnames: 'CpuUsage', timespan: window, interval: window, aggregation: 'Average' }).catch(() => undefined);
-      const points = r?.value[0]?.timeseries[0]?.data.filter((x) => x.average !== undefined) ?? [];
-      const millicores = points.length > 0 ? points[points.length - 1].average! : undefined;
-      return { ready, ...(millicores !== undefined && { utilizationPercent: utilization(millicores, cpuRequestOf(m.group)) }) };
-    }));
+    const step = await autoscaleStep(ng, client, status.autoscale, plan.desiredCount ?? desiredOf(ng, status), serving, now);
+    if (step.state) status.autoscale = step.state;
+    else delete status.autoscale;
+    if (step.waitMs !== undefined) plan.waits.push(step.waitMs);
+    if (step.desiredCount !== undefined) plan.desiredCount = step.desiredCount;
+    if (step.event) event('Autoscaled', step.event);
   }
 
   /** The plan, through the API: members removed (the status no longer lists them), made, repointed; desiredCount changed. */

@@ -12,9 +12,6 @@ import type { ImageConfig, PulledImage, PullEvent, PullOptions } from '../types.
 import { formatReference, manifestReference, parseReference } from '../../lib/image-reference.js';
 import {
   DEFAULT_PLATFORM,
-  RegistryClient,
-  TokenCache,
-  credentialsFor,
   assertSha256Digest,
   isIndexType,
   manifestKind,
@@ -23,7 +20,9 @@ import {
   type Descriptor,
   type ImageIndex,
   type ImageManifest,
-} from './registry.js';
+} from './manifest.js';
+import { RegistryClient } from './registry.js';
+import { TokenCache, credentialsFor } from './registry-auth.js';
 
 export interface ImageStoreOptions {
   root: string;

@@ -1,4 +1,4 @@
-// The OCI and Docker manifest formats: media types, classifying a manifest, choosing a platform from an index, sha256 digests.
+// The OCI and Docker manifest formats: media types, classifying a manifest, choosing a platform from an index, sha256 digests, the layers berth can unpack.
 
 import { createHash } from 'node:crypto';
 import { BerthError, Codes } from '../../lib/errors.js';
@@ -127,4 +127,34 @@ export function selectPlatform(index: ImageIndex, platform: Platform, image: str
     );
   }
   return chosen;
+}
+
+const LAYER_MEDIA_TYPES = new Set([
+  'application/vnd.oci.image.layer.v1.tar',
+  'application/vnd.oci.image.layer.v1.tar+gzip',
+  'application/vnd.oci.image.layer.v1.tar+zstd',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
+  'application/vnd.docker.image.rootfs.diff.tar',
+  'application/vnd.docker.image.rootfs.diff.tar.gzip',
+  'application/vnd.docker.image.rootfs.diff.tar.zstd',
+  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+]);
+
+/** Refuses an image manifest whose digests could not name files or whose layers berth cannot unpack. */
+export function validateImageManifest(m: ImageManifest, reference: string): void {
+  assertSha256Digest(m.config?.digest, `The config of '${reference}'`);
+  for (const layer of m.layers) {
+    assertSha256Digest(layer.digest, `A layer of '${reference}'`);
+    if (!LAYER_MEDIA_TYPES.has(layer.mediaType)) {
+      throw new BerthError(
+        Codes.UnsupportedMediaType,
+        `The image '${reference}' has a layer of unsupported media type '${layer.mediaType}'.`,
+      );
+    }
+    if (typeof layer.size !== 'number' || layer.size < 0) {
+      throw new BerthError(Codes.UnsupportedMediaType, `The image '${reference}' has a layer without a valid size.`);
+    }
+  }
 }

@@ -4,7 +4,6 @@ import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { chooseOciRuntime } from './runtime/container/runtime.js';
 import { ensureConfig, exposedSecretsWarning, loadConfig } from './server.js';
 
 test('a server keeps warm sandboxes and picks its OCI runtime by default; config.json turns either off', () => {
@@ -24,12 +23,6 @@ test('a server keeps warm sandboxes and picks its OCI runtime by default; config
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-});
-
-test("'auto' falls back to runc where crun is not installed", () => {
-  assert.equal(chooseOciRuntime('auto', { runc: '/usr/sbin/runc', crun: '/nonexistent/crun' }), '/usr/sbin/runc');
-  assert.equal(chooseOciRuntime('runc'), '/usr/sbin/runc');
-  assert.equal(chooseOciRuntime('crun'), '/usr/bin/crun');
 });
 
 test('a config file holding tokens or service principals that others may read is warned about; berth up tightens its own', () => {

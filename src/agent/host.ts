@@ -2,7 +2,8 @@
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { Pick } from '../lib/config-file.js';
-import { ContainerRuntime, chooseOciRuntime } from '../runtime/container/runtime.js';
+import { chooseOciRuntime } from '../runtime/container/oci-runtime.js';
+import { ContainerRuntime } from '../runtime/container/runtime.js';
 import { GroupDisks } from '../runtime/disk/disks.js';
 import { ImageStore } from '../runtime/image/store.js';
 import { NetworkManager } from '../runtime/network/network.js';

@@ -7,7 +7,8 @@
 import { isArmError, type ContainerGroupResource, type ContainerGroupInformer, type ContainerInstanceClient } from '../../client/index.js';
 import { againAfter, done, WorkQueue, type ReconcileResult } from '../../lib/workqueue.js';
 import { KubeError, type Kube } from './kube.js';
-import { groupForPod, groupNameFor, MissingReference, podStatusFromGroup, refusedStatus, specHash, TAG, Unmappable, type Resolver } from './pods.js';
+import { podStatusFromGroup, refusedStatus } from './pod-status.js';
+import { groupForPod, groupNameFor, MissingReference, specHash, TAG, Unmappable, type Resolver } from './pods.js';
 
 export interface PodReconcilerOptions {
   nodeName: string;

@@ -1,7 +1,17 @@
-// One exec session: the berth-exec helper running `runc exec --detach`, seen as streams plus resize and kill.
+// One exec session: the berth-exec helper running `runc exec --detach` with the container's process settings, seen as streams plus resize and kill.
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Duplex, Readable, Writable } from 'node:stream';
-import type { ExecHandle, ExecResult, TerminalSize } from '../types.js';
+import { fileURLToPath } from 'node:url';
+import { BerthError, Codes } from '../../lib/errors.js';
+import type { ExecHandle, ExecOptions, ExecResult, TerminalSize } from '../types.js';
+import type { OciRuntimeCli } from './oci-runtime.js';
+
+/** Where scripts/build-helpers.sh puts berth-exec: dist/libexec, next to dist/src. */
+const EXEC_HELPER = fileURLToPath(new URL('../../../libexec/berth-exec', import.meta.url));
 
 /** How long a killed session may take to end before its helper is killed outright. */
 const KILL_GRACE_MS = 10_000;
@@ -99,4 +109,42 @@ function runtimeReason(line: string): string {
     .replace(/^\d{4}-\d\d-\d\dT[\d:.]+Z: /, '')
     .replace(/^exec failed: /, '')
     .replace(/^unable to start container process: /, '');
+}
+
+/**
+ * Runs a process in running container `id` whose OCI config is at `configPath`, with the
+ * container's process settings (user, env, capabilities, …) and, when asked, a pseudo-terminal.
+ * It runs in its own session; berth-exec reaps it, and kill() (or the end of this process) kills
+ * the whole session.
+ */
+export async function startExec(oci: OciRuntimeCli, configPath: string, id: string, argv: string[], opts: ExecOptions = {}): Promise<ExecProcess> {
+  if (argv.length === 0) throw new BerthError(Codes.RuntimeError, 'exec needs a command');
+  const helper = EXEC_HELPER;
+  if (!existsSync(helper)) throw new BerthError(Codes.RuntimeError, `exec helper ${helper} is missing: run scripts/build-helpers.sh`);
+  let base: Record<string, unknown> & { env?: string[] };
+  try {
+    base = JSON.parse(await readFile(configPath, 'utf8')).process;
+  } catch {
+    throw new BerthError(Codes.ContainerNotFound, `container ${id} not found`, 404);
+  }
+  const tty = opts.tty;
+  const proc: Record<string, unknown> = {
+    ...base,
+    args: argv,
+    terminal: !!tty,
+    env: [...(base.env ?? []), ...(opts.env ?? [])],
+    ...(opts.cwd && { cwd: opts.cwd }),
+  };
+  delete proc.consoleSize;
+  // The size is set before the process runs, so its first look at the terminal sees it.
+  if (tty && tty.rows > 0 && tty.cols > 0) proc.consoleSize = { height: tty.rows, width: tty.cols };
+  // A short private path: the console socket's must fit in sun_path.
+  const dir = await mkdtemp(join(tmpdir(), 'berth-exec-'));
+  const paths = { process: join(dir, 'process.json'), pid: join(dir, 'pid'), console: join(dir, 'console.sock') };
+  await writeFile(paths.process, JSON.stringify(proc), { mode: 0o600 });
+  const runtimeArgs = oci.args('exec', '--detach', '--pid-file', paths.pid,
+    ...(tty ? ['--console-socket', paths.console] : []), '--process', paths.process, id);
+  // berth-exec removes the spec (it holds the container's secrets) as soon as the runtime has read it, even if berth dies.
+  return new ExecProcess(helper, [...(tty ? ['--console-socket', paths.console] : []), '--pid-file', paths.pid, '--cleanup', paths.process, '--', oci.binFor(id), ...runtimeArgs],
+    !!tty, () => rm(dir, { recursive: true, force: true }));
 }

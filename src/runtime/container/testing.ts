@@ -1,9 +1,12 @@
-// Test fixtures for the runtime: a busybox rootfs posing as a pulled image, and host-state probes.
+// Test fixtures for the runtime: a busybox rootfs posing as a pulled image, a ContainerRuntime testbed (private dirs, cgroup parent and netns, removed after the file), and host-state probes.
+import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ContainerSpec, PulledImage } from '../types.js';
+import { after, before } from 'node:test';
+import type { ContainerSpec, ExecOptions, PulledImage } from '../types.js';
+import { ContainerRuntime } from './runtime.js';
 
 const APPLETS = [
   'sh', 'sleep', 'echo', 'cat', 'httpd', 'wget', 'nc', 'dd', 'head', 'tail', 'true', 'false', 'id',
@@ -56,6 +59,73 @@ export function freeTestOctet(): number {
 }
 
 export const randomSuffix = () => Math.random().toString(36).slice(2, 8);
+
+export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A ContainerRuntime over a private dir, runc root, cgroup parent and network namespace (with a
+ * busybox image), all removed after the calling test file's tests, with every container left.
+ */
+export function runtimeTestbed() {
+  const sfx = randomSuffix();
+  const dir = mkdtempSync(join(tmpdir(), 'berth-rt-'));
+  const root = join(dir, 'containers');
+  const runcRoot = `/run/berth-test-${sfx}/runc`;
+  const cgroupParent = `/berth-test-${sfx}`;
+  const netns = `berth-rt-${sfx}`;
+  const netnsPath = `/run/netns/${netns}`;
+  const image = makeBusyboxImage(join(dir, 'layer'));
+  const rt = new ContainerRuntime({ root, runcRoot, cgroupParent });
+  const spec = (id: string, extra: Partial<ContainerSpec>) => containerSpec(id, image, netnsPath, extra);
+
+  /** Runs argv in container id to a 0 exit and returns its stdout. */
+  async function execOut(id: string, argv: string[], opts?: Pick<ExecOptions, 'env' | 'cwd'>): Promise<string> {
+    const child = await rt.exec(id, argv, opts);
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.stderr.on('data', (c) => (err += c));
+    child.stdin.end();
+    assert.deepEqual(await child.done, { exitCode: 0 }, err);
+    return out;
+  }
+
+  before(() => {
+    execFileSync('ip', ['netns', 'add', netns]);
+    execFileSync('ip', ['netns', 'exec', netns, 'ip', 'link', 'set', 'lo', 'up']);
+  });
+
+  after(async () => {
+    for (const id of await rt.list()) await rt.remove(id).catch((e) => console.error('cleanup', id, e));
+    try {
+      execFileSync('ip', ['netns', 'delete', netns]);
+    } catch {
+      /* already gone */
+    }
+    for (const ctl of readdirSync('/sys/fs/cgroup')) {
+      const p = join('/sys/fs/cgroup', ctl, cgroupParent);
+      if (existsSync(p)) {
+        try {
+          rmdirSync(p);
+        } catch {
+          /* still busy: reported by the remove tests */
+        }
+      }
+    }
+    rmSync(`/run/berth-test-${sfx}`, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  return { dir, root, runcRoot, cgroupParent, netnsPath, image, rt, spec, execOut };
+}
 
 /** Counts the host facts teardown must restore. */
 export function hostNetworkCounts(): { netns: number; veth: number; iptablesRules: number; iptablesChains: number; nftObjects: number } {

@@ -10,16 +10,9 @@ import { after, before, test } from 'node:test';
 import { Codes, isBerthError } from '../../lib/errors.js';
 import { buildImage, type BuiltImage } from '../../../test/helpers/images.js';
 import { startRegistry, type TestRegistry } from '../../../test/helpers/registry.js';
-import {
-  MediaTypes,
-  RegistryClient,
-  TokenCache,
-  credentialsFor,
-  manifestKind,
-  parseChallenge,
-  selectPlatform,
-  sha256Hex,
-} from './registry.js';
+import { MediaTypes, sha256Hex } from './manifest.js';
+import { RegistryClient } from './registry.js';
+import { TokenCache } from './registry-auth.js';
 
 const isCode = (code: string, text?: string) => (e: unknown) =>
   isBerthError(e) && e.code === code && (text === undefined || e.message.includes(text));
@@ -159,53 +152,4 @@ test('htpasswd (Basic) auth: credentials sent when they match the server', async
   } finally {
     await reg.stop();
   }
-});
-
-test('challenge parsing keeps quoted commas', () => {
-  assert.deepEqual(parseChallenge('Bearer realm="https://auth.example/token",service="reg",scope="repository:a/b:pull,push"'), {
-    scheme: 'bearer',
-    params: { realm: 'https://auth.example/token', service: 'reg', scope: 'repository:a/b:pull,push' },
-  });
-  assert.deepEqual(parseChallenge('Basic realm="x"'), { scheme: 'basic', params: { realm: 'x' } });
-  assert.equal(parseChallenge(null), undefined);
-});
-
-test('platform selection from an index', () => {
-  const d = (architecture: string, variant?: string) => ({
-    mediaType: MediaTypes.OciManifest,
-    digest: `sha256:${sha256Hex(architecture + (variant ?? ''))}`,
-    size: 1,
-    platform: { os: 'linux', architecture, ...(variant ? { variant } : {}) },
-  });
-  const index = { schemaVersion: 2, manifests: [d('arm64', 'v8'), d('amd64', 'v3'), d('amd64'), d('s390x')] };
-  assert.equal(selectPlatform(index, { os: 'linux', architecture: 'amd64' }, 'x').digest, d('amd64').digest);
-  assert.throws(
-    () => selectPlatform({ schemaVersion: 2, manifests: [d('arm64', 'v8')] }, { os: 'linux', architecture: 'amd64' }, 'img:1'),
-    isCode(Codes.NoMatchingPlatform, 'linux/arm64/v8'),
-  );
-});
-
-test('schema 1 and unknown manifest types are UnsupportedMediaType', () => {
-  const schema1 = Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'x', tag: 'y', fsLayers: [] }));
-  assert.throws(() => manifestKind(schema1, MediaTypes.DockerSchema1Signed), isCode(Codes.UnsupportedMediaType, 'schema 1'));
-  assert.throws(() => manifestKind(schema1, 'application/json'), isCode(Codes.UnsupportedMediaType, 'schema 1'));
-  assert.throws(
-    () => manifestKind(Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.cncf.helm.chart"}'), undefined),
-    isCode(Codes.UnsupportedMediaType),
-  );
-  assert.throws(() => manifestKind(Buffer.from('not json'), undefined), isCode(Codes.UnsupportedMediaType));
-  // OCI allows omitting mediaType: the shape decides.
-  const bare = Buffer.from(JSON.stringify({ schemaVersion: 2, config: {}, layers: [] }));
-  assert.equal(manifestKind(bare, undefined).mediaType, MediaTypes.OciManifest);
-  assert.equal(manifestKind(Buffer.from('{"schemaVersion":2,"manifests":[]}'), undefined).mediaType, MediaTypes.OciIndex);
-});
-
-test('credentials match the registry by host, whatever way the server was written', () => {
-  const creds = [
-    { server: 'https://index.docker.io/v1/', username: 'hub', password: 'p' },
-    { server: 'http://127.0.0.1:5000/', username: 'local', password: 'p' },
-  ];
-  assert.equal(credentialsFor('docker.io', creds)?.username, 'hub');
-  assert.equal(credentialsFor('127.0.0.1:5000', creds)?.username, 'local');
-  assert.equal(credentialsFor('127.0.0.1:5001', creds), undefined);
 });

@@ -1,4 +1,4 @@
-// Client of the OCI distribution API: auth challenges, manifests (with platform selection) and verified blob downloads.
+// Client of the OCI distribution API: manifests (with platform selection) and verified blob downloads, authorized per registry-auth.ts.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -7,189 +7,24 @@ import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, Codes, isBerthError } from '../../lib/errors.js';
 import type { RegistryCredentials } from '../types.js';
-import { DEFAULT_REGISTRY } from '../../lib/image-reference.js';
+import {
+  DEFAULT_PLATFORM,
+  MANIFEST_ACCEPT,
+  assertSha256Digest,
+  isManifestType,
+  manifestKind,
+  selectPlatform,
+  sha256Hex,
+  type FetchedManifest,
+  type ImageIndex,
+  type Platform,
+  type ResolvedManifest,
+} from './manifest.js';
 import { registryBaseUrl } from './reference.js';
-
-export const MediaTypes = {
-  OciManifest: 'application/vnd.oci.image.manifest.v1+json',
-  OciIndex: 'application/vnd.oci.image.index.v1+json',
-  DockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
-  DockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
-  DockerSchema1: 'application/vnd.docker.distribution.manifest.v1+json',
-  DockerSchema1Signed: 'application/vnd.docker.distribution.manifest.v1+prettyjws',
-} as const;
-
-const MANIFEST_ACCEPT = [
-  MediaTypes.OciManifest,
-  MediaTypes.OciIndex,
-  MediaTypes.DockerManifest,
-  MediaTypes.DockerManifestList,
-].join(', ');
+import { RegistryAuth, TokenCache, credentialsFor, parseChallenge } from './registry-auth.js';
 
 /** Manifests are small; a bigger answer is not a manifest. */
 const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
-const SHA256_DIGEST_RE = /^sha256:[a-f0-9]{64}$/;
-
-export interface Descriptor {
-  mediaType: string;
-  digest: string;
-  size: number;
-  platform?: { os?: string; architecture?: string; variant?: string };
-  annotations?: Record<string, string>;
-}
-
-export interface ImageManifest {
-  schemaVersion: number;
-  mediaType?: string;
-  config: Descriptor;
-  layers: Descriptor[];
-}
-
-export interface ImageIndex {
-  schemaVersion: number;
-  mediaType?: string;
-  manifests: Descriptor[];
-}
-
-export interface FetchedManifest {
-  mediaType: string;
-  digest: string;
-  /** Exact bytes as served: the digest is over these. */
-  body: Buffer;
-}
-
-export interface ResolvedManifest extends FetchedManifest {
-  manifest: ImageManifest;
-  /** The index/list the manifest was selected from, when the reference named one. */
-  index?: FetchedManifest;
-}
-
-export interface Platform {
-  os: string;
-  architecture: string;
-}
-
-export const DEFAULT_PLATFORM: Platform = { os: 'linux', architecture: 'amd64' };
-
-export const sha256Hex = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-
-/** Digests become file names: anything but canonical sha256 is refused before it reaches a path. */
-export function assertSha256Digest(digest: unknown, what: string): asserts digest is string {
-  if (typeof digest !== 'string' || !SHA256_DIGEST_RE.test(digest)) {
-    throw new BerthError(Codes.UnsupportedMediaType, `${what} has an unsupported digest '${String(digest)}' (only sha256 is supported).`);
-  }
-}
-
-const isIndexType = (t: string): boolean => t === MediaTypes.OciIndex || t === MediaTypes.DockerManifestList;
-const isManifestType = (t: string): boolean => t === MediaTypes.OciManifest || t === MediaTypes.DockerManifest;
-
-/** Classifies a manifest by its declared type, falling back to its shape (OCI allows omitting mediaType). */
-export function manifestKind(body: Buffer, contentType: string | undefined): { mediaType: string; json: any } {
-  let json: any;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch {
-    throw new BerthError(Codes.UnsupportedMediaType, 'The registry returned a manifest that is not valid JSON.');
-  }
-  if (json === null || typeof json !== 'object') {
-    throw new BerthError(Codes.UnsupportedMediaType, 'The registry returned a manifest that is not a JSON object.');
-  }
-  const ct = contentType?.split(';')[0]?.trim().toLowerCase();
-  let mediaType: string | undefined = typeof json.mediaType === 'string' ? json.mediaType : undefined;
-  if (json.schemaVersion === 1 || ct === MediaTypes.DockerSchema1 || ct === MediaTypes.DockerSchema1Signed) {
-    throw new BerthError(
-      Codes.UnsupportedMediaType,
-      'The image uses the deprecated Docker schema 1 manifest format, which is not supported; push it again with a current client.',
-    );
-  }
-  if (mediaType === undefined && ct !== undefined && (isIndexType(ct) || isManifestType(ct))) mediaType = ct;
-  if (mediaType === undefined) {
-    if (Array.isArray(json.manifests)) mediaType = MediaTypes.OciIndex;
-    else if (json.config && Array.isArray(json.layers)) mediaType = MediaTypes.OciManifest;
-  }
-  if (mediaType === undefined || !(isIndexType(mediaType) || isManifestType(mediaType))) {
-    throw new BerthError(Codes.UnsupportedMediaType, `Unsupported manifest media type '${mediaType ?? ct ?? 'unknown'}'.`);
-  }
-  if (isManifestType(mediaType) && !(json.config && Array.isArray(json.layers))) {
-    throw new BerthError(Codes.UnsupportedMediaType, 'The image manifest has no config or layers.');
-  }
-  if (isIndexType(mediaType) && !Array.isArray(json.manifests)) {
-    throw new BerthError(Codes.UnsupportedMediaType, 'The image index has no manifests.');
-  }
-  return { mediaType, json };
-}
-
-export { isIndexType, isManifestType };
-
-/** Picks the entry for `platform`; a variant-less entry wins over variants (amd64 variants are micro-architecture levels). */
-export function selectPlatform(index: ImageIndex, platform: Platform, image: string): Descriptor {
-  const candidates = index.manifests.filter(
-    (m) => m.platform?.os === platform.os && m.platform?.architecture === platform.architecture && isManifestType(m.mediaType ?? MediaTypes.OciManifest),
-  );
-  const chosen = candidates.find((m) => !m.platform?.variant) ?? candidates[0];
-  if (!chosen) {
-    const offered = index.manifests
-      .map((m) => (m.platform ? `${m.platform.os}/${m.platform.architecture}${m.platform.variant ? '/' + m.platform.variant : ''}` : 'unknown'))
-      .join(', ');
-    throw new BerthError(
-      Codes.NoMatchingPlatform,
-      `The image '${image}' has no ${platform.os}/${platform.architecture} variant (it offers: ${offered || 'nothing'}).`,
-    );
-  }
-  return chosen;
-}
-
-/** Parses `WWW-Authenticate: Bearer realm="…",service="…",scope="a:b:pull,push"` (quoted values may hold commas). */
-export function parseChallenge(header: string | null): { scheme: string; params: Record<string, string> } | undefined {
-  if (!header) return undefined;
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(header);
-  if (!m) return undefined;
-  const params: Record<string, string> = {};
-  const re = /([\w-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))/g;
-  for (let p: RegExpExecArray | null; (p = re.exec(m[2]!)) !== null; ) {
-    params[p[1]!.toLowerCase()] = p[2] !== undefined ? p[2].replace(/\\(.)/g, '$1') : p[3]!;
-  }
-  return { scheme: m[1]!.toLowerCase(), params };
-}
-
-const DOCKER_HUB_ALIASES = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io', 'registry.hub.docker.com']);
-
-/** Credentials apply to a registry by host (users write "https://host/", "host", or Docker Hub's many names). */
-export function credentialsFor(registry: string, credentials: readonly RegistryCredentials[] = []): RegistryCredentials | undefined {
-  const norm = (s: string): string => {
-    const host = s.trim().toLowerCase().replace(/^[a-z]+:\/\//, '').split('/')[0] ?? '';
-    return DOCKER_HUB_ALIASES.has(host) ? DEFAULT_REGISTRY : host;
-  };
-  const target = norm(registry);
-  return credentials.find((c) => norm(c.server) === target);
-}
-
-interface CachedToken {
-  token: string;
-  expiresAt: number;
-}
-
-/** Bearer tokens per (realm, service, scope, user), reused until shortly before they expire. */
-export class TokenCache {
-  private readonly tokens = new Map<string, CachedToken>();
-  get(key: string): string | undefined {
-    const t = this.tokens.get(key);
-    if (!t) return undefined;
-    if (Date.now() >= t.expiresAt) {
-      this.tokens.delete(key);
-      return undefined;
-    }
-    return t.token;
-  }
-  set(key: string, token: string, expiresInSeconds: number): void {
-    // A margin so a token never expires between being picked and reaching the registry.
-    const lifetime = Math.max(0, expiresInSeconds - 10) * 1000;
-    if (lifetime > 0) this.tokens.set(key, { token, expiresAt: Date.now() + lifetime });
-  }
-  delete(key: string): void {
-    this.tokens.delete(key);
-  }
-}
 
 export interface RegistryClientOptions {
   insecureRegistries?: readonly string[];
@@ -198,46 +33,24 @@ export interface RegistryClientOptions {
   signal?: AbortSignal;
 }
 
-type Challenge = NonNullable<ReturnType<typeof parseChallenge>>;
-
 /** One registry, one set of credentials. Safe to share between concurrent requests. */
 export class RegistryClient {
   readonly baseUrl: string;
-  private readonly creds: RegistryCredentials | undefined;
-  private readonly tokenCache: TokenCache;
+  private readonly auth: RegistryAuth;
   private readonly signal: AbortSignal | undefined;
-  private challenge: Challenge | null | undefined; // undefined = not pinged yet, null = no auth
-  private pinging: Promise<void> | undefined;
 
   constructor(
     readonly registry: string,
     opts: RegistryClientOptions = {},
   ) {
     this.baseUrl = registryBaseUrl(registry, opts.insecureRegistries);
-    this.creds = credentialsFor(registry, opts.credentials);
-    this.tokenCache = opts.tokenCache ?? new TokenCache();
     this.signal = opts.signal;
+    this.auth = new RegistryAuth(registry, this.baseUrl, credentialsFor(registry, opts.credentials), opts.tokenCache ?? new TokenCache(), (url, init, what) => this.rawFetch(url, init, what));
   }
 
   /** GET /v2/: learns which auth scheme the registry wants before the first real request. */
-  async ping(): Promise<void> {
-    const res = await this.rawFetch(`${this.baseUrl}/v2/`, {}, `registry ${this.registry}`);
-    await res.body?.cancel();
-    if (res.status === 401) {
-      this.challenge = parseChallenge(res.headers.get('www-authenticate')) ?? null;
-    } else if (res.ok || res.status === 404) {
-      this.challenge = null;
-    } else {
-      throw new BerthError(Codes.InaccessibleImage, `The registry '${this.registry}' answered ${res.status} to its API version check.`);
-    }
-  }
-
-  private ensurePinged(): Promise<void> {
-    if (this.challenge !== undefined) return Promise.resolve();
-    this.pinging ??= this.ping().finally(() => {
-      this.pinging = undefined;
-    });
-    return this.pinging;
+  ping(): Promise<void> {
+    return this.auth.ping();
   }
 
   /** Fetches a manifest or index by tag or digest, verifying its digest when one is known. */
@@ -355,17 +168,17 @@ export class RegistryClient {
 
   /** An authenticated request against /v2/<repository><path>; maps registry failures to catalogue errors. */
   private async request(repository: string, path: string, init: { headers?: Record<string, string> }, image: string): Promise<Response> {
-    await this.ensurePinged();
+    await this.auth.ensurePinged();
     const url = `${this.baseUrl}/v2/${repository}${path}`;
     const scope = `repository:${repository}:pull`;
-    let auth = await this.authorization(scope, false);
+    let auth = await this.auth.headers(scope, false);
     let res = await this.rawFetch(url, { headers: { ...init.headers, ...auth } }, image);
     if (res.status === 401) {
       // The token may have expired early or the registry may have changed its mind: retry once, fresh.
       const challenge = parseChallenge(res.headers.get('www-authenticate'));
       await res.body?.cancel();
-      if (challenge) this.challenge = challenge;
-      auth = await this.authorization(challenge?.params.scope ?? scope, true);
+      if (challenge) this.auth.rechallenged(challenge);
+      auth = await this.auth.headers(challenge?.params.scope ?? scope, true);
       if (Object.keys(auth).length > 0) res = await this.rawFetch(url, { headers: { ...init.headers, ...auth } }, image);
     }
     if (res.ok) return res;
@@ -373,7 +186,7 @@ export class RegistryClient {
     if (res.status === 401 || res.status === 403) {
       throw new BerthError(
         Codes.RegistryUnauthorized,
-        this.creds
+        this.auth.creds
           ? `The registry '${this.registry}' denied access to '${image}' with the credentials given for it.`
           : `The registry '${this.registry}' requires credentials to pull '${image}', and none were given for it.`,
         400,
@@ -391,61 +204,6 @@ export class RegistryClient {
     throw new BerthError(Codes.InaccessibleImage, `The registry '${this.registry}' answered ${res.status} while pulling '${image}'.`);
   }
 
-  private async authorization(scope: string, fresh: boolean): Promise<Record<string, string>> {
-    const ch = this.challenge;
-    if (!ch) return {};
-    if (ch.scheme === 'basic') {
-      if (!this.creds) return {};
-      return { authorization: `Basic ${basic(this.creds)}` };
-    }
-    if (ch.scheme !== 'bearer') {
-      throw new BerthError(Codes.RegistryUnauthorized, `The registry '${this.registry}' asks for unsupported auth scheme '${ch.scheme}'.`);
-    }
-    const realm = ch.params.realm;
-    if (!realm) throw new BerthError(Codes.RegistryUnauthorized, `The registry '${this.registry}' sent a Bearer challenge without a realm.`);
-    const service = ch.params.service ?? '';
-    const key = [realm, service, scope, this.creds?.username ?? '', this.creds ? sha256Hex(this.creds.password) : ''].join('\n');
-    if (fresh) this.tokenCache.delete(key);
-    const cached = this.tokenCache.get(key);
-    if (cached) return { authorization: `Bearer ${cached}` };
-
-    const url = new URL(realm);
-    if (service) url.searchParams.set('service', service);
-    url.searchParams.set('scope', scope);
-    const headers: Record<string, string> = {};
-    if (this.creds) headers.authorization = `Basic ${basic(this.creds)}`;
-    const res = await this.rawFetch(url.toString(), { headers }, `token service of ${this.registry}`);
-    if (res.status === 401 || res.status === 403) {
-      await res.body?.cancel();
-      throw new BerthError(
-        Codes.RegistryUnauthorized,
-        this.creds
-          ? `The token service of registry '${this.registry}' rejected the credentials of user '${this.creds.username}'.`
-          : `The registry '${this.registry}' requires credentials, and none were given for it.`,
-        400,
-        'imageRegistryCredentials',
-      );
-    }
-    if (!res.ok) {
-      await res.body?.cancel();
-      throw new BerthError(Codes.InaccessibleImage, `The token service of registry '${this.registry}' answered ${res.status}.`);
-    }
-    let body: any;
-    try {
-      body = await res.json();
-    } catch {
-      throw new BerthError(Codes.InaccessibleImage, `The token service of registry '${this.registry}' answered with invalid JSON.`);
-    }
-    const token: unknown = body?.token ?? body?.access_token;
-    if (typeof token !== 'string' || token === '') {
-      throw new BerthError(Codes.InaccessibleImage, `The token service of registry '${this.registry}' answered without a token.`);
-    }
-    // The spec's default lifetime is 60 s when expires_in is absent.
-    const expiresIn = typeof body.expires_in === 'number' && body.expires_in > 0 ? body.expires_in : 60;
-    this.tokenCache.set(key, token, expiresIn);
-    return { authorization: `Bearer ${token}` };
-  }
-
   private async rawFetch(url: string, init: { headers?: Record<string, string> }, what: string): Promise<Response> {
     try {
       // Redirects (blob storage behind a CDN) are followed; fetch drops Authorization when the origin changes.
@@ -460,5 +218,3 @@ export class RegistryClient {
     }
   }
 }
-
-const basic = (c: RegistryCredentials): string => Buffer.from(`${c.username}:${c.password}`).toString('base64');

@@ -1,49 +1,31 @@
 // Content-addressed local image store: pulls from registries, verifies every blob, unpacks each layer once for overlayfs.
 
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, readFileSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import { BerthError, Codes, isBerthError } from '../../lib/errors.js';
 import type { ImageConfig, PulledImage, PullEvent, PullOptions } from '../types.js';
 import { formatReference, manifestReference, parseReference } from '../../lib/image-reference.js';
 import {
   DEFAULT_PLATFORM,
-  RegistryClient,
-  TokenCache,
-  credentialsFor,
-  assertSha256Digest,
   isIndexType,
   manifestKind,
   selectPlatform,
   sha256Hex,
+  validateImageManifest,
   type Descriptor,
   type ImageIndex,
   type ImageManifest,
-} from './registry.js';
+} from './manifest.js';
+import { RegistryClient } from './registry.js';
+import { TokenCache, credentialsFor } from './registry-auth.js';
+import { TMP_PREFIX, atomicWrite, exists, ownerAlive, readFileOrUndefined, readJson } from './store-files.js';
+import { unpackLayerInto } from './unpack.js';
 
 export interface ImageStoreOptions {
   root: string;
   insecureRegistries?: string[];
 }
-
-const LAYER_MEDIA_TYPES = new Set([
-  'application/vnd.oci.image.layer.v1.tar',
-  'application/vnd.oci.image.layer.v1.tar+gzip',
-  'application/vnd.oci.image.layer.v1.tar+zstd',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
-  'application/vnd.oci.image.layer.nondistributable.v1.tar+zstd',
-  'application/vnd.docker.image.rootfs.diff.tar',
-  'application/vnd.docker.image.rootfs.diff.tar.gzip',
-  'application/vnd.docker.image.rootfs.diff.tar.zstd',
-  'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
-]);
-
-const TMP_PREFIX = '.tmp-';
 
 /** Work on one digest (a download or an unpack) in flight in this process, shared by every pull that needs it. */
 interface Job {
@@ -108,7 +90,7 @@ export class ImageStore {
     });
     const resolved = await client.resolveManifest(parsed.repository, manifestReference(parsed), reference, DEFAULT_PLATFORM);
     const manifest = resolved.manifest;
-    this.validateManifest(manifest, reference);
+    validateImageManifest(manifest, reference);
     if (resolved.index) await this.putBlob(resolved.index.digest, resolved.index.body);
     await this.putBlob(resolved.digest, resolved.body);
 
@@ -216,22 +198,6 @@ export class ImageStore {
     return this.ready;
   }
 
-  private validateManifest(m: ImageManifest, reference: string): void {
-    assertSha256Digest(m.config?.digest, `The config of '${reference}'`);
-    for (const layer of m.layers) {
-      assertSha256Digest(layer.digest, `A layer of '${reference}'`);
-      if (!LAYER_MEDIA_TYPES.has(layer.mediaType)) {
-        throw new BerthError(
-          Codes.UnsupportedMediaType,
-          `The image '${reference}' has a layer of unsupported media type '${layer.mediaType}'.`,
-        );
-      }
-      if (typeof layer.size !== 'number' || layer.size < 0) {
-        throw new BerthError(Codes.UnsupportedMediaType, `The image '${reference}' has a layer without a valid size.`);
-      }
-    }
-  }
-
   /** Runs `work` once per key across concurrent callers; each caller's progress listener hears the shared work. */
   private shared(key: string, work: (notify: (doneBytes: number) => void) => Promise<void>, listener?: (n: number) => void): Promise<void> {
     let job = jobs.get(key);
@@ -266,8 +232,7 @@ export class ImageStore {
     const tmp = `${join(this.layerDir, TMP_PREFIX)}${layer.digest.slice(7)}-${process.pid}-${randomBytes(4).toString('hex')}`;
     try {
       await mkdir(tmp, { mode: 0o755 });
-      await extractLayer(this.blobPath(layer.digest), tmp);
-      await convertWhiteouts(tmp);
+      await unpackLayerInto(this.blobPath(layer.digest), tmp);
       try {
         await rename(tmp, final);
       } catch (e) {
@@ -364,166 +329,4 @@ export function parseImageConfig(body: Buffer): ImageConfig {
     user: typeof c.User === 'string' ? c.User : '',
     exposedPorts: c.ExposedPorts && typeof c.ExposedPorts === 'object' ? Object.keys(c.ExposedPorts).sort() : [],
   };
-}
-
-type Compression = 'gzip' | 'zstd' | 'none';
-
-/**
- * Compression from the file's magic bytes. gzip and zstd always start with theirs, so bytes without
- * one are a plain tar whatever the media type claims (some registries mislabel layers).
- */
-async function detectCompression(file: string): Promise<Compression | 'empty'> {
-  const fh = await open(file, 'r');
-  const magic = Buffer.alloc(4);
-  let n: number;
-  try {
-    ({ bytesRead: n } = await fh.read(magic, 0, 4, 0));
-  } finally {
-    await fh.close();
-  }
-  if (n === 0) return 'empty';
-  if (magic[0] === 0x1f && magic[1] === 0x8b) return 'gzip';
-  if (magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))) return 'zstd';
-  return 'none';
-}
-
-/** GNU tar does the extraction: it handles hardlinks, devices, modes and refuses `..` escapes. */
-async function extractLayer(blob: string, dir: string): Promise<void> {
-  const compression = await detectCompression(blob);
-  if (compression === 'empty') return;
-  const tar = spawn('tar', ['-x', '--numeric-owner', '-p', '--xattrs', '--xattrs-include=security.capability', '-f', '-', '-C', dir], {
-    stdio: ['pipe', 'ignore', 'pipe'],
-  });
-  const tarDone = childDone(tar, 'tar');
-  const feeds: Promise<unknown>[] = [];
-  if (compression === 'zstd') {
-    const zstd = spawn('zstd', ['-dc', '-q', '--', blob], { stdio: ['ignore', 'pipe', 'pipe'] });
-    feeds.push(childDone(zstd, 'zstd'), pipeline(zstd.stdout, tar.stdin));
-  } else if (compression === 'gzip') {
-    feeds.push(pipeline(createReadStream(blob), createGunzip(), tar.stdin));
-  } else {
-    feeds.push(pipeline(createReadStream(blob), tar.stdin));
-  }
-  const results = await Promise.allSettled([tarDone, ...feeds]);
-  // tar's own message is the most useful one; a broken pipe on the feeding side is its consequence.
-  const tarResult = results[0]!;
-  if (tarResult.status === 'rejected') throw tarResult.reason;
-  // tar stops reading at the end-of-archive blocks and exits; whatever was still being fed to it
-  // (padding, or just the close racing the exit) is of no interest: the blob's digest was verified.
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected' && !isBrokenPipe(r.reason));
-  if (failed) throw failed.reason;
-}
-
-const isBrokenPipe = (e: unknown): boolean => {
-  const err = e as { code?: string; signal?: string };
-  return err.code === 'EPIPE' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.signal === 'SIGPIPE';
-};
-
-/**
- * OCI whiteouts to overlayfs: `.wh.NAME` becomes a 0:0 character device NAME, `.wh..wh..opq` becomes
- * the `trusted.overlay.opaque=y` xattr on its directory.
- */
-async function convertWhiteouts(root: string): Promise<void> {
-  const opaque: string[] = [];
-  const whiteouts: string[] = [];
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      const path = join(dir, entry.name);
-      if (entry.name === '.wh..wh..opq') {
-        await unlink(path);
-        opaque.push(dir);
-      } else if (entry.name.startsWith('.wh.')) {
-        await rm(path, { recursive: true, force: true });
-        whiteouts.push(join(dir, entry.name.slice(4)));
-      } else if (entry.isDirectory()) {
-        await walk(path);
-      }
-    }
-  };
-  await walk(root);
-  for (const path of whiteouts) {
-    // A layer should not both add and delete a name; if it does, the deletion is what it means.
-    await rm(path, { recursive: true, force: true });
-    await run('mknod', ['-m', '000', path, 'c', '0', '0']);
-  }
-  for (let i = 0; i < opaque.length; i += 100) {
-    await run('setfattr', ['-n', 'trusted.overlay.opaque', '-v', 'y', '--', ...opaque.slice(i, i + 100)]);
-  }
-}
-
-function childDone(child: ReturnType<typeof spawn>, name: string): Promise<void> {
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
-    if (stderr.length < 4096) stderr += d;
-  });
-  return new Promise((resolvePromise, reject) => {
-    child.on('error', (e) =>
-      reject(
-        (e as NodeJS.ErrnoException).code === 'ENOENT'
-          ? new BerthError(Codes.RuntimeError, `'${name}' is not installed on this host.`, 500)
-          : e,
-      ),
-    );
-    child.on('close', (code, signal) => {
-      if (code === 0) resolvePromise();
-      else reject(Object.assign(new Error(`${name} failed (${signal ?? `exit ${code}`}): ${stderr.trim()}`), { signal }));
-    });
-  });
-}
-
-function run(cmd: string, args: string[]): Promise<void> {
-  return childDone(spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] }), cmd);
-}
-
-// The store's metadata (references, manifests, configs, layer dirs) is a few small files read on
-// every create: read synchronously, as a round trip through libuv's thread pool costs more than the
-// read itself, and under load that pool queues behind everything else.
-async function exists(path: string): Promise<boolean> {
-  return existsSync(path);
-}
-
-async function readFileOrUndefined(path: string): Promise<Buffer | undefined> {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-}
-
-async function readJson<T>(path: string): Promise<T | undefined> {
-  const body = await readFileOrUndefined(path);
-  if (!body) return undefined;
-  try {
-    return JSON.parse(body.toString('utf8')) as T;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Write to a temp name in the same directory then rename: readers see the old file or the new one, never a part. */
-async function atomicWrite(path: string, body: Buffer): Promise<void> {
-  const tmp = `${path}${TMP_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    await writeFile(tmp, body, { flag: 'wx' });
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-}
-
-/** Temp names carry the writer's pid: a temp of a live process is someone's work in progress. */
-function ownerAlive(name: string): boolean {
-  const m = /\.tmp-(?:[a-f0-9]{64}-)?(\d+)-[a-f0-9]+$/.exec(name);
-  if (!m) return false;
-  const pid = Number(m[1]);
-  // Our own temps are in use: failed work removes its temp itself.
-  if (pid === process.pid) return true;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -6,7 +6,8 @@ import { Metrics } from './metrics.js';
 import { NGroups } from './ngroups.js';
 import { ContainerGroupProfiles } from './profiles.js';
 import { pollOperation, type LongRunningOperation, type WaitOptions } from './lro.js';
-import type { CachedImage, Capabilities, NGroupResource, OperationStatus, ProviderOperation, ProviderRegistration, ResourceGroup, Usage } from './models.js';
+import type { CachedImage, Capabilities, OperationStatus, ProviderOperation, ProviderRegistration, ResourceGroup, Usage } from './models.js';
+import type { NGroupResource } from './ngroup-models.js';
 import type { Paged } from './paging.js';
 import { Transport, type TransportOptions } from './transport.js';
 

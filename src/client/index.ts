@@ -12,6 +12,7 @@ export type { NGroups } from './ngroups.js';
 export type { ContainerGroupProfiles } from './profiles.js';
 export { LongRunningOperation, type WaitOptions } from './lro.js';
 export type * from './models.js';
+export type * from './ngroup-models.js';
 export { Paged } from './paging.js';
 export { clientFor, loadProfile, ProfileError, profilePath, saveProfile, type Profile } from './profile.js';
 export { StreamSession, type SessionEnd } from './sessions.js';

@@ -4,7 +4,7 @@ import { PROVIDER } from './container-groups.js';
 import { call, deleted, providerId, providerPath, operationOf, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
 import type { LongRunningOperation, WaitOptions } from './lro.js';
-import type { NGroup, NGroupResource, NGroupStatus, RollingUpdateStatus } from './models.js';
+import type { NGroup, NGroupResource, NGroupStatus, RollingUpdateStatus } from './ngroup-models.js';
 import type { Paged } from './paging.js';
 import type { StreamResponse } from './transport.js';
 

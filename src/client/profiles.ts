@@ -2,7 +2,7 @@
 import { PROVIDER } from './container-groups.js';
 import { call, providerId, providerPath, pagedList, type CallOptions, type ClientContext } from './context.js';
 import { isNotFound } from './errors.js';
-import type { ContainerGroupProfile, ContainerGroupProfileResource } from './models.js';
+import type { ContainerGroupProfile, ContainerGroupProfileResource } from './ngroup-models.js';
 import type { Paged } from './paging.js';
 
 

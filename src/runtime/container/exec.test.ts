@@ -1,8 +1,7 @@
 // Integration tests of exec in a running container (pipes, pseudo-terminals, sessions) with the real runc and crun (needs root).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { chooseOciRuntime } from './oci-runtime.js';
@@ -128,8 +127,10 @@ describe('ContainerRuntime.exec', () => {
 
       // The owner (berth) dies without a word: its end of the control socket closes, and that is enough;
       // the helper also removes the session's files (the process spec holds the container's secrets).
-      const execDirs = () => readdirSync(tmpdir()).filter((e) => e.startsWith('berth-exec-')).sort();
-      const dirsBefore = execDirs();
+      // (its own temp dir: other runs on the machine make and remove exec dirs in the shared one meanwhile)
+      const ownerTmp = join(dir, 'owner-tmp');
+      mkdirSync(ownerTmp, { recursive: true });
+      const execDirs = () => readdirSync(ownerTmp).filter((e) => e.startsWith('berth-exec-')).sort();
       const script = join(dir, 'exec-owner.mjs');
       writeFileSync(script, `
         import { ContainerRuntime } from ${JSON.stringify(new URL('./runtime.js', import.meta.url).href)};
@@ -138,16 +139,17 @@ describe('ContainerRuntime.exec', () => {
         p.stdout.resume();
         setInterval(() => { if (p.pid) process.stdout.write(p.pid + '\\n'); }, 20);
       `);
-      const owner = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const owner = spawn(process.execPath, [script], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, TMPDIR: ownerTmp } });
       await new Promise<void>((resolve) => owner.stdout!.on('data', () => resolve()));
       await waitFor(async () => procs().length === 2 + 2);
+      assert.equal(execDirs().length, 1, 'the session has its files while it runs');
       owner.kill('SIGKILL');
       await waitFor(async () => procs().length === 2);
       await waitFor(async () => ptys().length === before.ptys.length);
       await waitFor(async () => pids() === before.pids);
       assert.deepEqual({ procs: procs(), ptys: ptys(), pids: pids() }, before);
-      await waitFor(async () => execDirs().length === dirsBefore.length);
-      assert.deepEqual(execDirs(), dirsBefore);
+      await waitFor(async () => execDirs().length === 0);
+      assert.deepEqual(execDirs(), []);
     });
   }
 });

@@ -87,9 +87,11 @@ test('in place: a batch of old members is repointed; it ends once they are healt
   assert.ok(s.update.lastBatchEndTime && !s.update.batchStartTime);
 });
 
-test('the first batch also takes every unhealthy old member', () => {
-  const s = stepRollout(update(), [m('a', 1, 'failed'), m('b', 1, 'pending'), m('c', 1), m('d', 1)], 4, layout, cfg, 0);
-  assert.equal(s.create, 2);
+test('a batch never exceeds maxBatchPercent, unhealthy old members or not; they are the first to go', () => {
+  let s = stepRollout(update(), [m('a', 1), m('b', 1, 'pending'), m('c', 1), m('d', 1)], 4, layout, cfg, 0);
+  assert.equal(s.create, cfg.batchSize);
+  s = stepRollout(s.update, [m('a', 1), m('b', 1, 'pending'), m('c', 1), m('d', 1), m('n', 2)], 4, layout, cfg, 1000);
+  assert.deepEqual(s.remove.map((x) => x.name), ['b'], 'the one that serves nothing goes first');
 });
 
 test('members made to fill a gap during an update are on the clock of a batch: they too must become healthy by the deadline', () => {

@@ -122,12 +122,12 @@ export function stepRollout(u: Rollout, members: Member[], desired: number, layo
     if (wait > 0) return step(u, { waitMs: wait });
   }
 
-  // The next batch, within one zone; the first takes every unhealthy old member as well (they serve nothing).
+  // The next batch, within one zone (the first from anywhere), never more than maxBatchPercent of the members: the
+  // unhealthy old members go first (the surplus's victims and in-place targets are chosen least healthy first).
   const first = (u.batches ?? 0) === 0;
-  const unhealthyOlds = olds.filter((m) => m.health !== 'healthy').length;
   const zone = fullestZone(layout, olds);
   const inZone = zone === undefined ? olds : olds.filter((m) => m.zone === zone);
-  const size = Math.min(first ? Math.max(cfg.batchSize, unhealthyOlds) : cfg.batchSize, first ? olds.length : inZone.length);
+  const size = Math.min(cfg.batchSize, first ? olds.length : inZone.length);
   const batch: Rollout = { ...u, batchStartTime: iso, ...(zone !== undefined && !first && { batchZone: zone }), batches: (u.batches ?? 0) + 1 };
   if (cfg.inPlace) return step(batch, { repoint: chooseVictims(layout, members, first ? olds : inZone, size) });
   return step(batch, { create: size, ...(batch.batchZone !== undefined && { zone: batch.batchZone }) });

@@ -173,8 +173,15 @@ export class NGroupReconciler {
    */
   private async zonesServed(client: ContainerInstanceClient, ng: NGroupResource): Promise<string[] | undefined> {
     if (!ng.zones?.length && (ng.properties?.placementProfile?.faultDomainCount ?? 1) <= 1) return undefined;
-    return client.provider.zones(ng.location ?? '').catch(() => undefined);
+    const location = (ng.location ?? '').toLowerCase();
+    // a registration that cannot be read now: as last read (members made meanwhile still carry their placement)
+    const zones = await client.provider.zones(location).then((z) => ({ z }), () => undefined);
+    if (zones) this.zonesRead.set(location, zones.z);
+    return zones ? zones.z : this.zonesRead.get(location);
   }
+
+  /** The zones each location's registration mapped when last read. */
+  private readonly zonesRead = new Map<string, string[] | undefined>();
 
   private expectationsOf(key: string) {
     let e = this.expectations.get(key);

@@ -10,19 +10,13 @@ import { RECONCILERS_ELECTION } from './instances/keys.js';
 import type { Placer } from './instances/placement/placer.js';
 import type { Rescheduler } from './instances/placement/rescheduler.js';
 import { InstancesService, UNPLACED } from './instances/service.js';
-import { Election, type Leadership } from './store/election.js';
+import { Election, leadWhileElected } from './store/election.js';
 import { openStore } from './store/open.js';
 import { LOCAL_HOST } from './server-agent.js';
 import { stopWaitMs, type Core, type ServerConfig } from './server.js';
 
 /** The reconcilers' election: its lease's TTL bounds how long a dead leader's work waits for the next one. */
 export const LEADER_LEASE_SECONDS = 3;
-
-const untilAborted = (...signals: AbortSignal[]) =>
-  new Promise<void>((resolve) => {
-    if (signals.some((s) => s.aborted)) return resolve();
-    for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
-  });
 
 export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   const log = (m: string) => console.error(`berth: ${m}`);
@@ -31,11 +25,11 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   const identity = await ensureClusterIdentity(store, cfg.tlsDir);
   const credentials = new AgentCredentials(store, cfg.joinTokens);
   if (!credentials.joinable) log('no join token is configured (--join-token): no new host can join this cluster');
-  let placer: Placer | undefined;
-  let rescheduler: Rescheduler | undefined;
+  // the leader's reconcilers while this replica leads (the hosts' view tells them of changes)
+  const reconcilers: { placer?: Placer; rescheduler?: Rescheduler } = {};
   const hosts = new HostsView(store, () => {
-    placer?.hostsChanged();
-    rescheduler?.hostsChanged();
+    reconcilers.placer?.hostsChanged();
+    reconcilers.rescheduler?.hostsChanged();
   });
   const dataPlanes = new RemoteDataPlanes(hosts, (h) => new RemoteHostDataPlane({
     host: h.name, url: h.dataPlane!.url, certSha256: h.dataPlane!.certSha256, ca: identity.caCertPem,
@@ -50,36 +44,19 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
 
   // One replica at a time runs the reconcilers; the others stand by until its lease is gone.
   const closing = new AbortController();
-  const election = new Election(store, RECONCILERS_ELECTION);
-  const lead = async () => {
-    while (!closing.signal.aborted) {
-      let leadership: Leadership;
-      try {
-        leadership = await election.campaign({ replica }, { ttlSeconds: LEADER_LEASE_SECONDS, signal: closing.signal });
-      } catch (e) {
-        if (closing.signal.aborted) return;
-        log(`campaigning for the reconcilers failed (again in 1 s): ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-        continue;
-      }
-      log(`${replica} leads: running the reconcilers`);
-      placer = service.placer(hosts, leadership.fence, { log });
-      rescheduler = service.rescheduler(hosts, leadership.fence, { log });
-      placer.start();
-      rescheduler.start();
-      await untilAborted(leadership.signal, closing.signal);
-      const ended = [rescheduler, placer];
-      placer = undefined;
-      rescheduler = undefined;
-      for (const r of ended) await r.stop();
-      if (closing.signal.aborted) {
-        await leadership.resign().catch(() => undefined);
-        return;
-      }
-      log(`${replica} no longer leads: ${(leadership.signal.reason as Error)?.message ?? 'its lease is gone'}`);
-    }
-  };
-  const leading = lead();
+  const leading = leadWhileElected(new Election(store, RECONCILERS_ELECTION), {
+    value: { replica }, ttlSeconds: LEADER_LEASE_SECONDS, signal: closing.signal, role: 'run the reconcilers', log: (m) => log(`${replica}: ${m}`),
+  }, async (leadership) => {
+    log(`${replica} leads: running the reconcilers`);
+    const placer = (reconcilers.placer = service.placer(hosts, leadership.fence, { log }));
+    const rescheduler = (reconcilers.rescheduler = service.rescheduler(hosts, leadership.fence, { log }));
+    placer.start();
+    rescheduler.start();
+    return async () => {
+      reconcilers.placer = reconcilers.rescheduler = undefined;
+      for (const r of [rescheduler, placer]) await r.stop();
+    };
+  });
 
   return {
     store,

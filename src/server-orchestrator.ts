@@ -2,7 +2,7 @@
 import { ORCHESTRATOR_ELECTION } from './instances/keys.js';
 import { orchestratorClient } from './orchestrator/command.js';
 import { Orchestrator } from './orchestrator/orchestrator.js';
-import { Election, type Leadership } from './store/election.js';
+import { Election, leadWhileElected } from './store/election.js';
 import type { Store } from './store/store.js';
 
 /** How long a replica that died holding the orchestrator keeps the others from taking it over. */
@@ -29,33 +29,13 @@ export async function startServerOrchestrator(o: ServerOrchestratorOptions): Pro
   }
   const { store, replica } = o.elect;
   const closing = new AbortController();
-  const ended = (...signals: AbortSignal[]) => new Promise<void>((resolve) => {
-    for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
-    if (signals.some((s) => s.aborted)) resolve();
+  const leading = leadWhileElected(new Election(store, ORCHESTRATOR_ELECTION), {
+    value: { replica }, ttlSeconds: LEADER_LEASE_SECONDS, signal: closing.signal, role: 'run the orchestrator', log: (m) => o.log(`${replica}: ${m}`),
+  }, async () => {
+    o.log(`${replica} runs the orchestrator`);
+    const orchestrator = await run();
+    return () => orchestrator.stop();
   });
-  const lead = async () => {
-    const election = new Election(store, ORCHESTRATOR_ELECTION);
-    while (!closing.signal.aborted) {
-      let leadership: Leadership;
-      try {
-        leadership = await election.campaign({ replica }, { ttlSeconds: LEADER_LEASE_SECONDS, signal: closing.signal });
-      } catch (e) {
-        if (closing.signal.aborted) return;
-        o.log(`campaigning to run the orchestrator failed (again in 1 s): ${(e as Error).message}`);
-        await new Promise((r) => setTimeout(r, 1000));
-        continue;
-      }
-      o.log(`${replica} runs the orchestrator`);
-      const orchestrator = await run().catch((e: Error) => void o.log(`the orchestrator did not start: ${e.message}`));
-      if (orchestrator) await ended(leadership.signal, closing.signal);
-      await orchestrator?.stop();
-      await leadership.resign().catch(() => undefined);
-      if (closing.signal.aborted) return;
-      o.log(`${replica} no longer runs the orchestrator: ${orchestrator ? (leadership.signal.reason as Error)?.message ?? 'its lease is gone' : 'it did not start'}`);
-      if (!orchestrator) await new Promise((r) => setTimeout(r, 1000));
-    }
-  };
-  const leading = lead();
   return {
     async stop() {
       closing.abort();

@@ -147,3 +147,40 @@ export class Election {
     };
   }
 }
+
+/**
+ * A replica's part in `election` until `signal` aborts: campaigns, and while it leads runs what the leader runs
+ * (`serve` starts it and returns how to stop it; undefined or a throw: it could not start, and the leadership is
+ * given up for a second). Failed campaigns are tried again after a second. Resolves once `signal` has aborted and
+ * what was served has stopped, with the leadership resigned.
+ */
+export async function leadWhileElected(
+  election: Election,
+  o: { value: unknown; ttlSeconds: number; signal: AbortSignal; role: string; log: (message: string) => void },
+  serve: (leadership: Leadership) => Promise<(() => Promise<void>) | undefined>,
+): Promise<void> {
+  const pause = () => new Promise((r) => setTimeout(r, 1000));
+  while (!o.signal.aborted) {
+    let leadership: Leadership;
+    try {
+      leadership = await election.campaign(o.value, { ttlSeconds: o.ttlSeconds, signal: o.signal });
+    } catch (e) {
+      if (o.signal.aborted) return;
+      o.log(`campaigning to ${o.role} failed (again in 1 s): ${(e as Error).message}`);
+      await pause();
+      continue;
+    }
+    const stop = await serve(leadership).catch((e: Error) => void o.log(`could not ${o.role}: ${e.message}`));
+    if (stop) await new Promise<void>((resolve) => {
+      const signals = [leadership.signal, o.signal];
+      if (signals.some((s) => s.aborted)) return resolve();
+      for (const s of signals) s.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await stop?.();
+    // a lost leadership has nothing to resign; a closing one, or one that could not serve, lets another lead at once
+    await leadership.resign().catch(() => undefined);
+    if (o.signal.aborted) return;
+    o.log(`no longer ${o.role}: ${stop ? (leadership.signal.reason as Error)?.message ?? 'its lease is gone' : 'it could not start'}`);
+    if (!stop) await pause();
+  }
+}

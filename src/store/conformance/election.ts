@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Election, type Leader, type Leadership } from '../election.js';
+import { Election, leadWhileElected, type Leader, type Leadership } from '../election.js';
 import { storeTest, waitFor, type StoreUnderTest } from './harness.js';
 
 const TTL = 2;
@@ -100,5 +100,34 @@ export function electionConformance(sut: StoreUnderTest) {
       if (child.exitCode === null && child.signalCode === null) process.kill(child.pid!, 'SIGKILL');
       await follower?.resign();
     }
+  });
+
+  storeTest(sut, 'election: a replica serves while it leads; closing stops what it served and hands over; a serve that fails lets another lead', async (s) => {
+    const election = new Election(s, '/elections/w/');
+    const served: string[] = [];
+    const logged: string[] = [];
+    const replica = (name: string, fail = false) => {
+      const closing = new AbortController();
+      const done = leadWhileElected(election, { value: name, ttlSeconds: TTL, signal: closing.signal, role: 'serve', log: (m) => logged.push(`${name}: ${m}`) }, async () => {
+        if (fail) throw new Error('cannot serve');
+        served.push(`${name} starts`);
+        return async () => void served.push(`${name} stops`);
+      });
+      return { close: () => (closing.abort(), done) };
+    };
+    const broken = replica('broken', true);
+    await waitFor('the broken replica to have led and failed', () => logged.includes('broken: could not serve: cannot serve'));
+    const a = replica('a');
+    await waitFor('a to serve', () => served.includes('a starts'));
+    await broken.close();
+    const b = replica('b');
+    await waitFor('b to be a candidate', async () => (await s.list('/elections/w/')).length === 2);
+    assert.deepEqual(served, ['a starts'], 'one at a time');
+    await a.close();
+    await waitFor('b to serve once a has stopped', () => served.includes('b starts'));
+    assert.deepEqual(served, ['a starts', 'a stops', 'b starts']);
+    await b.close();
+    assert.deepEqual(served.at(-1), 'b stops');
+    assert.equal((await s.list('/elections/w/')).length, 0, 'no candidacy left');
   });
 }

@@ -58,20 +58,32 @@ wait_for() { # WHAT SECONDS COMMAND…
   done
 }
 
-# Every process whose mount namespace is NS (a host's), and all their descendants: containers have mount namespaces
-# of their own, but they are children of the host's conmons. Printed as PIDs.
+# Every process whose mount namespace is NS (a host's), all their descendants (containers have mount namespaces of
+# their own, but they are children of the host's conmons), and every process in the cgroup of one of the host's
+# containers (those in CONTAINERS, its data dir's): a container, or a runtime's child, whose parent a kill -9 took
+# away is the machine's child, no longer the host's, but stays in its container's cgroup. Printed as PIDs.
 processes_of_ns() {
-  local ns=$1
+  local ns=$1 containers=${2:-}
   node -e '
     const fs = require("fs");
-    const ns = process.argv[1];
+    const [ns, containers] = process.argv.slice(1);
+    let ids = new Set();
+    try { ids = new Set(fs.readdirSync(containers)); } catch {}
+    const ofHostContainer = (pid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").some((l) => {
+          const m = /^\d+:(pids|):\/berth\/([^/]+)$/.exec(l);
+          return m && ids.has(m[2]);
+        });
+      } catch { return false; }
+    };
     const parent = new Map(), inNs = [];
     for (const e of fs.readdirSync("/proc")) {
       if (!/^\d+$/.test(e)) continue;
       try {
         const stat = fs.readFileSync(`/proc/${e}/stat`, "utf8");
         parent.set(Number(e), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
-        if (fs.readlinkSync(`/proc/${e}/ns/mnt`) === ns) inNs.push(Number(e));
+        if (fs.readlinkSync(`/proc/${e}/ns/mnt`) === ns || ofHostContainer(e)) inNs.push(Number(e));
       } catch {}
     }
     const out = new Set(inNs);
@@ -80,7 +92,7 @@ processes_of_ns() {
       for (const [pid, ppid] of parent) if (!out.has(pid) && out.has(ppid)) { out.add(pid); grew = true; }
     }
     console.log([...out].join("\n"));
-  ' "$ns"
+  ' "$ns" "$containers"
 }
 
 first_process_in_ns() { # NS: a container monitor (conmon) living in exactly this mount namespace, if any
@@ -101,12 +113,17 @@ kill_host_processes() { # NAME: kill -9 until none is left
   # a process on its way out leaves its namespaces before it is gone: what was killed is waited for by PID too
   local killed=() p
   for _ in $(seq 1 50); do
-    local pids; pids=$(processes_of_ns "$ns")
+    local pids; pids=$(processes_of_ns "$ns" "$(host_dir "$name")/data/containers")
     if [ -z "$pids" ]; then
       for p in "${killed[@]}"; do
         wait_for "process $p to end" 10 bash -c "$(declare -f alive); ! alive $p" || die "process $p of host $name is still alive after kill -9"
       done
       rm -f "$ns_file" "$(host_dir "$name")/agent.pid"
+      # what a power loss takes too: the cgroups of its containers (runc deletes them only with a container it stops)
+      local id cg
+      for id in $(ls "$(host_dir "$name")/data/containers" 2>/dev/null); do
+        for cg in /sys/fs/cgroup/*/berth/"$id" /sys/fs/cgroup/berth/"$id"; do [ -d "$cg" ] && { rmdir "$cg" 2>/dev/null || true; }; done
+      done
       return 0
     fi
     # shellcheck disable=SC2206
@@ -115,7 +132,7 @@ kill_host_processes() { # NAME: kill -9 until none is left
     kill -9 $pids 2>/dev/null || true
     sleep 0.1
   done
-  die "processes of host $name are still alive after kill -9: $(processes_of_ns "$ns" | tr '\n' ' ')"
+  die "processes of host $name are still alive after kill -9: $(processes_of_ns "$ns" "$(host_dir "$name")/data/containers" | tr '\n' ' ')"
 }
 
 start_host() { # NAME

@@ -197,21 +197,30 @@ describe('a dev cluster of three hosts', () => {
     const procs = HOSTS.flatMap((h) => hostProcesses(cluster!, h));
     const recorded = recordedProcesses(cluster!);
     const dir = cluster!.dir;
+    // every container the hosts ever made (a moved group's too), by the cgroup it runs in: one whose monitor a kill
+    // took away is no longer any host process's child
+    const containerIds = HOSTS.flatMap((h) => {
+      try {
+        return readdirSync(join(dir, 'hosts', h, 'data', 'containers'));
+      } catch {
+        return [];
+      }
+    });
+    assert.ok(containerIds.length > 0);
     await etcd.close();
     await cluster!.down();
     cluster = undefined;
     const alive = recorded.filter(stillRuns).map((p) => p.pid);
     assert.deepEqual(alive, [], 'no process the script started lives');
     assert.deepEqual(procs.filter(stillRuns).map((p) => `${p.pid} ${p.cmdline.join(' ')}`), [], "no host's process lives");
+    const cgroups = containerIds.filter((id) => existsSync(`/sys/fs/cgroup/pids/berth/${id}`));
+    assert.deepEqual(cgroups, [], 'no cgroup of a container is left, nor any process in one');
     assert.deepEqual(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').filter((l) => l.startsWith('devh')), []);
     assert.deepEqual(execFileSync('ip', ['-o', 'link', 'show'], { encoding: 'utf8' }).split('\n').filter((l) => /bdev/.test(l)), []);
     assert.ok(!readFileSync('/proc/mounts', 'utf8').includes(dir) && !readFileSync('/proc/mounts', 'utf8').includes('berth-devhost'));
-    // one whose image is deleted is held by a copy of its mount in another mount namespace (another run's, made
-    // while it was mounted: loop devices are the machine's) and goes with that namespace (see groupDiskLoops)
     const loops = readdirSync('/sys/block').filter((d) => {
       try {
-        const file = readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').trim();
-        return file.includes(dir) && !file.endsWith(' (deleted)');
+        return readFileSync(`/sys/block/${d}/loop/backing_file`, 'utf8').includes(dir);
       } catch {
         return false;
       }

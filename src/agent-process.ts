@@ -15,6 +15,7 @@ import { OverlayPeering } from './agent/overlay-peering.js';
 import { joinCluster, RemoteLink } from './agent/remote-link.js';
 import { configPicker } from './lib/config-file.js';
 import { BerthError, Codes } from './lib/errors.js';
+import { parseCidr } from './lib/ipv4.js';
 import { splitHostPort } from './lib/net.js';
 import { TokenVerifier } from './lib/signed-token.js';
 import { newKeyAndCsr } from './lib/tls.js';
@@ -114,6 +115,12 @@ async function setUpOverlay(link: RemoteLink, cfg: AgentProcessConfig, log: (m: 
   return { assignment, device, local };
 }
 
+/**
+ * How many groups a subnet has addresses for: host-local hands out all but the network's, the gateway's and the
+ * broadcast address, and the warm pool holds some at all times.
+ */
+const groupAddresses = (subnet: string, pool: number) => Math.max(0, 2 ** (32 - parseCidr(subnet)!.bits) - 3 - pool);
+
 export async function startAgentProcess(cfg: AgentProcessConfig) {
   if (cfg.join.length === 0) throw badConfig('--join is required: the control plane, https://host:port (several, comma-separated, for replicas)');
   for (const u of cfg.join) if (!/^https:\/\/[^/]+\/?$/.test(u)) throw badConfig(`--join takes https://host:port URLs (got '${u}'): agents speak to the control plane over TLS only`);
@@ -170,7 +177,7 @@ export async function startAgentProcess(cfg: AgentProcessConfig) {
   if (listen.port === 0) reserved.push({ port: Number(new URL(dataPlane.url).port), protocol: 'TCP' });
   const registration = (): HostRegistration => ({
     name: identity.host, address: cfg.advertiseAddress, ...(cfg.zone && { zone: cfg.zone }), labels: cfg.labels,
-    allocatable: { cpu: cfg.cpu, memoryGB: cfg.memoryGB },
+    allocatable: { cpu: cfg.cpu, memoryGB: cfg.memoryGB, ...(overlay && { addresses: groupAddresses(overlay.assignment.subnet, cfg.sandboxPool) }) },
     dataPlane: { url: advertised, certSha256: fingerprintOf(new X509Certificate(certPem).fingerprint256) },
     agentVersion: berthVersion(), ...(overlay && { overlay: { vtepMac: overlay.local.vtepMac } }),
   });

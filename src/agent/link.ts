@@ -33,8 +33,11 @@ export interface HostRegistration {
   address: string;
   zone?: string;
   labels: Record<string, string>;
-  /** What groups may use: CPU cores and memory in GB (read from the host, overridable). */
-  allocatable: { cpu: number; memoryGB: number };
+  /**
+   * What groups may use: CPU cores and memory in GB (read from the host, overridable); on a cluster host, how many
+   * groups its subnet has addresses for (one each).
+   */
+  allocatable: { cpu: number; memoryGB: number; addresses?: number };
   /** The agent's own HTTPS API (absent for the in-process agent). */
   dataPlane?: { url: string; certSha256: string };
   agentVersion: string;

@@ -93,6 +93,10 @@ export function parseRegistration(host: string, body: unknown): HostRegistration
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalid(`'${target}' must be a positive number.`, target);
     return v;
   };
+  const count = (v: unknown, target: string) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalid(`'${target}' must be a whole number.`, target);
+    return v;
+  };
   const labels = b.labels === undefined ? {} : obj(b.labels, "registration's 'labels'");
   for (const [k, v] of Object.entries(labels))
     if (!/^[A-Za-z0-9._/-]{1,253}$/.test(k) || typeof v !== 'string' || v.length > 253) throw invalid(`The label '${k.slice(0, 80)}' must be a name with a string value.`, `labels.${k.slice(0, 80)}`);
@@ -115,7 +119,10 @@ export function parseRegistration(host: string, body: unknown): HostRegistration
   if (!(isIP(address) || DNS_NAME.test(address))) throw invalid("'address' is not an IP address or DNS name.", 'address');
   return {
     name: host, address, ...(b.zone !== undefined && { zone: str(b.zone, 'zone', 63) }), labels: labels as Record<string, string>,
-    allocatable: { cpu: positive(alloc.cpu, 'allocatable.cpu'), memoryGB: positive(alloc.memoryGB, 'allocatable.memoryGB') },
+    allocatable: {
+      cpu: positive(alloc.cpu, 'allocatable.cpu'), memoryGB: positive(alloc.memoryGB, 'allocatable.memoryGB'),
+      ...(alloc.addresses !== undefined && { addresses: count(alloc.addresses, 'allocatable.addresses') }),
+    },
     ...(dataPlane && { dataPlane }), agentVersion: str(b.agentVersion, 'agentVersion', 100), ...(overlay && { overlay }),
   };
 }

@@ -88,7 +88,7 @@ program
   .option('--memory-gb <GB>', 'memory groups may use here (default: all of the host)', Number)
   .option('--data-dir <dir>', 'where the host keeps its credential, images and containers', '/var/lib/berth-agent')
   .option('--bridge <name>', 'bridge for container groups')
-  .option('--subnet <cidr>', 'subnet for container groups on this host')
+  .option('--subnet <cidr>', "subnet for container groups on this host (on a cluster with an overlay, the control plane's subnet for it wins)")
   .option('--runc-root <dir>', 'runc state directory')
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (loopback ones always are)', collect, [])
   .option('--stop-grace <seconds>', 'SIGTERM-to-SIGKILL grace when stopping containers', Number)

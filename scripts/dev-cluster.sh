@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A real berth cluster on this machine: etcd, control plane replicas, and N hosts, each a network namespace on an
-# underlay bridge with its own `berth agent` in a private mount namespace (its data dir, runc root, container bridge
-# and subnet; its sandboxes, rules and mounts live and die with it). Real processes, real kernel networking.
+# underlay bridge with its own `berth agent` in a private mount namespace (its data dir, runc root, container bridge;
+# its sandboxes, rules and mounts live and die with it). The hosts' groups reach each other over the cluster's VXLAN
+# overlay (10.252.0.0/16, a /22 per host given by the control plane). Real processes, real kernel networking.
 #
 # Usage (as root):
 #   dev-cluster.sh up N [--replicas R]     N hosts (1..40), R control plane replicas (default 2). The last line on
@@ -31,6 +32,8 @@ underlay_ip=10.250.0.1
 etcd_port=${BERTH_DEV_CLUSTER_ETCD_PORT:-23790}
 api_port=8743        # replica I serves HTTPS on UNDERLAY_IP:(api_port + I - 1)
 agent_port=8790
+cluster_cidr=10.252.0.0/16   # the overlay: each host's groups get a /22 of it from the control plane (1,019 addresses:
+host_prefix=22               # room for a 1,000-group burst over 3 hosts, and for the 40 hosts `up` allows)
 insecure=${BERTH_DEV_CLUSTER_INSECURE_REGISTRIES:-$underlay_ip:5000}
 host_cpu=${BERTH_DEV_CLUSTER_HOST_CPU:-8}
 host_memory=${BERTH_DEV_CLUSTER_HOST_MEMORY_GB:-16}
@@ -147,7 +150,7 @@ start_host() { # NAME
     --join "$(join_urls)" --token "$(cat "$dir/join-token")" --ca "$dir/ca.crt" --name "$name"
     --zone "zone-$(( (i - 1) % 3 + 1 ))" --label "dev-cluster=true" --cpu "$host_cpu" --memory-gb "$host_memory"
     --advertise-address "$ip" --listen "$ip:$agent_port" --data-dir "$d/data"
-    --bridge berth0 --subnet "10.252.$(( (i - 1) * 4 )).0/22" --runc-root /run/berth/runc --stop-grace 1
+    --bridge berth0 --runc-root /run/berth/runc --stop-grace 1
   )
   local r; for r in ${insecure//,/ }; do agent_args+=(--insecure-registry "$r"); done
   local running=""
@@ -194,7 +197,7 @@ start_replica() { # I
     --store "etcd://127.0.0.1:$etcd_port" --data-dir "$d" \
     --listen "127.0.0.1:$((18780 + i))" --listen-https "$underlay_ip:$((api_port + i - 1))" \
     --advertise-address "$underlay_ip" --token "$(cat "$dir/token")" --join-token "$(cat "$dir/join-token")" \
-    --dns-listen "127.0.0.1:$((18752 + i))" --stop-grace 1 \
+    --dns-listen "127.0.0.1:$((18752 + i))" --stop-grace 1 --cluster-cidr "$cluster_cidr" --host-subnet-prefix "$host_prefix" \
     >>"$d/server.log" 2>&1 </dev/null &
   echo $! >"$d/server.pid"
   wait_for "replica $i" 30 bash -c "tail -c +$((logged + 1)) '$d/server.log' | grep -q 'serving the ACI API'" \

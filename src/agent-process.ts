@@ -10,14 +10,17 @@ import { fingerprintOf } from './agent/dataplane-wire.js';
 import { Agent } from './agent/agent.js';
 import { startFollowing } from './agent/follower.js';
 import { createHostRuntime, hostCapacity, hostRuntimeConfig, type HostRuntimeConfig } from './agent/host.js';
-import type { HostRegistration } from './agent/link.js';
+import type { HostRegistration, OverlayAssignment } from './agent/link.js';
+import { OverlayPeering } from './agent/overlay-peering.js';
 import { joinCluster, RemoteLink } from './agent/remote-link.js';
 import { configPicker } from './lib/config-file.js';
 import { BerthError, Codes } from './lib/errors.js';
+import { parseCidr } from './lib/ipv4.js';
 import { splitHostPort } from './lib/net.js';
 import { TokenVerifier } from './lib/signed-token.js';
 import { newKeyAndCsr } from './lib/tls.js';
 import { berthVersion } from './lib/version.js';
+import { Overlay } from './runtime/network/overlay.js';
 import type { PublishedPort } from './runtime/types.js';
 
 export interface AgentProcessConfig extends HostRuntimeConfig {
@@ -86,6 +89,38 @@ const certCovers = (certPem: string, addresses: string[]) => {
   return addresses.every((a) => sans.includes(`IP Address:${a}`) || sans.includes(`DNS:${a}`));
 };
 
+/**
+ * This host's end of the cluster overlay, on a cluster that has one: its subnet (asked of the control plane, which
+ * keeps it the host's for good; until it answers, the agent waits: its running groups need it not) and the VXLAN
+ * device, made or adopted as a killed agent left it. Nothing is undone when the agent stops.
+ */
+async function setUpOverlay(link: RemoteLink, cfg: AgentProcessConfig, log: (m: string) => void) {
+  let assignment: OverlayAssignment | undefined;
+  for (let delay = 200; ; delay = Math.min(delay * 2, 5000)) {
+    try {
+      assignment = await link.overlay();
+      break;
+    } catch (e) {
+      if (e instanceof BerthError && e.status >= 400 && e.status < 500) throw e;
+      log(`asking the control plane for this host's overlay failed (again in ${delay} ms): ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  if (!assignment) return undefined;
+  const device = new Overlay({
+    vni: assignment.vni, port: assignment.port, clusterCidr: assignment.clusterCidr, localSubnet: assignment.subnet, underlayAddress: cfg.advertiseAddress, bridge: cfg.bridge,
+  });
+  const local = await device.setup();
+  log(`overlay: subnet ${local.subnet} of ${assignment.clusterCidr} on ${device.device} (VNI ${assignment.vni}, port ${assignment.port}, MTU ${local.mtu})`);
+  return { assignment, device, local };
+}
+
+/**
+ * How many groups a subnet has addresses for: host-local hands out all but the network's, the gateway's and the
+ * broadcast address, and the warm pool holds some at all times.
+ */
+const groupAddresses = (subnet: string, pool: number) => Math.max(0, 2 ** (32 - parseCidr(subnet)!.bits) - 3 - pool);
+
 export async function startAgentProcess(cfg: AgentProcessConfig) {
   if (cfg.join.length === 0) throw badConfig('--join is required: the control plane, https://host:port (several, comma-separated, for replicas)');
   for (const u of cfg.join) if (!/^https:\/\/[^/]+\/?$/.test(u)) throw badConfig(`--join takes https://host:port URLs (got '${u}'): agents speak to the control plane over TLS only`);
@@ -127,7 +162,12 @@ export async function startAgentProcess(cfg: AgentProcessConfig) {
   const listen = splitHostPort(cfg.listen);
   // berth's own ports here: the configured ones and the agent's API
   const reserved: PublishedPort[] = [...cfg.reservedPorts.flatMap((port) => [{ port, protocol: 'TCP' as const }, { port, protocol: 'UDP' as const }]), { port: listen.port, protocol: 'TCP' }];
-  const host = createHostRuntime(cfg, { reservedPorts: () => reserved, warn: (why) => console.error(`berth agent: ${why}`) });
+  const log = (m: string) => console.error(`berth agent: ${m}`);
+  // the overlay before anything runs here: the groups' subnet is the one the control plane gives this host
+  const overlay = await setUpOverlay(link, cfg, log);
+  const host = createHostRuntime(overlay ? { ...cfg, subnet: overlay.assignment.subnet } : cfg, {
+    reservedPorts: () => reserved, warn: log, ...(overlay && { overlay: { device: overlay.device.device, mtu: overlay.local.mtu } }),
+  });
   const agent = new Agent({ runtime: host.runtime, stopGraceSeconds: cfg.stopGraceSeconds, pollMs: cfg.agentPollMs, usageIntervalMs: cfg.metricsIntervalMs });
   const dataPlane = await startDataPlaneServer({
     host: identity.host, dataPlane: agent, verifier: new TokenVerifier(identity.signingPublicKey),
@@ -137,11 +177,14 @@ export async function startAgentProcess(cfg: AgentProcessConfig) {
   if (listen.port === 0) reserved.push({ port: Number(new URL(dataPlane.url).port), protocol: 'TCP' });
   const registration = (): HostRegistration => ({
     name: identity.host, address: cfg.advertiseAddress, ...(cfg.zone && { zone: cfg.zone }), labels: cfg.labels,
-    allocatable: { cpu: cfg.cpu, memoryGB: cfg.memoryGB },
+    allocatable: { cpu: cfg.cpu, memoryGB: cfg.memoryGB, ...(overlay && { addresses: groupAddresses(overlay.assignment.subnet, cfg.sandboxPool) }) },
     dataPlane: { url: advertised, certSha256: fingerprintOf(new X509Certificate(certPem).fingerprint256) },
-    agentVersion: berthVersion(),
+    agentVersion: berthVersion(), ...(overlay && { overlay: { vtepMac: overlay.local.vtepMac } }),
   });
-  const following = await startFollowing(link, registration, agent);
+  // the peers known now are programmed before any group starts; a new version rides on each heartbeat's answer
+  const peering = overlay && new OverlayPeering({ peers: () => link.peers(), apply: (peers) => overlay.device.setPeers(peers), log });
+  await peering?.start();
+  const following = await startFollowing(link, registration, agent, { onTerms: (terms) => peering?.heard(terms.peersVersion) });
   // after the agent adopted what runs: what a crash left in the warm pools is torn down, then they fill in the background
   void host.startPools();
   return {
@@ -151,6 +194,7 @@ export async function startAgentProcess(cfg: AgentProcessConfig) {
     /** Stops following the control plane and serving; containers keep running. */
     async close() {
       await following.close();
+      await peering?.close();
       await dataPlane.close();
       await host.stopPools();
       await link.close();

@@ -2,6 +2,7 @@
 import { hostname } from 'node:os';
 import { RemoteHostDataPlane } from './agent/dataplane-client.js';
 import { DATA_PLANE_TOKEN_TTL_S } from './agent/dataplane-wire.js';
+import { DEFAULT_OVERLAY, ensureOverlaySettings, overlayPeers } from './instances/hosts/cluster-overlay.js';
 import { AgentCredentials } from './instances/hosts/credentials.js';
 import { HostsView } from './instances/hosts/hosts-view.js';
 import { ensureClusterIdentity } from './instances/hosts/identity.js';
@@ -24,6 +25,7 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
   const replica = `${hostname()}/${process.pid}`;
   const identity = await ensureClusterIdentity(store, cfg.tlsDir);
   const credentials = new AgentCredentials(store, cfg.joinTokens);
+  const overlay = await ensureOverlaySettings(store, { clusterCidr: cfg.clusterCidr, hostPrefix: cfg.hostSubnetPrefix, vni: DEFAULT_OVERLAY.vni, port: DEFAULT_OVERLAY.port });
   if (!credentials.joinable) log('no join token is configured (--join-token): no new host can join this cluster');
   // the leader's reconcilers while this replica leads (the hosts' view tells them of changes)
   const reconcilers: { placer?: Placer; rescheduler?: Rescheduler } = {};
@@ -36,7 +38,7 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
     mint: (claims) => identity.signer.sign(claims, DATA_PLANE_TOKEN_TTL_S),
   }));
   const service = new InstancesService(store, (host) => dataPlanes.of(host), {
-    dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: stopWaitMs(cfg), placeOn: UNPLACED, hostLeaseSeconds: cfg.hostLeaseSeconds, replica,
+    dnsZone: cfg.dnsZone, location: cfg.location, stopWaitMs: stopWaitMs(cfg), placeOn: UNPLACED, hostLeaseSeconds: cfg.hostLeaseSeconds, replica, overlay,
     readyZones: () => hosts.readyHosts().flatMap((h) => (h.zone ? [h.zone] : [])),
   });
   await service.start();
@@ -62,7 +64,7 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
     store,
     replica,
     service,
-    agentApi: { gateway: service.gateway, credentials, identity, reservedHosts: [LOCAL_HOST] },
+    agentApi: { gateway: service.gateway, credentials, identity, reservedHosts: [LOCAL_HOST], overlayPeers: () => overlayPeers(hosts.all()) },
     hostAddress: (host) => hosts.get(host)?.address,
     async close() {
       closing.abort();

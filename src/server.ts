@@ -22,6 +22,7 @@ import { SqliteStore } from './store/sqlite.js';
 import type { Store } from './store/store.js';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { traceSince, tracing } from './lib/trace.js';
+import { DEFAULT_OVERLAY } from './instances/hosts/cluster-overlay.js';
 import { DEFAULT_HOST_LEASE_SECONDS } from './instances/hosts/gateway.js';
 import { splitHostPort } from './lib/net.js';
 import { readableSecretWarning } from './lib/secret-file.js';
@@ -54,6 +55,10 @@ export interface ServerConfig extends HostRuntimeConfig {
   joinTokens: string[];
   /** A host is NotReady this long after its last heartbeat, and its groups move (fractional allowed). Default 4 s. */
   hostLeaseSeconds: number;
+  /** A cluster's overlay: every host's subnet is cut from this block (cluster-overlay.ts). Default 10.252.0.0/16. */
+  clusterCidr: string;
+  /** The prefix length of each host's subnet of `clusterCidr`. Default 24. */
+  hostSubnetPrefix: number;
   /**
    * Run the NGroup orchestrator in this process (default; on a cluster, in one replica at a time); false when it
    * runs apart (`berth orchestrator`).
@@ -82,6 +87,8 @@ export function loadConfig(dataDir: string, flags: Partial<ServerConfig>): Serve
     store: pick('store', undefined),
     joinTokens: [...(fromFile.joinTokens ?? []), ...(flags.joinTokens ?? [])],
     hostLeaseSeconds: pick('hostLeaseSeconds', DEFAULT_HOST_LEASE_SECONDS),
+    clusterCidr: pick('clusterCidr', DEFAULT_OVERLAY.clusterCidr),
+    hostSubnetPrefix: pick('hostSubnetPrefix', DEFAULT_OVERLAY.hostPrefix),
     orchestrator: pick('orchestrator', true),
   };
 }

@@ -28,10 +28,10 @@ async function agentOn(fake: FakeRuntime = fakeRuntime(), o: { backoffMs?: numbe
 const code = async (p: Promise<unknown>) => p.then(() => 'ok', (e) => (isBerthError(e) ? e.code : String(e)));
 
 describe('Agent', () => {
-  it('runs a placed spec as the runtime must: image, storage, network with its ports and segment, then the containers as specified', async () => {
+  it('runs a placed spec as the runtime must: image, storage, network with its ports and segment (and its tag), then the containers as specified', async () => {
     const { agent, fake, status } = await agentOn();
     const spec = placedSpec(U1, 1, {
-      ports: [{ port: 8080, protocol: 'TCP' }], network: { key: 'seg1' }, volumes: [{ name: 'data', emptyDir: {} }],
+      ports: [{ port: 8080, protocol: 'TCP' }], network: { key: 'seg1', tag: 7 }, volumes: [{ name: 'data', emptyDir: {} }],
       containers: [testContainer('web', { command: ['httpd', '-f'], env: [{ name: 'A', value: '1' }], cpu: 1.5, memoryBytes: 512 << 20, volumeMounts: [{ name: 'data', mountPath: '/data', readOnly: false }] })],
     });
     agent.apply(spec);
@@ -42,6 +42,7 @@ describe('Agent', () => {
     const sid = sandboxId(U1, 1);
     assert.deepEqual(fake.network.sandboxes.get(sid)?.ports, [{ port: 8080, protocol: 'TCP' }]);
     assert.equal(fake.network.sandboxes.get(sid)?.segment, 'seg1');
+    assert.equal(fake.network.sandboxes.get(sid)?.tag, 7, "the segment's cluster-wide tag");
     assert.ok(fake.storage.claimed.has(sid));
     assert.deepEqual(fake.storage.volumes.get(sid), [{ name: 'data', emptyDir: {} }]);
     const run = fake.containers.containers.get(containerId(U1, 1, 'web'))!.spec;

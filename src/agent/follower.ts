@@ -14,6 +14,8 @@ export interface SpecFollowerOptions {
   /** First retry delay of a report or registration that failed; doubles up to maxRetryMs. Defaults 200 ms and 5 s. */
   retryMs?: number;
   maxRetryMs?: number;
+  /** Told of every answer of the control plane to a registration or heartbeat (the overlay's peers' version rides on it). */
+  onTerms?: (terms: LeaseTerms) => void;
 }
 
 /** Heartbeats unanswered at once (a partition): more wait for one of them to give up. */
@@ -59,7 +61,7 @@ export class SpecFollower {
 
   /** Registers the host and keeps its lease, then follows its specs; resolves once they are adopted (see `ready`). */
   async start(): Promise<void> {
-    this.keepLease(await this.retrying('registering the host', () => this.link.register(this.registration())));
+    this.keepLease(await this.retrying('registering the host', () => this.register()));
     this.stopWatch = this.link.watchSpecs(0, (e) => {
       this.handling = this.handling.then(() => this.onSpecEvent(e)).catch((err) => this.log(`applying specs: ${(err as Error).message}`));
     }, (e) => this.log(`following the specs: ${e.message}`));
@@ -78,12 +80,18 @@ export class SpecFollower {
       this.heartbeatTimer = setTimeout(beat, terms.heartbeatMs ?? terms.leaseTtlMs / 3).unref();
       if (inFlight >= MAX_BEATS_IN_FLIGHT) return;
       inFlight++;
-      void this.link.heartbeat().catch(async (e: BerthError) => {
+      void this.link.heartbeat().then((answer) => answer && this.o.onTerms?.(answer), async (e: BerthError) => {
         this.log(`heartbeat failed: ${e.message}`);
-        if (e.code === Codes.ResourceNotFound) terms = await this.link.register(this.registration()).catch(() => terms);
+        if (e.code === Codes.ResourceNotFound) terms = await this.register().catch(() => terms);
       }).finally(() => inFlight--);
     };
     this.heartbeatTimer = setTimeout(beat, terms.heartbeatMs ?? terms.leaseTtlMs / 3).unref();
+  }
+
+  private async register(): Promise<LeaseTerms> {
+    const terms = await this.link.register(this.registration());
+    this.o.onTerms?.(terms);
+    return terms;
   }
 
   private async onSpecEvent(e: SpecEvent) {

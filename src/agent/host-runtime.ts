@@ -29,9 +29,10 @@ export interface Networks {
   get(sandboxId: string): Promise<Sandbox | undefined>;
   /**
    * The sandbox as soon as it can be used, and `published` once its host ports are too; in network `segment` (it
-   * reaches the sandboxes of its segment only; absent: the host's default). Idempotent.
+   * reaches the sandboxes of its segment only; absent: the host's default) with the segment's cluster-wide `tag`
+   * (its sandboxes on other hosts; absent: none). Idempotent.
    */
-  setupStaged(sandboxId: string, ports: PublishedPort[], segment?: string): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> };
+  setupStaged(sandboxId: string, ports: PublishedPort[], segment?: string, tag?: number): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> };
   /** The ports of `ports` the host keeps (its own sockets, berth's reserved ports) where they would be published. */
   unavailablePorts(ports: PublishedPort[]): Promise<PublishedPort[]>;
   teardown(sandboxId: string): Promise<void>;

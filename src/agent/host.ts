@@ -79,12 +79,14 @@ export interface HostRuntimeOptions {
   /** berth's own ports on this host (the configured ones and those the kernel picked once it listened). */
   reservedPorts: () => PublishedPort[];
   warn: (why: string) => void;
+  /** On a cluster host: the overlay's VXLAN device and its MTU (the sandboxes' then), set up before the network. */
+  overlay?: { device: string; mtu: number };
 }
 
 export function createHostRuntime(cfg: HostRuntimeConfig, opts: HostRuntimeOptions): HostRuntimeParts {
   const network = new NetworkManager({
     bridge: cfg.bridge, subnet: cfg.subnet, stateDir: join(cfg.dataDir, 'network'), ipamDataDir: join(cfg.dataDir, 'ipam'), poolSize: cfg.sandboxPool,
-    hostAddress: cfg.advertiseAddress, reservedPorts: opts.reservedPorts,
+    hostAddress: cfg.advertiseAddress, reservedPorts: opts.reservedPorts, ...(opts.overlay && { mtu: opts.overlay.mtu, overlayDevice: opts.overlay.device }),
   });
   const ociRuntime = chooseOciRuntime(cfg.ociRuntime, undefined, opts.warn);
   // also with limits off: disks made while they were on are adopted, and released with their groups

@@ -1,6 +1,7 @@
 // The agent's contract with the control plane: the host specs placed on its host, followed from a revision, and
 // what it reports back. One interface, two links: in-process over the Store (the embedded default) and HTTPS
 // to the control plane's agent API (remote hosts); an agent never knows which one it has.
+import type { OverlayPeer } from '../runtime/network/overlay.js';
 import type { PublishedPort } from '../runtime/types.js';
 import type { ExecHandle, ExecOptions, GroupStatus, GroupUsage, LogOptions } from './types.js';
 
@@ -32,12 +33,36 @@ export interface HostRegistration {
   address: string;
   zone?: string;
   labels: Record<string, string>;
-  /** What groups may use: CPU cores and memory in GB (read from the host, overridable). */
-  allocatable: { cpu: number; memoryGB: number };
+  /**
+   * What groups may use: CPU cores and memory in GB (read from the host, overridable); on a cluster host, how many
+   * groups its subnet has addresses for (one each).
+   */
+  allocatable: { cpu: number; memoryGB: number; addresses?: number };
   /** The agent's own HTTPS API (absent for the in-process agent). */
   dataPlane?: { url: string; certSha256: string };
   agentVersion: string;
+  /** The host's end of the cluster overlay once it is up (cluster hosts only): where peers send its subnet's packets. */
+  overlay?: { vtepMac: string };
 }
+
+/** The cluster overlay as the control plane assigns it to a host at registration: the same subnet at every registration. */
+export interface OverlayAssignment {
+  /** Every host's subnet lies in it. */
+  clusterCidr: string;
+  /** This host's sandboxes' subnet. */
+  subnet: string;
+  vni: number;
+  /** VXLAN's UDP port. */
+  port: number;
+}
+
+/** The overlay's hosts as every host programs them, and a version that changes whenever they do. */
+export interface OverlayPeers {
+  version: string;
+  peers: OverlayPeer[];
+}
+
+export type { OverlayPeer } from '../runtime/network/overlay.js';
 
 /** What the control plane holds for a host beyond its specs, for an agent that starts (again). */
 export interface HostResume {
@@ -58,13 +83,19 @@ export interface LeaseTerms {
   leaseTtlMs: number;
   /** Absent from control planes before failover in seconds: a third of the lease then. */
   heartbeatMs?: number;
+  /** On a cluster with an overlay: this host's share of it (registration answers only). */
+  overlay?: OverlayAssignment;
+  /** On a cluster with an overlay: the version of its peers (OverlayPeers), to fetch them again when it changes. */
+  peersVersion?: string;
 }
 
 export interface ControlPlaneLink {
   /** Registers or refreshes the host (see LeaseTerms). */
   register(host: HostRegistration): Promise<LeaseTerms>;
   /** Keeps the host's lease alive; rejects when the control plane cannot be reached (the agent keeps running). */
-  heartbeat(): Promise<void>;
+  heartbeat(): Promise<LeaseTerms | void>;
+  /** The overlay's hosts (a link to a cluster with an overlay). */
+  peers?(): Promise<OverlayPeers>;
   /** Asked once as the agent starts, after the first set of specs arrived (see HostResume). */
   resume(): Promise<HostResume>;
   /**

@@ -133,7 +133,7 @@ export class GroupReconciler {
       let published: Promise<unknown> = Promise.resolve();
       try {
         // also for a sandbox that exists (idempotent, no command run): one made before segments gets its segment
-        const staged = ctx.rt.network.setupStaged(sid, spec.ports, spec.network.key);
+        const staged = ctx.rt.network.setupStaged(sid, spec.ports, spec.network.key, spec.network.tag);
         published = staged.published;
         published.catch(() => undefined);
         sandbox = await span(p.uid, 'agent.network.setup', () => staged.sandbox);

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http';
 import { request, Agent as HttpsAgent } from 'node:https';
 import { BerthError, Codes, errorFromWire } from '../lib/errors.js';
 import { onJsonLines, readAll, refusalOf } from '../lib/http-response.js';
-import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, SpecEvent } from './link.js';
+import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, OverlayAssignment, OverlayPeers, SpecEvent } from './link.js';
 import type { GroupStatus } from './types.js';
 
 export interface RemoteLinkOptions {
@@ -135,8 +135,23 @@ export class RemoteLink implements ControlPlaneLink {
   }
 
   /** Gives up within a quarter of the lease (the follower beats on meanwhile): a lost beat never costs the lease. */
-  async heartbeat(): Promise<void> {
-    await this.eps.json('POST', `${this.path}/heartbeat`, this.o.credential, undefined, this.heartbeatTimeoutMs);
+  heartbeat(): Promise<LeaseTerms> {
+    return this.eps.json<LeaseTerms>('POST', `${this.path}/heartbeat`, this.o.credential, undefined, this.heartbeatTimeoutMs);
+  }
+
+  /** This host's share of the cluster overlay (its subnet claimed now if new); undefined: the cluster has none. */
+  async overlay(): Promise<OverlayAssignment | undefined> {
+    try {
+      return await this.eps.json<OverlayAssignment>('POST', `${this.path}/overlay`, this.o.credential);
+    } catch (e) {
+      // a control plane without an overlay (or from before overlays) has nothing to give
+      if (e instanceof BerthError && e.status === 404) return undefined;
+      throw e;
+    }
+  }
+
+  peers(): Promise<OverlayPeers> {
+    return this.eps.json('GET', `${this.path}/peers`, this.o.credential);
   }
 
   resume(): Promise<HostResume> {

@@ -67,9 +67,10 @@ export interface HostSpec {
   ports: PublishedPort[];
   /**
    * What the host's network needs to place the group. `key` is opaque: groups with the same key reach each
-   * other on the host's network; absent, the host's default.
+   * other on the host's network; absent, the host's default. `tag`: the key's number across the cluster's hosts
+   * (1..65535, the same on every host), on a cluster with an overlay: without one the group reaches no other host.
    */
-  network: { key?: string };
+  network: { key?: string; tag?: number };
   /** Credentials for the registries the images come from. */
   registryCredentials: RegistryCredentials[];
   /** Provisioning (pulls, network, volumes, first starts) that takes longer fails, and what it made is removed. */

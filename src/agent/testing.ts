@@ -117,7 +117,7 @@ export class FakeContainers implements Containers {
 }
 
 export class FakeNetworks implements Networks {
-  readonly sandboxes = new Map<string, { sandbox: Sandbox; ports: PublishedPort[]; segment?: string }>();
+  readonly sandboxes = new Map<string, { sandbox: Sandbox; ports: PublishedPort[]; segment?: string; tag?: number }>();
   readonly actions: string[] = [];
   /** Ports the host keeps for itself. */
   hostPorts: PublishedPort[] = [];
@@ -131,11 +131,11 @@ export class FakeNetworks implements Networks {
     return this.sandboxes.get(id)?.sandbox;
   }
 
-  setupStaged(id: string, ports: PublishedPort[], segment?: string) {
+  setupStaged(id: string, ports: PublishedPort[], segment?: string, tag?: number) {
     let s = this.sandboxes.get(id);
     if (!s) {
       this.actions.push(`setup ${id}`);
-      s = { sandbox: { id, netnsPath: `/run/netns/berth-${id}`, ip: `10.0.0.${++this.n}` }, ports, segment };
+      s = { sandbox: { id, netnsPath: `/run/netns/berth-${id}`, ip: `10.0.0.${++this.n}` }, ports, segment, tag };
       this.sandboxes.set(id, s);
     }
     const done = Promise.resolve(s.sandbox);

@@ -57,13 +57,15 @@ program
   .option('--disk-limit-gb <GB>', "each group's disk for its writable layers and volumes (default 10; 0: no limit)", Number)
   .option('--store <url>', 'etcd://host:port[,host:port…][/prefix]: a control plane replica of a cluster, its hosts joined with `berth agent` (default: SQLite in the data dir, this host the only agent)')
   .option('--join-token <token>', 'a token hosts may join the cluster with (repeatable)', collect, [])
+  .option('--cluster-cidr <cidr>', "a cluster's overlay network: each host's groups get a subnet of it (default 10.252.0.0/16; the same on every replica)")
+  .option('--host-subnet-prefix <bits>', "the prefix length of each host's subnet of the cluster CIDR (default 24: 253 groups per host)", Number)
   .option('--no-orchestrator', 'do not run the NGroup orchestrator in this process (run `berth orchestrator --api URL` instead)')
   .action(async (o) => {
     const { loadConfig, startServer } = await import('../server.js');
     const cfg = loadConfig(resolve(o.dataDir), {
       listen: o.listen, listenHttps: o.listenHttps, allowInsecureHttp: o.allowInsecureHttp, tlsDir: o.tlsDir, tokens: o.token, bridge: o.bridge, subnet: o.subnet, advertiseAddress: o.advertiseAddress,
       runcRoot: o.runcRoot, insecureRegistries: o.insecureRegistry, stopGraceSeconds: o.stopGrace, dnsListen: o.dnsListen, dnsZone: o.dnsZone, location: o.location,
-      diskLimitGB: o.diskLimitGb, store: o.store, joinTokens: o.joinToken, ...(o.orchestrator === false && { orchestrator: false }),
+      diskLimitGB: o.diskLimitGb, store: o.store, joinTokens: o.joinToken, clusterCidr: o.clusterCidr, hostSubnetPrefix: o.hostSubnetPrefix, ...(o.orchestrator === false && { orchestrator: false }),
     });
     const srv = await startServer(cfg);
     if (srv.dnsAddress) console.error(`berth: serving DNS for zone ${srv.dnsZone} on ${srv.dnsAddress} (UDP and TCP)`);
@@ -86,7 +88,7 @@ program
   .option('--memory-gb <GB>', 'memory groups may use here (default: all of the host)', Number)
   .option('--data-dir <dir>', 'where the host keeps its credential, images and containers', '/var/lib/berth-agent')
   .option('--bridge <name>', 'bridge for container groups')
-  .option('--subnet <cidr>', 'subnet for container groups on this host')
+  .option('--subnet <cidr>', "subnet for container groups on this host (on a cluster with an overlay, the control plane's subnet for it wins)")
   .option('--runc-root <dir>', 'runc state directory')
   .option('--insecure-registry <host:port>', 'registry reached over plain HTTP (loopback ones always are)', collect, [])
   .option('--stop-grace <seconds>', 'SIGTERM-to-SIGKILL grace when stopping containers', Number)

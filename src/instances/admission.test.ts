@@ -1,4 +1,4 @@
-// Admission in the store transaction: two services on one store (a SQLite file with two handles, and a real etcd) race conflicting creates, and exactly one wins each race.
+// Admission in the store transaction: two services on one store (a SQLite file with two handles, and a real etcd) race conflicting creates (and hosts' registrations for subnets), and exactly one wins each race.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,8 @@ import { EtcdStore } from '../store/etcd.js';
 import { SqliteStore } from '../store/sqlite.js';
 import type { Store } from '../store/store.js';
 import { parseGroupSpec } from './model.js';
+import type { OverlaySettings } from './hosts/cluster-overlay.js';
+import { hostSpecOf } from './host-specs.js';
 import { InstancesService, type Quotas } from './service.js';
 import { fakeDataPlane } from './testing.js';
 
@@ -21,6 +23,7 @@ after(async () => {
 });
 
 const ROUNDS = 10;
+const OVERLAY: OverlaySettings = { clusterCidr: '10.252.0.0/16', hostPrefix: 24, vni: 1, port: 4789 };
 
 /** A group publishing `port` on its host, or with a DNS label on its own address (Private: no host port). */
 const group = (o: { port?: number; label?: string } = {}) => parseGroupSpec({
@@ -36,9 +39,9 @@ const outcome = (p: Promise<unknown>) => p.then(() => 'admitted', (e) => (isBert
 /** Two services (two replicas) over two handles on one store. */
 type Replicas = { a: InstancesService; b: InstancesService; stores: Store[] };
 
-async function replicas(open: () => Promise<Store>, quotas?: Quotas): Promise<Replicas> {
+async function replicas(open: () => Promise<Store>, quotas?: Quotas, overlay?: OverlaySettings): Promise<Replicas> {
   const stores = [await open(), await open()];
-  const [a, b] = stores.map((s) => new InstancesService(s, () => fakeDataPlane(), { quotas }));
+  const [a, b] = stores.map((s) => new InstancesService(s, () => fakeDataPlane(), { quotas, overlay }));
   await a.start();
   await b.start();
   return { a, b, stores };
@@ -94,6 +97,41 @@ function races(name: string, open: (tag: string) => () => Promise<Store>) {
         await r.b.gateway.reportRemoved('local', uid);
       }
       assert.deepEqual((await r.a.list('sub')).views.map((v) => v.record.name), ['one', 'two']);
+      await close(r);
+    });
+
+    it("racing first groups of new subscriptions: each subscription gets a tag of its own, which all its groups carry to their hosts", async () => {
+      const r = await replicas(open('tags'), undefined, OVERLAY);
+      const subs = Array.from({ length: ROUNDS }, (_, i) => `tagged${i}`);
+      const results = await Promise.all(subs.flatMap((sub) => [r.a, r.b].map((svc, j) => outcome(svc.createOrUpdate({ subscriptionId: sub, resourceGroup: 'rg', name: `g${j}` }, { spec: group().spec, tags: {} })))));
+      assert.deepEqual(new Set(results), new Set(['admitted']));
+      const tagOf = new Map<string, number>();
+      for (const sub of subs) {
+        const tags = (await r.a.list(sub)).views.map((v) => hostSpecOf(v.record).spec.network.tag);
+        assert.equal(tags.length, 2);
+        assert.ok(tags[0] !== undefined && tags[0] === tags[1], `${sub}: one tag for both groups (${tags})`);
+        tagOf.set(sub, tags[0]!);
+      }
+      assert.equal(new Set(tagOf.values()).size, ROUNDS, `a tag per subscription: ${[...tagOf.values()]}`);
+      // a later group keeps its subscription's tag
+      await r.b.createOrUpdate({ subscriptionId: subs[0], resourceGroup: 'rg2', name: 'later' }, { spec: group().spec, tags: {} });
+      assert.equal((await r.b.get({ subscriptionId: subs[0], resourceGroup: 'rg2', name: 'later' })).record.segmentTag, tagOf.get(subs[0]));
+      await close(r);
+    });
+
+    it('racing registrations of new hosts: each host gets a subnet of its own, kept when it registers again; none left, a clear refusal', async () => {
+      const r = await replicas(open('subnets'), undefined, { ...OVERLAY, clusterCidr: '10.252.0.0/24', hostPrefix: 27 });
+      const reg = (name: string) => ({ name, address: '10.250.0.9', labels: {}, allocatable: { cpu: 1, memoryGB: 1 }, agentVersion: 't' });
+      const hosts = Array.from({ length: 8 }, (_, i) => `h${i}`);
+      // the first asks ahead of its registration (as an agent does before it makes its network)
+      const asked = await r.a.gateway.overlay('h0');
+      const terms = await Promise.all(hosts.map((h, i) => (i % 2 ? r.a : r.b).gateway.register(h, reg(h))));
+      const subnets = terms.map((t) => t.overlay!.subnet);
+      assert.equal(new Set(subnets).size, 8, `eight /27s: ${subnets}`);
+      assert.equal(subnets[0], asked!.subnet, 'the registration keeps the subnet asked for ahead');
+      assert.deepEqual(terms[3].overlay, { clusterCidr: '10.252.0.0/24', subnet: subnets[3], vni: OVERLAY.vni, port: OVERLAY.port });
+      assert.equal((await r.b.gateway.register('h3', reg('h3'))).overlay!.subnet, subnets[3], 'again: the same');
+      assert.equal(await outcome(r.a.gateway.register('h8', reg('h8'))), 'ClusterSubnetsExhausted');
       await close(r);
     });
   });

@@ -12,12 +12,13 @@ import type { PublishedPort } from '../agent/spec.js';
 import { newlyPublished, portInUse, type Admission } from './admission.js';
 import { claimDnsName, releaseDnsName } from './dns-names.js';
 import type { GroupSpec } from './group-spec.js';
-import { placeOps, unplaceOps, type RemovingRecord } from './host-specs.js';
+import { placeOps, segmentOf, unplaceOps, type RemovingRecord } from './host-specs.js';
 import { groupEventsKey, groupKey, opKey, removingKey, rgKey, statusKey } from './keys.js';
 import { checkGroupName, checkResourceGroupName, checkSubscriptionId } from './model.js';
 import { newOperation } from './operations.js';
 import { GROUP_TYPE, locationKey, UNPLACED, type GroupRecord, type GroupView, type OperationRecord, type ProfileReference } from './records.js';
 import { newResourceGroup, type ResourceGroupRecords } from './resource-groups.js';
+import { segmentTag } from './segment-tags.js';
 import type { StoredStatus } from './hosts/gateway.js';
 import { groupView, untilStatus } from './views.js';
 
@@ -50,6 +51,8 @@ export interface GroupWriterOptions {
   stopWaitMs: number;
   /** The ports of `ports` a host keeps for itself (its own sockets, berth's ports), asked of the host. */
   hostKeeps: (host: string, ports: PublishedPort[]) => Promise<PublishedPort[]>;
+  /** Each subscription gets a cluster-wide segment tag with its first group (segment-tags.ts): on a cluster with an overlay. */
+  segmentTags?: boolean;
 }
 
 /** Attempts of a change whose reads another writer changed meanwhile, before it answers Conflict. */
@@ -107,7 +110,9 @@ export class GroupWriter {
             uid: randomBytes(6).toString('hex'), subscriptionId: sub, resourceGroup: rg, name, location: location ?? this.o.location,
             tags, spec, generation: 1, state: 'Running', deleting: false, host: this.o.placeOn, createdAt: new Date().toISOString(),
           };
-      const rec: GroupRecord = { ...base, ...membership };
+      // the segment's tag is the same on every host: claimed with the subscription's first group
+      const tagged = this.o.segmentTags && base.segmentTag === undefined ? await segmentTag(this.store, segmentOf(sub)) : undefined;
+      const rec: GroupRecord = { ...base, ...membership, ...(tagged && { segmentTag: tagged.tag }) };
       // Never a port the host keeps, whose traffic the group would take; what the group publishes already is its
       // own (a host process that bound there since does not stop its updates).
       const added = rec.host ? newlyPublished(spec, old?.spec) : [];
@@ -124,8 +129,8 @@ export class GroupWriter {
         // The record, its operation, what admitted it and its host spec land together or not at all: a crash
         // here leaves no half-created group, and no other writer admitted a conflict meanwhile.
         return (await this.store.txn({
-          if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares, ...admission.compares],
-          then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(specChanged && rec.host ? placeOps(rec) : [])],
+          if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares, ...admission.compares, ...(tagged?.compares ?? [])],
+          then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(tagged?.ops ?? []), ...(specChanged && rec.host ? placeOps(rec) : [])],
         })).succeeded;
       });
       if (admitted) {

@@ -75,7 +75,7 @@ export function hostSpecOf(rec: GroupRecord): PlacedHostSpec {
         ...(v.gitRepo && { gitRepo: { ...v.gitRepo } }),
       })),
       ports: spec.ipAddress?.type === 'Public' ? spec.ipAddress.ports.map((p) => ({ port: p.port, protocol: p.protocol })) : [],
-      network: { key: segmentOf(rec.subscriptionId) },
+      network: { key: segmentOf(rec.subscriptionId), ...(rec.segmentTag !== undefined && { tag: rec.segmentTag }) },
       registryCredentials: spec.imageRegistryCredentials.map((r) => ({ server: r.server, username: r.username, password: r.password })),
       provisioningTimeoutSeconds: spec.provisioningTimeoutInSeconds ?? DEFAULT_PROVISIONING_TIMEOUT_S,
     },

@@ -56,6 +56,16 @@ export const ngroupOpKey = (id: string) => `/ngops/${id}`;
 /** The layout version of what is stored (see upgrade.ts). */
 export const LAYOUT_KEY = '/meta/layout';
 
+/** `/subnets/{cidr}`: the host a subnet of the cluster CIDR is given to (SubnetHolder): one subnet, one host, across replicas. */
+export const subnetKey = (cidr: string) => `/subnets/${cidr}`;
+export const SUBNETS_PREFIX = '/subnets/';
+/** The cluster overlay's settings (OverlaySettings), written by the first replica: every replica uses the same. */
+export const CLUSTER_OVERLAY_KEY = '/cluster/overlay';
+/** `/segmenttags/{key}`: a network segment's cluster-wide tag (SegmentTag); `/segmenttagnums/{n}`: the segment holding tag n. */
+export const segmentTagKey = (segment: string) => `/segmenttags/${segment}`;
+export const SEGMENT_TAGS_PREFIX = '/segmenttags/';
+export const segmentTagNumberKey = (tag: number) => `/segmenttagnums/${tag}`;
+
 /** `/agentcreds/{host}`: the SHA-256 of the host's agent credential (credentials.ts). */
 export const agentCredentialKey = (host: string) => `/agentcreds/${host}`;
 /** The cluster CA (certificate and key, PEM) every replica serves with and signs agents' certificates with. */

@@ -34,6 +34,8 @@ export interface GroupRecord {
   profile?: ProfileReference;
   /** The resource id of the NGroup the group belongs to (ACI's `orchestratorId`). */
   orchestratorId?: string;
+  /** Its subscription's cluster-wide network segment tag (segment-tags.ts), on a cluster with an overlay. */
+  segmentTag?: number;
 }
 
 /** A container group profile's revision, by the profile's resource id. */

@@ -9,6 +9,7 @@ import type { GroupRef } from './actions.js';
 import { Admission, type Quotas } from './admission.js';
 import type { DnsNameRecord } from './dns-names.js';
 import { GroupWriter, groupNotFound, type Caller, type GroupPut } from './group-writer.js';
+import type { OverlaySettings } from './hosts/cluster-overlay.js';
 import { HostGateway } from './hosts/gateway.js';
 import type { HostsView } from './hosts/hosts-view.js';
 import { dnsNameKey, groupKey, groupPrefix } from './keys.js';
@@ -45,6 +46,11 @@ export interface ServiceOptions {
   replica?: string;
   /** A cluster's zones that have a Ready host now (what the provider's registration lists as the location's zones). */
   readyZones?: () => string[];
+  /**
+   * A cluster's overlay: hosts get subnets of it as they register, and each subscription a cluster-wide segment tag
+   * with its first group (segment-tags.ts). Absent: neither (the embedded default).
+   */
+  overlay?: OverlaySettings;
 }
 
 /** How the service reaches a host's agent for what does not go through the store: logs, exec, its images. */
@@ -78,10 +84,10 @@ export class InstancesService implements ResourceGroups {
     this.rgs = new ResourceGroupRecords(store, (l) => this.servedLocation(l, 'resourceGroup'), (sub, resourceGroup, name) => this.delete({ subscriptionId: sub, resourceGroup, name }));
     this.writer = new GroupWriter(store, this.admission, this.rgs, {
       dnsZone: this.dnsZone, location: this.location, servedLocation: (l) => this.servedLocation(l, 'group'), placeOn: this.placeOn, stopWaitMs: opts.stopWaitMs ?? 120_000,
-      hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports),
+      hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports), segmentTags: opts.overlay !== undefined,
     });
     this.gateway = new HostGateway(store, {
-      onRemoved: (host, uid) => this.writer.finishRemoval(host, uid), leaseTtlSeconds: opts.hostLeaseSeconds, holder: opts.replica,
+      onRemoved: (host, uid) => this.writer.finishRemoval(host, uid), leaseTtlSeconds: opts.hostLeaseSeconds, holder: opts.replica, overlay: opts.overlay,
     });
   }
 

@@ -82,6 +82,10 @@ export const Codes = {
   ContainerGroupTransitioning: 'ContainerGroupTransitioning',
   ContainerGroupNotRunning: 'ContainerGroupNotRunning',
   PortAlreadyInUse: 'PortAlreadyInUse',
+  /** The cluster CIDR has no subnet left for a host joining (berth server --cluster-cidr, --host-subnet-prefix). */
+  ClusterSubnetsExhausted: 'ClusterSubnetsExhausted',
+  /** Every cluster-wide network segment tag (1..65535, one per subscription) is taken. */
+  SegmentTagsExhausted: 'SegmentTagsExhausted',
   // runtime
   InaccessibleImage: 'InaccessibleImage',
   RegistryUnauthorized: 'RegistryUnauthorized',

@@ -8,7 +8,9 @@ import { Authenticator } from '../../src/arm/auth.js';
 import { createArmServer } from '../../src/arm/server.js';
 import { registerAgentRoutes } from '../../src/instances/hosts/agent-api.js';
 import { AgentCredentials } from '../../src/instances/hosts/credentials.js';
+import { overlayPeers } from '../../src/instances/hosts/cluster-overlay.js';
 import { HostGateway, type HostGatewayOptions } from '../../src/instances/hosts/gateway.js';
+import { HostsView } from '../../src/instances/hosts/hosts-view.js';
 import { ensureClusterIdentity, type ClusterIdentity } from '../../src/instances/hosts/identity.js';
 import { ensureServerCert, newKeyAndCsr } from '../../src/lib/tls.js';
 import type { Store } from '../../src/store/store.js';
@@ -39,12 +41,16 @@ export async function startAgentApiReplica(o: AgentApiReplicaOptions): Promise<A
   const gateway = new HostGateway(o.store, o);
   const tenants = new Authenticator([o.tenantToken ?? randomBytes(16).toString('hex')], [], randomBytes(32));
   const app = createArmServer({ auth: tenants, agents: credentials, https: { key: readFileSync(tls.key), cert: readFileSync(tls.cert) } });
-  registerAgentRoutes(app, { gateway, credentials, identity, reservedHosts: ['local'] });
+  // with an overlay (gateway option `overlay`), its peers from a view of the hosts, as a cluster's replica has
+  const hosts = o.overlay && new HostsView(o.store);
+  await hosts?.ready();
+  registerAgentRoutes(app, { gateway, credentials, identity, reservedHosts: ['local'], ...(hosts && { overlayPeers: () => overlayPeers(hosts.all()) }) });
   await app.listen({ host: '127.0.0.1', port: o.port ?? 0 });
   const addr = app.server.address() as { port: number };
   return {
     app, url: `https://127.0.0.1:${addr.port}`, gateway, identity,
     async close() {
+      hosts?.stop();
       gateway.close();
       app.server.closeAllConnections();
       await app.close();

@@ -4,8 +4,10 @@
 //
 //   POST /agent/v1/join                          {name, addresses, csr}  -> {host, credential, caCert, signingPublicKey, certificate}
 //   POST /agent/v1/hosts/{host}/certificate      {addresses, csr}        -> {certificate}   (the host's addresses changed)
-//   PUT  /agent/v1/hosts/{host}                  HostRegistration        -> {leaseTtlMs, heartbeatMs}
-//   POST /agent/v1/hosts/{host}/heartbeat                                -> {leaseTtlMs, heartbeatMs}  (404 ResourceNotFound: register again)
+//   PUT  /agent/v1/hosts/{host}                  HostRegistration        -> {leaseTtlMs, heartbeatMs, overlay?, peersVersion?}
+//   POST /agent/v1/hosts/{host}/heartbeat                                -> {leaseTtlMs, heartbeatMs, peersVersion?}  (404 ResourceNotFound: register again)
+//   POST /agent/v1/hosts/{host}/overlay                                  -> OverlayAssignment (its subnet claimed if new; 404 NotFound: no overlay)
+//   GET  /agent/v1/hosts/{host}/peers                                    -> OverlayPeers {version, peers} (the overlay's hosts)
 //   GET  /agent/v1/hosts/{host}/resume                                   -> HostResume {statuses, removing}
 //   GET  /agent/v1/hosts/{host}/specs?fromRevision=N  -> NDJSON lines: {"events":[SpecEvent…]} (one line is one
 //        store revision or more, whole), {"heartbeat":true} every 10 s, {"error":WireError} before an end it caused
@@ -13,7 +15,7 @@
 //   POST /agent/v1/hosts/{host}/groups/{uid}/removed                     -> 204
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { HostRegistration, SpecEvent } from '../../agent/link.js';
+import type { HostRegistration, OverlayPeers, SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
 import { AGENT, JOIN } from '../../arm/route-scope.js';
 import { BerthError, Codes, errorToWire } from '../../lib/errors.js';
@@ -28,6 +30,8 @@ export interface AgentApiOptions {
   identity: ClusterIdentity;
   /** Names no agent may take (the in-process agent's). */
   reservedHosts: string[];
+  /** The cluster overlay's hosts (cluster-overlay.ts), on a cluster that has one. */
+  overlayPeers?: () => OverlayPeers;
 }
 
 export interface JoinRequest {
@@ -89,6 +93,10 @@ export function parseRegistration(host: string, body: unknown): HostRegistration
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw invalid(`'${target}' must be a positive number.`, target);
     return v;
   };
+  const count = (v: unknown, target: string) => {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) throw invalid(`'${target}' must be a whole number.`, target);
+    return v;
+  };
   const labels = b.labels === undefined ? {} : obj(b.labels, "registration's 'labels'");
   for (const [k, v] of Object.entries(labels))
     if (!/^[A-Za-z0-9._/-]{1,253}$/.test(k) || typeof v !== 'string' || v.length > 253) throw invalid(`The label '${k.slice(0, 80)}' must be a name with a string value.`, `labels.${k.slice(0, 80)}`);
@@ -101,12 +109,21 @@ export function parseRegistration(host: string, body: unknown): HostRegistration
     if (!/^[0-9a-f]{64}$/.test(certSha256)) throw invalid("'dataPlane.certSha256' must be 64 lower-case hex digits.", 'dataPlane.certSha256');
     dataPlane = { url, certSha256 };
   }
+  let overlay: HostRegistration['overlay'];
+  if (b.overlay !== undefined) {
+    const vtepMac = str(obj(b.overlay, "registration's 'overlay'").vtepMac, 'overlay.vtepMac', 17);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/.test(vtepMac)) throw invalid("'overlay.vtepMac' must be a MAC address in lower-case hex (aa:bb:cc:dd:ee:ff).", 'overlay.vtepMac');
+    overlay = { vtepMac };
+  }
   const address = str(b.address, 'address', 253);
   if (!(isIP(address) || DNS_NAME.test(address))) throw invalid("'address' is not an IP address or DNS name.", 'address');
   return {
     name: host, address, ...(b.zone !== undefined && { zone: str(b.zone, 'zone', 63) }), labels: labels as Record<string, string>,
-    allocatable: { cpu: positive(alloc.cpu, 'allocatable.cpu'), memoryGB: positive(alloc.memoryGB, 'allocatable.memoryGB') },
-    ...(dataPlane && { dataPlane }), agentVersion: str(b.agentVersion, 'agentVersion', 100),
+    allocatable: {
+      cpu: positive(alloc.cpu, 'allocatable.cpu'), memoryGB: positive(alloc.memoryGB, 'allocatable.memoryGB'),
+      ...(alloc.addresses !== undefined && { addresses: count(alloc.addresses, 'allocatable.addresses') }),
+    },
+    ...(dataPlane && { dataPlane }), agentVersion: str(b.agentVersion, 'agentVersion', 100), ...(overlay && { overlay }),
   };
 }
 
@@ -148,14 +165,29 @@ export function registerAgentRoutes(app: FastifyInstance, o: AgentApiOptions) {
     return { certificate: await certificate(hostOf(req.params), r.addresses, r.csr) };
   });
 
+  // the peers' version rides on every answer: a host fetches them again as soon as they change
+  const peersVersion = () => (o.overlayPeers ? { peersVersion: o.overlayPeers().version } : {});
+
   app.put(H, AGENT, async (req) => {
     const host = hostOf(req.params);
-    return o.gateway.register(host, parseRegistration(host, req.body));
+    return { ...(await o.gateway.register(host, parseRegistration(host, req.body))), ...peersVersion() };
   });
 
   app.post(`${H}/heartbeat`, AGENT, async (req) => {
     await o.gateway.heartbeat(hostOf(req.params));
-    return o.gateway.terms;
+    return { ...o.gateway.terms, ...peersVersion() };
+  });
+
+  app.post(`${H}/overlay`, AGENT, async (req) => {
+    const assignment = await o.gateway.overlay(hostOf(req.params));
+    if (!assignment) throw new BerthError(Codes.NotFound, 'This cluster has no overlay network.', 404);
+    return assignment;
+  });
+
+  app.get(`${H}/peers`, AGENT, async (req) => {
+    hostOf(req.params);
+    if (!o.overlayPeers) throw new BerthError(Codes.NotFound, 'This cluster has no overlay network.', 404);
+    return o.overlayPeers();
   });
 
   app.get(`${H}/resume`, AGENT, async (req) => o.gateway.resume(hostOf(req.params)));

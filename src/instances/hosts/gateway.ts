@@ -1,8 +1,9 @@
 // The control plane's side of a host's link, over the store: what a host may read (the specs placed on it, from a revision) and write (its registration, liveness, statuses and removals of its own groups), and nothing else.
-import type { HostRegistration, HostResume, LeaseTerms, PlacedSpec, SpecEvent } from '../../agent/link.js';
+import type { HostRegistration, HostResume, LeaseTerms, OverlayAssignment, PlacedSpec, SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
 import { BerthError, Codes } from '../../lib/errors.js';
 import type { Store } from '../../store/store.js';
+import { assignmentOf, hostSubnet, type OverlaySettings } from './cluster-overlay.js';
 import { heartbeatMs, HostLeases } from './host-leases.js';
 import { hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
 
@@ -10,6 +11,8 @@ import { hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from 
 export interface HostRecord extends HostRegistration {
   registeredAt: string;
   updatedAt: string;
+  /** Its share of the cluster overlay's CIDR (cluster-overlay.ts), from its first registration on. */
+  subnet?: string;
 }
 
 /** A status as the store records it: which host reported it. */
@@ -22,6 +25,8 @@ export interface HostGatewayOptions {
   leaseTtlSeconds?: number;
   /** Who keeps the hosts' leases (a replica's name), recorded with them for people reading the store. */
   holder?: string;
+  /** The cluster overlay: each host gets a subnet of it at its first registration. Absent: none (the embedded default). */
+  overlay?: OverlaySettings;
 }
 
 /**
@@ -55,6 +60,9 @@ export function statusBatches(statuses: GroupStatus[]): GroupStatus[][] {
  */
 export const DEFAULT_HOST_LEASE_SECONDS = 4;
 
+/** Attempts of a registration whose record or subnet another replica wrote meanwhile. */
+const REGISTER_ATTEMPTS = 10;
+
 /** How long a heartbeat trusts that its host is registered. */
 const REGISTRATION_RECHECK_MS = 1000;
 
@@ -80,13 +88,37 @@ export class HostGateway {
     return { leaseTtlMs: this.leaseTtlMs, heartbeatMs: heartbeatMs(this.leases.ttlSeconds) };
   }
 
-  /** Records the host (address, capacity, how to reach it) and counts as a heartbeat. */
+  /** Records the host (address, capacity, how to reach it; its subnet of the overlay) and counts as a heartbeat. */
   async register(host: string, reg: HostRegistration): Promise<LeaseTerms> {
-    const now = new Date().toISOString();
-    const old = await this.store.get<HostRecord>(hostKey(host));
-    await this.store.put(hostKey(host), { ...reg, name: host, registeredAt: old?.value.registeredAt ?? now, updatedAt: now } satisfies HostRecord);
-    await this.heartbeat(host);
-    return this.terms;
+    for (let attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
+      const now = new Date().toISOString();
+      const old = await this.store.get<HostRecord>(hostKey(host));
+      const overlay = this.o.overlay && (await hostSubnet(this.store, this.o.overlay, host, old?.value));
+      const rec: HostRecord = { ...reg, name: host, registeredAt: old?.value.registeredAt ?? now, updatedAt: now, ...(overlay && { subnet: overlay.subnet }) };
+      const written = await this.store.txn({
+        if: [{ key: hostKey(host), modRevision: old?.modRevision ?? 0 }, ...(overlay?.compares ?? [])],
+        then: [{ put: hostKey(host), value: rec }, ...(overlay?.ops ?? [])],
+      });
+      if (!written.succeeded) continue; // another replica wrote the record or took the subnet meanwhile
+      await this.heartbeat(host);
+      return { ...this.terms, ...(overlay && { overlay: assignmentOf(this.o.overlay!, overlay.subnet) }) };
+    }
+    throw new BerthError(Codes.Conflict, `The registration of host '${host}' raced other writers ${REGISTER_ATTEMPTS} times; try again.`, 409);
+  }
+
+  /**
+   * The host's share of the overlay (none without one), its subnet claimed now if it has none yet: what an agent
+   * asks before it makes its network, ahead of its registration (which keeps the same subnet).
+   */
+  async overlay(host: string): Promise<OverlayAssignment | undefined> {
+    const settings = this.o.overlay;
+    if (!settings) return undefined;
+    for (let attempt = 0; attempt < REGISTER_ATTEMPTS; attempt++) {
+      const old = await this.store.get<HostRecord>(hostKey(host));
+      const { subnet, compares, ops } = await hostSubnet(this.store, settings, host, old?.value);
+      if (ops.length === 0 || (await this.store.txn({ if: compares, then: ops })).succeeded) return assignmentOf(settings, subnet);
+    }
+    throw new BerthError(Codes.Conflict, `Claiming a subnet for host '${host}' raced other writers ${REGISTER_ATTEMPTS} times; try again.`, 409);
   }
 
   /**

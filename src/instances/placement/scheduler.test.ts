@@ -19,6 +19,19 @@ const hostOf = (s: Scheduler, g: GroupDemand) => {
   return 'host' in d ? d.host : d.unschedulable;
 };
 
+test("a host's subnet is a resource too: each group takes one of its addresses, and one with none left takes no more (FailedScheduling says so)", () => {
+  const s = new Scheduler();
+  s.setHost(host('h1', { allocatable: { cpu: 100, memoryGB: 100, addresses: 2 } }));
+  s.setHost(host('h2', { allocatable: { cpu: 100, memoryGB: 100, addresses: 1 } }));
+  const placed = ['a', 'b', 'c'].map((n) => group(n, { cpu: 0.1, memoryGB: 0.1 }));
+  const hosts = placed.map((g) => hostOf(s, g));
+  assert.deepEqual([...hosts].sort(), ['h1', 'h1', 'h2']);
+  assert.deepEqual(s.decide(group('d', { cpu: 0.1, memoryGB: 0.1 })), { unschedulable: '0/2 hosts are available: 2 no free address.' });
+  // a group that goes gives its address back
+  s.forget(placed[0].uid);
+  assert.equal(hostOf(s, group('e', { cpu: 0.1, memoryGB: 0.1 })), hosts[0]);
+});
+
 test('resources filter hosts; Spread takes the emptiest, BinPack the fullest that fits', () => {
   const s = new Scheduler();
   s.setHost(host('h1'));

@@ -2,7 +2,7 @@
 // decides from is a cache kept current by its caller (from the store's watches), never a query per decision.
 //
 // In the spirit of kube-scheduler's filter and score plugins and Nomad's constraints and spread (their designs,
-// not their code): filters are ready, zones, host labels, resources, host ports, required affinity and
+// not their code): filters are ready, zones, host labels, resources (CPU, memory, the addresses of the host's subnet), host ports, required affinity and
 // anti-affinity to other groups of the same subscription; scores are bin-packing or spreading by resources plus
 // preferred (anti-)affinity. Like kube-scheduler it stops looking once it has found enough feasible hosts in a
 // large cluster (starting where the last search stopped, so every host gets its turn), which keeps a decision
@@ -19,7 +19,7 @@ export interface SchedulerOptions {
 }
 
 /** Why a host was passed over, in the order filters run (the first that fails is counted). */
-const FILTERS = ['not ready', 'not in the requested zones', 'missing the requested host labels', 'insufficient cpu', 'insufficient memory',
+const FILTERS = ['not ready', 'not in the requested zones', 'missing the requested host labels', 'insufficient cpu', 'insufficient memory', 'no free address',
   'host port already in use', "didn't match the group's affinity rules", "didn't match the group's anti-affinity rules"] as const;
 type Filter = (typeof FILTERS)[number];
 
@@ -53,6 +53,9 @@ export class Scheduler {
   private allocMem = new Float64Array(64);
   private usedCpu = new Float64Array(64);
   private usedMem = new Float64Array(64);
+  /** Addresses a host's subnet has for groups (Infinity: it did not say), and how many its groups hold (one each). */
+  private allocAddr = new Float64Array(64);
+  private usedAddr = new Float64Array(64);
   private ready = new Uint8Array(64);
   private gone = new Uint8Array(64);
   private hostIndex = new Map<string, number>();
@@ -85,6 +88,7 @@ export class Scheduler {
     this.labels[i] = h.labels;
     this.allocCpu[i] = h.allocatable.cpu;
     this.allocMem[i] = h.allocatable.memoryGB;
+    this.allocAddr[i] = h.allocatable.addresses ?? Infinity;
     this.ready[i] = h.ready ? 1 : 0;
     this.gone[i] = 0;
   }
@@ -100,6 +104,8 @@ export class Scheduler {
     this.allocMem = twice(this.allocMem);
     this.usedCpu = twice(this.usedCpu);
     this.usedMem = twice(this.usedMem);
+    this.allocAddr = twice(this.allocAddr);
+    this.usedAddr = twice(this.usedAddr);
     this.ready = twice(this.ready);
     this.gone = twice(this.gone);
   }
@@ -124,6 +130,7 @@ export class Scheduler {
     this.placed.set(d.uid, { host: i, demand: d });
     this.usedCpu[i] += d.cpu;
     this.usedMem[i] += d.memoryGB;
+    this.usedAddr[i] += 1;
     if (d.ports.length > 0) {
       const set = (this.ports[i] ??= new Set());
       for (const p of d.ports) set.add(p);
@@ -142,6 +149,7 @@ export class Scheduler {
     this.placed.delete(uid);
     this.usedCpu[p.host] -= p.demand.cpu;
     this.usedMem[p.host] -= p.demand.memoryGB;
+    this.usedAddr[p.host] -= 1;
     for (const port of p.demand.ports) this.ports[p.host]?.delete(port);
     for (const k of this.keysOf(p.demand)) {
       const s = this.index.get(k);
@@ -238,6 +246,7 @@ export class Scheduler {
     for (let k = 0; k < hostLabels.length; k++) if (this.labels[i][hostLabels[k][0]] !== hostLabels[k][1]) return 'missing the requested host labels';
     if (this.allocCpu[i] - this.usedCpu[i] < d.cpu - 1e-9) return 'insufficient cpu';
     if (this.allocMem[i] - this.usedMem[i] < d.memoryGB - 1e-9) return 'insufficient memory';
+    if (this.usedAddr[i] >= this.allocAddr[i]) return 'no free address';
     const taken = this.ports[i];
     if (taken !== undefined && taken.size > 0) for (let k = 0; k < d.ports.length; k++) if (taken.has(d.ports[k])) return 'host port already in use';
     for (let k = 0; k < required.length; k++) {

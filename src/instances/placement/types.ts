@@ -4,8 +4,8 @@ export interface HostInfo {
   name: string;
   zone?: string;
   labels: Record<string, string>;
-  /** What groups may use. */
-  allocatable: { cpu: number; memoryGB: number };
+  /** What groups may use; `addresses`: how many groups its subnet has addresses for (absent: no limit known). */
+  allocatable: { cpu: number; memoryGB: number; addresses?: number };
   /** Its lease is alive: it takes new groups. */
   ready: boolean;
 }

@@ -1,53 +1,23 @@
 // One network namespace per container group, wired to a host bridge by the CNI bridge plugin; state kept on disk.
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 import { join } from 'node:path';
 import { BerthError, Codes } from '../../lib/errors.js';
 import { firstHost, parseCidr } from '../../lib/ipv4.js';
 import { KeyedLock } from '../../lib/keyed-lock.js';
-import { Refiller } from '../../lib/refiller.js';
 import { runCommand } from '../../lib/spawner.js';
 import { span } from '../../lib/trace.js';
 import type { PublishedPort, Sandbox } from '../types.js';
-import { addNetworkList, delNetworkList, type CniNetworkConfig, type CniResult } from './cni.js';
+import { bridgeNetworkConfig, hostVeth, ipv4Of, type NetworkManagerOptions } from './bridge-network.js';
+import { addNetworkList, delNetworkList, type CniResult } from './cni.js';
 import { ensureNetworkRules, pruneHostportChains, pruneSharedChains, publishPorts, removeNetworkRules, unpublishPorts } from './hostports.js';
 import { isolationOf, isSegmentTag, SEGMENT_RE, type Isolation, type Members } from './isolation.js';
 import { PortOwners, samePorts } from './port-owners.js';
-import { POOL_ID_RE, SANDBOX_ID_RE, SandboxStates, type SandboxState } from './state.js';
+import { SandboxPool } from './sandbox-pool.js';
+import { DEFAULT_SEGMENT, POOL_ID_RE, SANDBOX_ID_RE, SandboxStates, withSegment, type SandboxState, type Segment } from './state.js';
 
-export interface NetworkManagerOptions {
-  /** CNI network name. Default 'berth'. */
-  name?: string;
-  /** Host bridge. Default 'berth0'. */
-  bridge?: string;
-  /** Default 10.89.0.0/16. */
-  subnet?: string;
-  /** Default /usr/lib/cni. */
-  cniPath?: string;
-  /** One <sandboxId>.json per sandbox. */
-  stateDir: string;
-  /** host-local's allocation store. Default /var/lib/cni/networks. */
-  ipamDataDir?: string;
-  /**
-   * Sandboxes (netns, veth, IP) made before any request needs them, as ACI's standby pools do; a
-   * setup claims one and only publishes its ports. Refilled in the background. Default 0 (none).
-   */
-  poolSize?: number;
-  /**
-   * The host address published ports answer on (IPv4; '0.0.0.0': every local address, loopback
-   * included). Default 127.0.0.1.
-   */
-  hostAddress?: string;
-  /** Ports the host keeps for itself (berth's API and DNS): never published, whatever listens. */
-  reservedPorts?: () => PublishedPort[];
-  /** Ports of the bridge's gateway address the sandboxes may reach (none: they reach no host service). */
-  hostServices?: PublishedPort[];
-  /** The sandboxes' MTU (the bridge plugin's `mtu`); on a cluster host, the overlay's (Overlay.setup's `mtu`). Default: the kernel's (1500). */
-  mtu?: number;
-  /** The cluster overlay's VXLAN device (overlay.ts), on a cluster host: sandboxes reach their segment on other hosts through it. */
-  overlayDevice?: string;
-}
+export type { NetworkManagerOptions } from './bridge-network.js';
+export { DEFAULT_SEGMENT } from './state.js';
 
 const NETNS_DIR = '/run/netns';
 
@@ -64,19 +34,8 @@ export class NetworkManager {
   private readonly states: SandboxStates;
   /** Host ports published by sandboxes of this manager, or kept by the host. */
   private readonly portOwners: PortOwners;
-  private readonly poolSize: number;
-  /** Warm sandboxes ready to be claimed (ids of files in the pool dir). */
-  private ready: string[] = [];
-  /** Refills after a claim, a moment later: its container start should not compete with the next sandbox's CNI chain. */
-  private readonly refiller = new Refiller(() => this.fillPool());
-  /** Pool sandboxes being made right now. */
-  private warming = 0;
-  /**
-   * CNI results of the warm pool sandboxes, kept here rather than written to their state files: a
-   * pool sandbox left by an earlier process is torn down at start (DEL needs no result), and its
-   * claim writes the result into the group's state in one new file.
-   */
-  private readonly warmResults = new Map<string, CniResult>();
+  /** Warm sandboxes ready to be claimed. */
+  private readonly pool: SandboxPool;
   private readonly hostAddress: string;
   private readonly isolation: Isolation;
 
@@ -85,7 +44,6 @@ export class NetworkManager {
     this.bridge = opts.bridge ?? 'berth0';
     this.subnet = opts.subnet ?? '10.89.0.0/16';
     this.cniPath = opts.cniPath ?? '/usr/lib/cni';
-    this.poolSize = Math.max(0, opts.poolSize ?? 0);
     if (this.bridge.length > 15) throw new BerthError(Codes.NetworkError, `bridge name "${this.bridge}" is longer than 15 characters`);
     this.hostAddress = opts.hostAddress ?? '127.0.0.1';
     if (!isIPv4(this.hostAddress)) throw new BerthError(Codes.NetworkError, `host address "${this.hostAddress}" is not an IPv4 address`);
@@ -95,6 +53,13 @@ export class NetworkManager {
     this.isolation = isolationOf({ bridge: this.bridge, subnet: this.subnet, gateway: firstHost(subnet), hostServices: opts.hostServices ?? [], overlayDevice: opts.overlayDevice });
     this.isolation.addSource(() => this.members());
     this.states = new SandboxStates(opts.stateDir);
+    this.pool = new SandboxPool(this.states, Math.max(0, opts.poolSize ?? 0), {
+      locked: (id, fn) => this.locked(id, fn),
+      create: (poolId) => this.create(poolId, [], null),
+      teardown: (poolId) => this.teardownLocked(poolId, false),
+      usable: (st) => existsSync(st.netnsPath) && this.toSandbox(st) !== undefined,
+      busy: (delta) => (this.settingUp += delta),
+    });
     this.portOwners = new PortOwners({
       address: this.hostAddress,
       reserved: opts.reservedPorts,
@@ -114,35 +79,8 @@ export class NetworkManager {
       const st = await this.readState(id);
       if (st?.result) add(st.result, st.segment ?? null, st.segmentTag);
     }
-    for (const result of this.warmResults.values()) add(result, null);
+    for (const result of this.pool.results.values()) add(result, null);
     return out;
-  }
-
-  private networkConfig(): CniNetworkConfig {
-    return {
-      cniVersion: '1.0.0',
-      name: this.name,
-      plugins: [
-        // the loopback is brought up where the namespace is made (berth-spawnd's @netns-add, one
-        // syscall), not by the loopback plugin (a Go program run per sandbox, for ADD and DEL)
-        {
-          type: 'bridge',
-          bridge: this.bridge,
-          isGateway: true,
-          // masquerade and FORWARD accepts are per network, not per sandbox: ensureNetworkRules()
-          ipMasq: false,
-          hairpinMode: true,
-          ...(this.opts.mtu !== undefined && { mtu: this.opts.mtu }),
-          ipam: {
-            type: 'host-local',
-            ranges: [[{ subnet: this.subnet }]],
-            routes: [{ dst: '0.0.0.0/0' }],
-            ...(this.opts.ipamDataDir ? { dataDir: this.opts.ipamDataDir } : {}),
-          },
-        },
-        // host ports are published by hostports.ts, in one iptables-restore at claim time
-      ],
-    };
   }
 
   private checkId(id: string): void {
@@ -298,7 +236,7 @@ export class NetworkManager {
       netnsName,
       netnsPath,
       ports,
-      network: this.networkConfig(),
+      network: bridgeNetworkConfig({ name: this.name, bridge: this.bridge, subnet: this.subnet, mtu: this.opts.mtu, ipamDataDir: this.opts.ipamDataDir }),
       runtime: { containerId: id, netns: netnsPath, ifName: 'eth0' },
       hostPorts: true,
       hostAddress: this.hostAddress,
@@ -310,7 +248,7 @@ export class NetworkManager {
       // what `ip netns add` does, and the loopback up, without running ip
       if (!existsSync(netnsPath)) await runCommand('@netns-add', [netnsName]);
       st.result = await addNetworkList(st.network, st.runtime, this.cniPath);
-      if (POOL_ID_RE.test(id)) this.warmResults.set(id, st.result);
+      if (POOL_ID_RE.test(id)) this.pool.results.set(id, st.result);
       else await this.writeState(st);
       // before it is handed out: a veth in no segment yet may talk to others in none
       await this.place(st.result, segment);
@@ -326,35 +264,9 @@ export class NetworkManager {
     return st;
   }
 
-  /**
-   * Hands a warm pool sandbox over to `id`: its state is written as `id`'s, then the pool's file is
-   * removed, so after a crash the sandbox belongs to `id` or to the pool, never to neither (with
-   * both files left, startPool() sees it claimed and only removes the pool's file).
-   */
-  private async claimFromPool(id: string, ports: PublishedPort[], segment: Segment): Promise<SandboxState | undefined> {
-    for (let poolId = this.ready.shift(); poolId; poolId = this.ready.shift()) {
-      // under the pool sandbox's own lock: stopPool() tears it down either before (then it is
-      // skipped here) or after the claim (then its pool state is gone and it is left alone)
-      const claimed = await this.locked(poolId, async () => {
-        const st = await this.readState(poolId);
-        if (!st) return undefined;
-        st.result ??= this.warmResults.get(poolId);
-        if (!st.result || !existsSync(st.netnsPath) || !this.toSandbox(st)) {
-          await this.teardownLocked(poolId, false).catch(() => undefined);
-          return undefined;
-        }
-        const claimed = withSegment({ ...st, id, ports, hostPorts: true, hostAddress: this.hostAddress }, segment);
-        await this.writeState(claimed);
-        await this.states.remove(poolId);
-        this.warmResults.delete(poolId);
-        return claimed;
-      });
-      if (!claimed) continue;
-      this.scheduleRefill();
-      return claimed;
-    }
-    this.scheduleRefill();
-    return undefined;
+  /** Hands a warm pool sandbox over to `id`, in `segment`. */
+  private claimFromPool(id: string, ports: PublishedPort[], segment: Segment): Promise<SandboxState | undefined> {
+    return this.pool.claim((st) => withSegment({ ...st, id, ports, hostPorts: true, hostAddress: this.hostAddress }, segment));
   }
 
   // --- the pool ---
@@ -369,75 +281,29 @@ export class NetworkManager {
       const st = await this.readState(id);
       if (st) claimed.add(st.netnsName);
     }
-    for (const poolId of await this.poolIds()) {
-      const st = await this.readState(poolId);
-      // a crash between claim's rename and its cleanup cannot leave both, but be sure never to take a claimed netns
-      if (st && claimed.has(st.netnsName)) await this.states.remove(poolId);
-      else await this.locked(poolId, () => this.teardownLocked(poolId, false)).catch((e) => console.error(`network: pool cleanup ${poolId}: ${(e as Error).message}`));
-    }
+    await this.pool.cleanUp(claimed);
     // what a killed process left in the isolation tables is adopted, or dropped with the rest when nothing is left
     if (!(await this.pruneIfIdle())) await this.isolation.rebuild();
-    // only now: a claim meanwhile must not start a refill whose sandboxes the loop above would miss;
-    // filled in the background: a start must not wait for it, and claims fall back to creating
-    if (this.poolSize > 0) this.refiller.start();
+    // only now: a claim meanwhile must not start a refill whose sandboxes the cleanup above would miss
+    this.pool.start();
   }
 
   /** Stops refilling and tears down the sandboxes still in the pool. */
   async stopPool(): Promise<void> {
-    await this.refiller.stop();
-    this.ready.splice(0);
-    // every pool sandbox on disk, not only those listed as ready: none may outlive the server
-    for (const poolId of await this.poolIds()) {
-      await this.locked(poolId, async () => {
-        // claimed meanwhile (renamed away): it belongs to its group now
-        if (await this.readState(poolId)) await this.teardownLocked(poolId, false);
-      }).catch((e) => console.error(`network: pool teardown ${poolId}: ${(e as Error).message}`));
-    }
+    await this.pool.stop();
     await this.pruneIfIdle();
   }
 
   /** Warm sandboxes waiting to be claimed. */
   poolReady(): number {
-    return this.ready.length;
-  }
-
-  private poolIds(): Promise<string[]> {
-    return this.states.poolIds();
-  }
-
-  private scheduleRefill(): void {
-    if (this.poolSize > 0) this.refiller.soon();
+    return this.pool.readyCount;
   }
 
   /**
-   * Resolves once the pool is full (or stopped). Two sandboxes are made at a time (each is a few
-   * short process runs: a 2-core host keeps both busy), in the background.
+   * Resolves once the pool is full (or stopped). Two sandboxes are made at a time, in the background.
    */
   refill(): Promise<void> {
-    return this.refiller.now();
-  }
-
-  private async fillPool(): Promise<void> {
-    let failed = false;
-    const worker = async () => {
-      while (!failed && !this.refiller.stopped && this.ready.length + this.warming < this.poolSize) {
-        const poolId = `pool-${randomBytes(6).toString('hex')}`;
-        this.settingUp++;
-        this.warming++;
-        try {
-          await span(poolId, 'net.poolCreate', () => this.locked(poolId, () => this.create(poolId, [], null)));
-          if (this.refiller.stopped) await this.locked(poolId, () => this.teardownLocked(poolId, false));
-          else this.ready.push(poolId);
-        } catch (e) {
-          console.error(`network: warming a sandbox: ${(e as Error).message}`);
-          failed = true; // retried on the next claim
-        } finally {
-          this.settingUp--;
-          this.warming--;
-        }
-      }
-    };
-    await Promise.all([worker(), worker()]);
+    return this.pool.refill();
   }
 
   teardown(sandboxId: string): Promise<void> {
@@ -447,7 +313,7 @@ export class NetworkManager {
 
   private async teardownLocked(id: string, prune: boolean): Promise<void> {
     const st = await this.readState(id);
-    if (st) st.result ??= this.warmResults.get(id);
+    if (st) st.result ??= this.pool.results.get(id);
     const netnsName = st?.netnsName ?? `berth-${id}`;
     const netnsPath = st?.netnsPath ?? join(NETNS_DIR, netnsName);
     const errors: string[] = [];
@@ -482,7 +348,7 @@ export class NetworkManager {
       throw new BerthError(Codes.NetworkError, `tearing down sandbox ${id}: ${errors.join('; ')}`, 500);
     }
     await this.states.remove(id);
-    this.warmResults.delete(id);
+    this.pool.results.delete(id);
     if (!POOL_ID_RE.test(id)) await this.portOwners.release(id);
     // the host-port chains go with the last published port, even while the pool keeps the network busy
     if (st?.ports.length && (await this.portOwners.count()) === 0) await pruneHostportChains().catch(() => undefined);
@@ -491,7 +357,7 @@ export class NetworkManager {
 
   /** With no sandbox left (in use, in the pool, or being made), the network's host-wide rules go; says whether they went. */
   private async pruneIfIdle(): Promise<boolean> {
-    if (this.settingUp !== 0 || this.ready.length !== 0 || (await this.list()).length !== 0 || (await this.poolIds()).length !== 0) return false;
+    if (this.settingUp !== 0 || (await this.list()).length !== 0 || !(await this.pool.empty())) return false;
     await this.removeRules();
     return true;
   }
@@ -512,24 +378,3 @@ export class NetworkManager {
     await this.removeRules();
   }
 }
-
-/** Sandboxes set up without one share this segment. */
-export const DEFAULT_SEGMENT = 'default';
-
-/** A sandbox's segment and, on a cluster host, its tag. */
-interface Segment {
-  segment: string;
-  tag?: number;
-}
-
-/** `st` in `segment` (a tag it had goes when the new segment has none). */
-function withSegment(st: SandboxState, { segment, tag }: Segment): SandboxState {
-  const { segmentTag: _, ...rest } = st;
-  return { ...rest, segment, ...(tag !== undefined && { segmentTag: tag }) };
-}
-
-/** The bridge plugin reports the bridge, the host-side veth and the sandbox's interface: the veth is the one left. */
-const hostVeth = (result: CniResult, bridge: string) => result.interfaces?.find((i) => !i.sandbox && i.name !== bridge)?.name;
-
-/** The sandbox's IPv4 address (without its prefix length). */
-const ipv4Of = (result: CniResult) => (result.ips?.find((i) => !i.address.includes(':'))?.address ?? result.ips?.[0]?.address)?.split('/')[0];

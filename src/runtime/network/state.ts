@@ -79,3 +79,18 @@ async function jsonFiles(dir: string): Promise<string[]> {
     return [];
   }
 }
+
+/** Sandboxes set up without one share this segment. */
+export const DEFAULT_SEGMENT = 'default';
+
+/** A sandbox's segment and, on a cluster host, its tag. */
+export interface Segment {
+  segment: string;
+  tag?: number;
+}
+
+/** `st` in `segment` (a tag it had goes when the new segment has none). */
+export function withSegment(st: SandboxState, { segment, tag }: Segment): SandboxState {
+  const { segmentTag: _, ...rest } = st;
+  return { ...rest, segment, ...(tag !== undefined && { segmentTag: tag }) };
+}

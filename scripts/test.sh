@@ -2,6 +2,11 @@
 # Installs whatever is missing, then runs every test (unit, integration and end-to-end) with node's test runner.
 # Usage: test.sh [PATTERN...]   (only test files whose path contains one of the patterns)
 set -euo pipefail
+# containers, cgroups and network namespaces need root: a user's run goes through sudo (a root shell needs none)
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "$0: run this as root (there is no sudo here)" >&2; exit 1; }
+  exec sudo -E bash "$0" "$@"
+fi
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install-deps.sh"
 # The Python clients (az CLI and SDK from PyPI), each in a venv of its own, cached by version.

@@ -1,13 +1,13 @@
 // What each container-group route asks of the instances core, as typed actions parsed from the request:
 // the core never sees a request body, a query string or a path.
 import { parseTags, type Tags } from '../arm/tags.js';
+import { splitCommand } from '../lib/argv.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { TerminalSize } from '../agent/types.js';
 import { checkGroupName, checkResourceGroupName, checkSubscriptionId, parseGroupSpec, type GroupSpec, type Limits } from './model.js';
 import { NGROUP_TYPE } from './ngroup-model.js';
 import { parseResourceId, resourceId } from './profile-model.js';
-import type { ProfileReference } from './service.js';
-import { parseExecRequest } from './streams.js';
+import type { ProfileReference } from './records.js';
 
 /** The parts of a request a parser reads (what Fastify hands a route: decoded path parameters, query, JSON body). */
 export interface RequestParts {
@@ -149,4 +149,28 @@ export function parseLocation(p: RequestParts): { subscriptionId: string; locati
   const subscriptionId = param(p, 'sub');
   checkSubscriptionId(subscriptionId);
   return { subscriptionId, location: param(p, 'loc') };
+}
+
+/** The command and terminal of an exec request body (ContainerExecRequest). */
+export function parseExecRequest(body: unknown): { argv: string[]; tty?: TerminalSize } {
+  const b = (body ?? {}) as { command?: unknown; terminalSize?: unknown };
+  if (typeof b.command !== 'string' || b.command.trim() === '')
+    throw new BerthError(Codes.MissingRequiredProperty, "The property 'command' is required.", 400, 'command');
+  let argv: string[];
+  try {
+    argv = splitCommand(b.command);
+  } catch (e) {
+    throw new BerthError(Codes.InvalidRequestContent, `The command could not be split into arguments: ${(e as Error).message}.`, 400, 'command');
+  }
+  if (b.terminalSize === undefined || b.terminalSize === null) return { argv };
+  const t = b.terminalSize as { rows?: unknown; cols?: unknown };
+  const dim = (v: unknown, what: string) => {
+    if (v === undefined || v === null) return 0;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff)
+      throw new BerthError(Codes.InvalidRequestContent, `'terminalSize.${what}' must be an integer from 0 to 65535.`, 400, `terminalSize.${what}`);
+    return v;
+  };
+  if (typeof t !== 'object' || Array.isArray(t))
+    throw new BerthError(Codes.InvalidRequestContent, "'terminalSize' must be an object with 'rows' and 'cols'.", 400, 'terminalSize');
+  return { argv, tty: { rows: dim(t.rows, 'rows'), cols: dim(t.cols, 'cols') } };
 }

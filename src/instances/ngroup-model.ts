@@ -5,7 +5,7 @@ import { parseDuration } from '../lib/duration.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import { checkGroupName } from './model.js';
 import { PROFILE_TYPE, parseResourceId, resourceId, type ResourceRef } from './profile-model.js';
-import { PROVIDER } from './service.js';
+import { PROVIDER } from './records.js';
 import { NGROUP_UNSUPPORTED, refuseParts } from './unsupported.js';
 
 export const NGROUP_TYPE = `${PROVIDER}/ngroups`;

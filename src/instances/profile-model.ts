@@ -3,7 +3,7 @@
 import { parseTags, type Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import { parseGroupSpec, redactSpec, specToBody, type GroupSpec, type Limits } from './model.js';
-import { PROVIDER } from './service.js';
+import { PROVIDER } from './records.js';
 import { PROFILE_UNSUPPORTED, refuseParts } from './unsupported.js';
 
 export const PROFILE_TYPE = `${PROVIDER}/containerGroupProfiles`;

@@ -12,7 +12,6 @@
 //   "container exited" when it ends.
 import type { WebSocket } from 'ws';
 import type { ExecHandle, TerminalSize } from '../agent/types.js';
-import { splitCommand } from '../lib/argv.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import type { GroupRef } from './actions.js';
 import type { InstancesService } from './service.js';
@@ -26,30 +25,6 @@ export interface StreamSession {
   /** exec: run under a terminal of this size (0 x 0: unknown). */
   tty?: TerminalSize;
   expires: number;
-}
-
-/** The command and terminal of an exec request body (ContainerExecRequest). */
-export function parseExecRequest(body: unknown): { argv: string[]; tty?: TerminalSize } {
-  const b = (body ?? {}) as { command?: unknown; terminalSize?: unknown };
-  if (typeof b.command !== 'string' || b.command.trim() === '')
-    throw new BerthError(Codes.MissingRequiredProperty, "The property 'command' is required.", 400, 'command');
-  let argv: string[];
-  try {
-    argv = splitCommand(b.command);
-  } catch (e) {
-    throw new BerthError(Codes.InvalidRequestContent, `The command could not be split into arguments: ${(e as Error).message}.`, 400, 'command');
-  }
-  if (b.terminalSize === undefined || b.terminalSize === null) return { argv };
-  const t = b.terminalSize as { rows?: unknown; cols?: unknown };
-  const dim = (v: unknown, what: string) => {
-    if (v === undefined || v === null) return 0;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 0xffff)
-      throw new BerthError(Codes.InvalidRequestContent, `'terminalSize.${what}' must be an integer from 0 to 65535.`, 400, `terminalSize.${what}`);
-    return v;
-  };
-  if (typeof t !== 'object' || Array.isArray(t))
-    throw new BerthError(Codes.InvalidRequestContent, "'terminalSize' must be an object with 'rows' and 'cols'.", 400, 'terminalSize');
-  return { argv, tty: { rows: dim(t.rows, 'rows'), cols: dim(t.cols, 'cols') } };
 }
 
 /** A close reason must fit in 123 bytes of UTF-8. */

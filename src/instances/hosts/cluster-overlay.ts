@@ -6,7 +6,6 @@ import { BerthError, Codes } from '../../lib/errors.js';
 import { formatCidr, parseCidr } from '../../lib/ipv4.js';
 import type { Compare, Op, Store } from '../../store/store.js';
 import { CLUSTER_OVERLAY_KEY, subnetKey, SUBNETS_PREFIX } from '../keys.js';
-import type { HostRecord } from './gateway.js';
 
 /** A cluster's overlay: `berth server --cluster-cidr`, `--host-subnet-prefix` (and the VXLAN network's id and port). */
 export interface OverlaySettings {
@@ -74,7 +73,7 @@ function freeSubnet(s: OverlaySettings, taken: Set<string>): string {
  * record was lost), else a free one claimed with the record. `compares` and `ops` go into the record's transaction:
  * two replicas never give one subnet to two hosts.
  */
-export async function hostSubnet(store: Store, s: OverlaySettings, host: string, old: HostRecord | undefined): Promise<{ subnet: string; compares: Compare[]; ops: Op[] }> {
+export async function hostSubnet(store: Store, s: OverlaySettings, host: string, old: { subnet?: string } | undefined): Promise<{ subnet: string; compares: Compare[]; ops: Op[] }> {
   if (old?.subnet) return { subnet: old.subnet, compares: [], ops: [] };
   const held = await store.list<SubnetHolder>(SUBNETS_PREFIX);
   const own = held.find((kv) => kv.value.host === host);
@@ -91,7 +90,7 @@ export const assignmentOf = (s: OverlaySettings, subnet: string): OverlayAssignm
  * (its subnet stays its own, so they never lead elsewhere): a blip shorter than the lease, or longer, breaks no
  * connection, and a host that is gone for good only has packets for its subnet dropped, as they would be anyway.
  */
-export function overlayPeers(hosts: HostRecord[]): OverlayPeers {
+export function overlayPeers(hosts: { name: string; address: string; subnet?: string; overlay?: { vtepMac: string } }[]): OverlayPeers {
   const peers = hosts
     .filter((h) => h.subnet && h.overlay?.vtepMac && isIPv4(h.address))
     .map((h) => ({ name: h.name, underlayAddress: h.address, subnet: h.subnet!, vtepMac: h.overlay!.vtepMac }))

@@ -41,7 +41,7 @@ test('profile and ngroup: create, scale, update to a new revision, roll back, sh
   assert.equal(JSON.parse(p1.stdout).revision, 1, 'az shape: properties flattened');
   assert.match(p1.stderr, /web: revision 1/);
   const made = await berthCli('ngroup', 'create', '-g', 'cli', '-n', 'front', '--profile', 'web', '--count', '2', '--update-mode', 'Rolling',
-    '--max-batch-percent', '50', '--pause', 'PT0S', '--prefix', 'front-', '--maintain-desired-count');
+    '--max-batch-percent', '50', '--pause', 'PT1S', '--prefix', 'front-', '--maintain-desired-count');
   const front = JSON.parse(made.stdout);
   assert.deepEqual([front.provisioningState, front.elasticProfile.desiredCount, front.instanceView.readyCount, front.resourceGroup], ['Succeeded', 2, 2, 'cli']);
   assert.match(made.stderr, /front: 2\/2 ready, 2 members \(revision 1: 2\)/, 'progress on stderr');
@@ -54,6 +54,7 @@ test('profile and ngroup: create, scale, update to a new revision, roll back, sh
     '--ip-address', 'Private', '--command-line', 'httpd -f -p 80 -h /www', '--environment-variables', 'V=2')).stdout).revision, 2);
   const updated = await berthCli('ngroup', 'update', '-g', 'cli', '-n', 'front', '--profile-revision', '2');
   assert.deepEqual(JSON.parse(updated.stdout).instanceView.revisions, [{ revision: 2, count: 3 }]);
+  // (a second between its three batches: the CLI, polling every 500 ms, sees it under way)
   assert.match(updated.stderr, /rolling update 1 -> 2: RollingForward/);
   assert.match(updated.stderr, /rolling update 1 -> 2: Completed/);
 

@@ -1,6 +1,6 @@
 // The wire models of container group profiles and NGroups (2025-09-01), with berth's additions (autoscaling, automatic
 // rollback, the orchestrator's status document).
-import type { ContainerGroupProperties, TrackedResource, VolumeMount } from './models.js';
+import type { ContainerGroupProperties, Event, TrackedResource, VolumeMount } from './models.js';
 
 /** A container group profile: a group's properties as a template, in numbered revisions. */
 export interface ContainerGroupProfile extends Omit<TrackedResource, 'identity'> {
@@ -44,14 +44,8 @@ export interface AutoscaleProfile {
   scaleDownStabilizationWindow?: string;
 }
 
-export interface NGroupEvent {
-  count?: number;
-  firstTimestamp?: string;
-  lastTimestamp?: string;
-  name?: string;
-  message?: string;
-  type?: string;
-}
+/** An NGroup's events have a container group's event shape. */
+export type NGroupEvent = Event;
 
 export interface NGroupProperties {
   elasticProfile?: {

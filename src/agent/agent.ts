@@ -174,6 +174,11 @@ export class Agent implements HostDataPlane {
     return this.o.runtime.network.unavailablePorts(ports);
   }
 
+  /** Every port this host keeps for its own sockets (and berth's) where groups' ports are published. */
+  heldPorts(): Promise<PublishedPort[]> {
+    return this.o.runtime.network.heldPorts();
+  }
+
   // --- the reconcile machinery ---
 
   private track(uid: string): TrackedGroup {

@@ -6,7 +6,7 @@ import { Agent } from './agent.js';
 import { SpecFollower } from './follower.js';
 import { containerId } from './ids.js';
 import type { ControlPlaneLink, HostRegistration, HostResume, SpecEvent } from './link.js';
-import type { PlacedHostSpec } from './spec.js';
+import type { PlacedHostSpec, PublishedPort } from './spec.js';
 import { fakeRuntime, placedSpec, waitFor } from './testing.js';
 import type { GroupStatus } from './types.js';
 
@@ -24,6 +24,8 @@ class ScriptedLink implements ControlPlaneLink {
   failRemovals = 0;
   failRegistrations = 0;
   resumeWith: HostResume = { statuses: [], removing: [] };
+  /** A link of a remote host takes its held ports (set by the tests that look at them). */
+  reportHeldPorts?: (ports: PublishedPort[]) => Promise<void>;
   async register(_h: HostRegistration) {
     this.registered++;
     if (this.failRegistrations-- > 0) throw unavailable();
@@ -150,4 +152,54 @@ test('a registration the control plane cannot answer is retried; one it refuses 
   const g = follow(refusing);
   await assert.rejects(g.started, /not this host/);
   await g.close();
+});
+
+test("the host's held ports are reported before it registers, again whenever they change and only then; a lost registration sends them again", async () => {
+  const link = new ScriptedLink();
+  const log: string[] = [];
+  let failHeld = 1;
+  link.register = async () => {
+    log.push('register');
+    return { leaseTtlMs: 60_000, heartbeatMs: 20 };
+  };
+  link.reportHeldPorts = async (ports) => {
+    if (failHeld-- > 0) throw unavailable();
+    log.push(`held ${ports.map((p) => `${p.protocol}/${p.port}`).join(',')}`);
+  };
+  const fake = fakeRuntime();
+  fake.network.hostPorts = [{ protocol: 'TCP', port: 22 }];
+  const agent = new Agent({ runtime: fake.runtime, backoffMs: 20, retryMs: 20, stopGraceSeconds: 0, pollMs: 60_000 });
+  const follower = new SpecFollower(link, agent, () => registration, { log: () => {}, heldPortsEveryMs: 10 });
+  const started = follower.start();
+  await waitFor('following', () => link.onEvent);
+  link.onEvent!({ type: 'reset', revision: 1, specs: [] });
+  await started;
+  // the first report failed (the control plane was away): it is sent at the next reading
+  await waitFor('held ports reported', () => log.includes('held TCP/22'));
+  assert.deepEqual(log.slice(0, 1), ['register']);
+  fake.network.hostPorts = [{ protocol: 'TCP', port: 22 }, { protocol: 'UDP', port: 53 }];
+  await waitFor('the change reported', () => log.includes('held TCP/22,UDP/53'));
+  await new Promise((r) => setTimeout(r, 100)); // ten readings with nothing new
+  assert.deepEqual(log, ['register', 'held TCP/22', 'held TCP/22,UDP/53'], 'an unchanged set is not sent again');
+  // a control plane that lost the registration (a store started anew) lost the ports too
+  link.heartbeat = async () => {
+    link.heartbeat = async () => {};
+    throw new BerthError(Codes.ResourceNotFound, 'not registered', 404);
+  };
+  await waitFor('sent again after registering again', () => log.length === 5 && log[3] === 'register' && log[4] === 'held TCP/22,UDP/53');
+  await agent.close();
+  await follower.close();
+
+  // before the host turns Ready: when the control plane answers at once, the ports land first
+  const early = new ScriptedLink();
+  const order: string[] = [];
+  early.register = async () => (order.push('register'), { leaseTtlMs: 60_000 });
+  early.reportHeldPorts = async () => void order.push('held');
+  const f = new SpecFollower(early, new Agent({ runtime: fakeRuntime().runtime, pollMs: 60_000 }), () => registration, { log: () => {} });
+  const s = f.start();
+  await waitFor('following', () => early.onEvent);
+  early.onEvent!({ type: 'reset', revision: 1, specs: [] });
+  await s;
+  assert.deepEqual(order, ['held', 'register']);
+  await f.close();
 });

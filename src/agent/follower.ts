@@ -2,7 +2,7 @@
 import { BerthError, Codes } from '../lib/errors.js';
 import { traceValue } from '../lib/trace.js';
 import type { Agent } from './agent.js';
-import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, SpecEvent } from './link.js';
+import { MAX_HELD_PORTS, type ControlPlaneLink, type HostRegistration, type HostResume, type LeaseTerms, type SpecEvent } from './link.js';
 import type { PlacedHostSpec } from './spec.js';
 import type { GroupStatus } from './types.js';
 
@@ -16,6 +16,8 @@ export interface SpecFollowerOptions {
   maxRetryMs?: number;
   /** Told of every answer of the control plane to a registration or heartbeat (the overlay's peers' version rides on it). */
   onTerms?: (terms: LeaseTerms) => void;
+  /** How often the host's held ports are read, to report them when they changed (a link that takes them). Default 1 s. */
+  heldPortsEveryMs?: number;
 }
 
 /** Heartbeats unanswered at once (a partition): more wait for one of them to give up. */
@@ -34,6 +36,10 @@ export class SpecFollower {
   private removalTimer?: NodeJS.Timeout;
   private sendingRemovals = false;
   private heartbeatTimer?: NodeJS.Timeout;
+  private heldPortsTimer?: NodeJS.Timeout;
+  /** The held ports as last reported ("TCP/22,UDP/53"); undefined: to be reported. */
+  private heldPortsReported?: string;
+  private heldPortsError?: string;
   private stopWatch = () => {};
   private closed = false;
   private readonly log: (m: string) => void;
@@ -61,7 +67,10 @@ export class SpecFollower {
 
   /** Registers the host and keeps its lease, then follows its specs; resolves once they are adopted (see `ready`). */
   async start(): Promise<void> {
+    // before the host turns Ready: no group is placed on a port it keeps
+    await this.reportHeldPorts();
     this.keepLease(await this.retrying('registering the host', () => this.register()));
+    this.watchHeldPorts();
     this.stopWatch = this.link.watchSpecs(0, (e) => {
       this.handling = this.handling.then(() => this.onSpecEvent(e)).catch((err) => this.log(`applying specs: ${(err as Error).message}`));
     }, (e) => this.log(`following the specs: ${e.message}`));
@@ -82,10 +91,41 @@ export class SpecFollower {
       inFlight++;
       void this.link.heartbeat().then((answer) => answer && this.o.onTerms?.(answer), async (e: BerthError) => {
         this.log(`heartbeat failed: ${e.message}`);
-        if (e.code === Codes.ResourceNotFound) terms = await this.register().catch(() => terms);
+        if (e.code === Codes.ResourceNotFound) {
+          // a control plane that lost the registration lost the rest with it
+          this.heldPortsReported = undefined;
+          terms = await this.register().catch(() => terms);
+        }
       }).finally(() => inFlight--);
     };
     this.heartbeatTimer = setTimeout(beat, terms.heartbeatMs ?? terms.leaseTtlMs / 3).unref();
+  }
+
+  /** Reports the host's held ports if they changed since they were last reported; a failure is told once and tried again. */
+  private async reportHeldPorts(): Promise<void> {
+    if (!this.link.reportHeldPorts) return;
+    try {
+      let ports = await this.agent.heldPorts();
+      if (ports.length > MAX_HELD_PORTS) ports = ports.slice(0, MAX_HELD_PORTS);
+      const key = ports.map((p) => `${p.protocol}/${p.port}`).join(',');
+      if (key === this.heldPortsReported) return;
+      await this.link.reportHeldPorts(ports);
+      this.heldPortsReported = key;
+      this.heldPortsError = undefined;
+    } catch (e) {
+      const message = (e as Error).message;
+      if (message !== this.heldPortsError) this.log(`reporting the host's held ports failed (trying again): ${message}`);
+      this.heldPortsError = message;
+    }
+  }
+
+  private watchHeldPorts() {
+    if (!this.link.reportHeldPorts) return;
+    const every = this.o.heldPortsEveryMs ?? 1000;
+    const next = () => {
+      if (!this.closed) this.heldPortsTimer = setTimeout(() => void this.reportHeldPorts().finally(next), every).unref();
+    };
+    next();
   }
 
   private async register(): Promise<LeaseTerms> {
@@ -197,6 +237,7 @@ export class SpecFollower {
     this.closed = true;
     this.stopWatch();
     clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.heldPortsTimer);
     clearTimeout(this.removalTimer);
     clearTimeout(this.statusTimer);
     await this.flushStatuses();

@@ -35,6 +35,8 @@ export interface Networks {
   setupStaged(sandboxId: string, ports: PublishedPort[], segment?: string, tag?: number): { sandbox: Promise<Sandbox>; published: Promise<Sandbox> };
   /** The ports of `ports` the host keeps (its own sockets, berth's reserved ports) where they would be published. */
   unavailablePorts(ports: PublishedPort[]): Promise<PublishedPort[]>;
+  /** Every port the host keeps where ports would be published, in order of port. */
+  heldPorts(): Promise<PublishedPort[]>;
   teardown(sandboxId: string): Promise<void>;
 }
 

@@ -89,6 +89,9 @@ export interface LeaseTerms {
   peersVersion?: string;
 }
 
+/** Held ports a host reports at most (the agent API takes no more); one beyond them is still refused by the host itself. */
+export const MAX_HELD_PORTS = 4096;
+
 export interface ControlPlaneLink {
   /** Registers or refreshes the host (see LeaseTerms). */
   register(host: HostRegistration): Promise<LeaseTerms>;
@@ -108,6 +111,12 @@ export interface ControlPlaneLink {
   reportStatuses(statuses: GroupStatus[]): Promise<void>;
   /** The group is gone from this host: nothing of it is left. */
   reportRemoved(uid: string): Promise<void>;
+  /**
+   * Every port this host keeps for its own sockets (and berth's) where groups' ports are published, in order, sent
+   * whenever it changes: the placement keeps groups that publish one of them off this host, deciding from its copy
+   * instead of asking the host. Absent where the control plane asks the host itself (the in-process link).
+   */
+  reportHeldPorts?(ports: PublishedPort[]): Promise<void>;
   close(): Promise<void>;
 }
 

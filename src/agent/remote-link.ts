@@ -6,6 +6,7 @@ import { BerthError, Codes, errorFromWire } from '../lib/errors.js';
 import { onJsonLines, readAll, refusalOf } from '../lib/http-response.js';
 import type { ControlPlaneLink, HostRegistration, HostResume, LeaseTerms, OverlayAssignment, OverlayPeers, SpecEvent } from './link.js';
 import type { GroupStatus } from './types.js';
+import type { PublishedPort } from '../runtime/types.js';
 
 export interface RemoteLinkOptions {
   /** The control plane's replicas (`https://host:port`), tried in order; the one that answered last is kept. */
@@ -170,6 +171,10 @@ export class RemoteLink implements ControlPlaneLink {
 
   async reportRemoved(uid: string): Promise<void> {
     await this.eps.json('POST', `${this.path}/groups/${encodeURIComponent(uid)}/removed`, this.o.credential);
+  }
+
+  async reportHeldPorts(ports: PublishedPort[]): Promise<void> {
+    await this.eps.json('PUT', `${this.path}/heldports`, this.o.credential, { ports });
   }
 
   watchSpecs(fromRevision: number, onEvent: (e: SpecEvent) => void, onError: (e: Error) => void): () => void {

@@ -146,6 +146,10 @@ export class FakeNetworks implements Networks {
     return ports.filter((p) => this.hostPorts.some((h) => h.port === p.port && h.protocol === p.protocol));
   }
 
+  async heldPorts(): Promise<PublishedPort[]> {
+    return [...this.hostPorts].sort((a, b) => a.port - b.port);
+  }
+
   async teardown(id: string): Promise<void> {
     this.actions.push(`teardown ${id}`);
     this.sandboxes.delete(id);

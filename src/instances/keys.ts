@@ -28,6 +28,9 @@ export const HOSTS_PREFIX = '/hosts/';
 /** `/hostleases/{host}`: put on a lease while the host's agent is alive: present = Ready. */
 export const hostLeaseKey = (host: string) => `/hostleases/${host}`;
 export const HOST_LEASES_PREFIX = '/hostleases/';
+/** `/heldports/{host}`: the ports the host keeps for its own sockets where groups' ports are published (HeldPorts), as it reported them. */
+export const heldPortsKey = (host: string) => `/heldports/${host}`;
+export const HELD_PORTS_PREFIX = '/heldports/';
 /** `/hostspecs/{host}/{uid}`: a PlacedSpec, what the host must run for one group. */
 export const hostSpecPrefix = (host: string) => `/hostspecs/${host}/`;
 export const hostSpecKey = (host: string, uid: string) => `/hostspecs/${host}/${uid}`;

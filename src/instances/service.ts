@@ -101,14 +101,11 @@ export class InstancesService implements ResourceGroups {
   }
 
   /**
-   * Places the groups that are on no host yet (UNPLACED): the scheduler over `hosts`, each placement written with
+   * Places the groups that are on no host yet (UNPLACED): the scheduler over `hosts` (and the ports they keep), each placement written with
    * the group's host spec and host ports, under `fence` (the leadership of whoever runs it). Call start() on it.
    */
   placer(hosts: HostsView, fence: Compare, o: { retryMs?: number; log?: (message: string) => void } = {}): Placer {
-    return new Placer(this.store, hosts, fence, {
-      ...o,
-      hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports),
-    });
+    return new Placer(this.store, hosts, fence, o);
   }
 
   /**

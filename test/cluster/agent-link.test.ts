@@ -1,6 +1,6 @@
 // The remote link against the control plane's agent API (real HTTPS, a real SQLite store, two replicas): join,
 // credentials scoped to one host, host leases, specs followed from a revision across a replica's end, statuses
-// and removals only for what is placed on the host.
+// and removals only for what is placed on the host, held ports under the host's own name.
 import assert from 'node:assert/strict';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -12,7 +12,7 @@ import type { SpecEvent } from '../../src/agent/link.js';
 import { joinCluster, RemoteLink, type JoinResponse } from '../../src/agent/remote-link.js';
 import type { GroupStatus } from '../../src/agent/types.js';
 import { ensureClusterIdentity, type ClusterIdentity } from '../../src/instances/hosts/identity.js';
-import { hostSpecKey, statusKey } from '../../src/instances/keys.js';
+import { heldPortsKey, hostSpecKey, statusKey } from '../../src/instances/keys.js';
 import { newKeyAndCsr } from '../../src/lib/tls.js';
 import { waitFor } from '../../src/lib/wait.js';
 import { SqliteStore } from '../../src/store/sqlite.js';
@@ -213,4 +213,18 @@ test('a removal report finishes the deletion only once the group is no longer pl
   await link.reportRemoved('aaaaaaaaaaa6');
   assert.deepEqual(removed, ['h1/aaaaaaaaaaa6']);
   await link.close();
+});
+
+test("a host's held ports land in the store under its own name only; a bad list is refused with an envelope and changes nothing", async () => {
+  const link = linkOf({ endpoints: [a.url], host: 'h1', credential: joined.credential, ca });
+  await link.reportHeldPorts([{ protocol: 'TCP', port: 22 }, { protocol: 'UDP', port: 53 }]);
+  assert.deepEqual((await store.get<{ ports: string[] }>(heldPortsKey('h1')))?.value.ports, ['TCP/22', 'UDP/53']);
+  for (const bad of [[{ protocol: 'SCTP', port: 22 }], [{ protocol: 'TCP', port: 0 }], [{ protocol: 'TCP', port: 70000 }], Array.from({ length: 4097 }, (_, i) => ({ protocol: 'TCP', port: (i % 65535) + 1 }))])
+    await assert.rejects(link.reportHeldPorts(bad as never), (e: Error & { code: string; status: number }) => e.code === 'InvalidRequestContent' && e.status === 400);
+  assert.deepEqual((await store.get<{ ports: string[] }>(heldPortsKey('h1')))?.value.ports, ['TCP/22', 'UDP/53']);
+  const asH1onH2 = linkOf({ endpoints: [a.url], host: 'h2', credential: joined.credential, ca });
+  await assert.rejects(asH1onH2.reportHeldPorts([{ protocol: 'TCP', port: 80 }]), (e: Error & { code: string }) => e.code === 'AuthenticationFailed');
+  assert.equal(await store.get(heldPortsKey('h2')), undefined);
+  await link.close();
+  await asH1onH2.close();
 });

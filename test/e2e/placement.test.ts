@@ -1,8 +1,12 @@
 // Placement rules on a real cluster (scripts/dev-cluster.sh up 3, one host per zone): required anti-affinity puts 3 groups
 // on 3 hosts and a 4th waits Pending with FailedScheduling's reason until room appears, affinity puts a group beside
-// the one it names, zones pick the host, every group shows its host and zone, and the official SDK reads them unchanged.
+// the one it names, zones pick the host, every group shows its host and zone, and the official SDK reads them unchanged;
+// a port a host's own process listens on keeps groups that publish it off that host, from what the host reported.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { before, describe, test } from 'node:test';
+import type { EtcdStore } from '../../src/store/etcd.js';
 import { Api, group, type BerthProcess } from '../helpers/berth.js';
 import { onDevCluster, hostContainers, type DevCluster } from '../helpers/cluster.js';
 import { sdkClient } from '../helpers/sdk.js';
@@ -16,9 +20,10 @@ const ZONE: Record<string, string> = { devh1: 'zone-1', devh2: 'zone-2', devh3: 
 let cluster: DevCluster | undefined;
 let api: Api;
 let image: string;
+let etcd: EtcdStore;
 
-const onCluster = onDevCluster({ replicas: 1, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'placement/app', cmd: ['sleep', '3600'] } });
-before(async () => ({ cluster, api, image } = await onCluster));
+const onCluster = onDevCluster({ replicas: 1, sub: SUB, registryPort: REGISTRY_PORT, image: { name: 'placement/app', cmd: ['sleep', '3600'] }, etcd: true });
+before(async () => ({ cluster, api, image, etcd } = await onCluster));
 
 const body = (o: { tags?: Record<string, string>; zones?: string[]; placement?: unknown } = {}) => {
   const b = group(image, { cpu: 0.1, memoryInGB: 0.1 }) as Record<string, unknown> & { properties: Record<string, unknown> };
@@ -85,5 +90,34 @@ describe('placement rules on a dev cluster of three hosts, one per zone', () => 
     const names: string[] = [];
     for await (const x of sdk.containerGroups.listByResourceGroup(RG)) names.push(x.name!);
     assert.deepEqual(names.sort(), ['near', 'nowhere', 'web1', 'web3', 'web4', 'zoned']);
+  });
+
+  test("a port a host's own process listens on keeps groups that publish it off that host, decided from what the host reported; once it is let go, the host takes them", async () => {
+    const port = 9555;
+    const withPort = (zones?: string[]) => ({ ...body({ zones }), properties: { ...group(image, { cpu: 0.1, memoryInGB: 0.1, ports: [port], publish: true }).properties } });
+    // a service of devh2's own, on every address of it
+    const holder = spawn('ip', ['netns', 'exec', 'devh2', process.execPath, '-e', `require('net').createServer().listen(${port}, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(holder.stdout!, 'data');
+      await api.waitFor(`devh2 to report TCP/${port} held`, async () => (await etcd.get<{ ports: string[] }>('/heldports/devh2'))?.value.ports.includes(`TCP/${port}`), 10_000);
+      const pinned = await api.create(RG, 'held2', withPort(['zone-2']));
+      assert.equal(pinned.status, 201);
+      const why = await api.waitFor('held2 to say why it waits', async () =>
+        (await get('held2')).properties.instanceView.events.find((e: { name: string }) => e.name === 'FailedScheduling'), 15_000);
+      assert.match(why.message, /^0\/3 hosts are available: .*1 host port already in use/);
+      assert.equal((await get('held2')).properties.placement.host, undefined, 'on no host');
+      const anywhere = await api.createAndWait(RG, 'heldany', withPort());
+      assert.notEqual(anywhere.properties.placement.host, 'devh2');
+      holder.kill('SIGTERM');
+      await once(holder, 'exit');
+      const placed = await api.waitFor('held2 Running on devh2 once the port is free', async () => {
+        const g = await get('held2');
+        return g.properties.instanceView.state === 'Running' && g;
+      }, 30_000);
+      assert.equal(placed.properties.placement.host, 'devh2');
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+    }
+    for (const n of ['held2', 'heldany']) await api.deleteAndWait(RG, n);
   });
 });

@@ -11,12 +11,14 @@
 //   GET  /agent/v1/hosts/{host}/resume                                   -> HostResume {statuses, removing}
 //   GET  /agent/v1/hosts/{host}/specs?fromRevision=N  -> NDJSON lines: {"events":[SpecEvent…]} (one line is one
 //        store revision or more, whole), {"heartbeat":true} every 10 s, {"error":WireError} before an end it caused
+//   PUT  /agent/v1/hosts/{host}/heldports        {ports: PublishedPort[]} -> 204 (the ports its own sockets keep, all of them)
 //   POST /agent/v1/hosts/{host}/statuses         GroupStatus[]           -> {refused: uid[]} (groups not placed there)
 //   POST /agent/v1/hosts/{host}/groups/{uid}/removed                     -> 204
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
-import type { HostRegistration, OverlayPeers, SpecEvent } from '../../agent/link.js';
+import { MAX_HELD_PORTS, type HostRegistration, type OverlayPeers, type SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
+import type { PublishedPort } from '../../agent/spec.js';
 import { AGENT, JOIN } from '../../arm/route-scope.js';
 import { BerthError, Codes, errorToWire } from '../../lib/errors.js';
 import { signCsr } from '../../lib/tls.js';
@@ -136,6 +138,16 @@ export function parseStatuses(body: unknown): GroupStatus[] {
   });
 }
 
+export function parseHeldPorts(body: unknown): PublishedPort[] {
+  const ports = obj(body, 'held ports').ports;
+  if (!Array.isArray(ports) || ports.length > MAX_HELD_PORTS) throw invalid(`'ports' must be a JSON array of at most ${MAX_HELD_PORTS} ports.`, 'ports');
+  return ports.map((p, i) => {
+    if (!isObj(p) || (p.protocol !== 'TCP' && p.protocol !== 'UDP') || typeof p.port !== 'number' || !Number.isInteger(p.port) || p.port < 1 || p.port > 65535)
+      throw invalid(`'ports[${i}]' must be {"protocol": "TCP" or "UDP", "port": 1 to 65535}.`, `ports[${i}]`);
+    return { protocol: p.protocol, port: p.port };
+  });
+}
+
 export function parseFromRevision(query: unknown): number {
   const v = isObj(query) ? query.fromRevision : undefined;
   if (v === undefined) return 0;
@@ -191,6 +203,11 @@ export function registerAgentRoutes(app: FastifyInstance, o: AgentApiOptions) {
   });
 
   app.get(`${H}/resume`, AGENT, async (req) => o.gateway.resume(hostOf(req.params)));
+
+  app.put(`${H}/heldports`, AGENT, async (req, reply) => {
+    await o.gateway.reportHeldPorts(hostOf(req.params), parseHeldPorts(req.body));
+    return reply.code(204).send();
+  });
 
   app.post(`${H}/statuses`, AGENT, async (req) => o.gateway.reportStatuses(hostOf(req.params), parseStatuses(req.body)));
 

@@ -1,11 +1,12 @@
 // The control plane's side of a host's link, over the store: what a host may read (the specs placed on it, from a revision) and write (its registration, liveness, statuses and removals of its own groups), and nothing else.
 import type { HostRegistration, HostResume, LeaseTerms, OverlayAssignment, PlacedSpec, SpecEvent } from '../../agent/link.js';
 import type { GroupStatus } from '../../agent/types.js';
+import type { PublishedPort } from '../../agent/spec.js';
 import { BerthError, Codes } from '../../lib/errors.js';
 import type { Store } from '../../store/store.js';
 import { assignmentOf, hostSubnet, type OverlaySettings } from './cluster-overlay.js';
 import { heartbeatMs, HostLeases } from './host-leases.js';
-import { hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
+import { heldPortsKey, hostKey, hostSpecKey, hostSpecPrefix, removingPrefix, statusKey } from '../keys.js';
 
 /** A host as the store records it. */
 export interface HostRecord extends HostRegistration {
@@ -13,6 +14,12 @@ export interface HostRecord extends HostRegistration {
   updatedAt: string;
   /** Its share of the cluster overlay's CIDR (cluster-overlay.ts), from its first registration on. */
   subnet?: string;
+}
+
+/** The ports a host keeps for its own sockets, as the store records them: "TCP/22", in order of port. */
+export interface HeldPorts {
+  ports: string[];
+  updatedAt: string;
 }
 
 /** A status as the store records it: which host reported it. */
@@ -211,6 +218,12 @@ export class HostGateway {
       for (const s of batch) if (batch.length === 1 || !(await write([s])).succeeded) refused.push(s.uid);
     }
     return { refused };
+  }
+
+  /** What the host keeps of its ports for its own sockets now (all of them; the placement reads them). */
+  async reportHeldPorts(host: string, ports: PublishedPort[]): Promise<void> {
+    const held: HeldPorts = { ports: ports.map((p) => `${p.protocol}/${p.port}`), updatedAt: new Date().toISOString() };
+    await this.store.put(heldPortsKey(host), held);
   }
 
   /** The host has torn a group down; ignored while the group is still placed on it (it runs again). */

@@ -1,4 +1,4 @@
-// The leader's placement over a real SQLite store, behind the instances service of a cluster (groups admitted on no host): groups land on Ready hosts with their spec and host ports in one transaction, wait while nothing fits, avoid ports a host keeps, follow their records once placed, and a deposed leader's writes fail.
+// The leader's placement over a real SQLite store, behind the instances service of a cluster (groups admitted on no host): groups land on Ready hosts with their spec and host ports in one transaction, wait while nothing fits, avoid the ports a host reported it keeps, follow their records once placed, and a deposed leader's writes fail.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { PublishedPort } from '../../agent/spec.js';
@@ -18,9 +18,7 @@ let hosts: HostsView;
 let service: InstancesService;
 let leadership: Leadership;
 let placer: Placer;
-/** What each host's agent keeps for itself (asked by the placement). */
-const kept: Record<string, number[]> = {};
-/** What each host was asked of its ports. */
+/** What each host was asked of its ports (nothing: the placement decides from what hosts reported). */
 const asked: Record<string, number[][]> = {};
 
 const ref = (name: string) => ({ subscriptionId: 's', resourceGroup: 'rg', name });
@@ -45,7 +43,7 @@ const settle = () => new Promise((r) => setTimeout(r, 300));
 
 before(async () => {
   store = new SqliteStore(':memory:');
-  service = new InstancesService(store, (host) => fakeDataPlane(kept[host] ?? [], (asked[host] ??= [])), { placeOn: UNPLACED });
+  service = new InstancesService(store, (host) => fakeDataPlane([], (asked[host] ??= [])), { placeOn: UNPLACED });
   await service.start();
   hosts = new HostsView(store, () => placer?.hostsChanged());
   await addHost('h1', 2);
@@ -101,13 +99,19 @@ test('groups spread over the hosts; one that fits nowhere waits, and is placed o
   assert.ok((await service.get(ref('d'))).events?.some((e) => e.name === 'Scheduled' && e.message === "Placed on host 'h3'."), 'and where it went');
 });
 
-test('a host that keeps a port for its own sockets gets no group publishing it', async () => {
-  kept.h4 = [9000];
+test('a host that keeps a port for its own sockets gets no group publishing it, decided from what it reported: no host is asked', async () => {
   await addHost('h4', 100); // the roomiest: the first choice
   await addHost('h5', 8);
+  await service.gateway.reportHeldPorts('h4', [{ protocol: 'TCP', port: 22 }, { protocol: 'TCP', port: 9000 }]);
+  await waitFor('h4\'s ports seen', async () => hosts.heldPorts('h4').includes('TCP/9000'));
   await create('e', { cpu: 4, port: 9000 });
   assert.equal(await waitFor('e placed', () => hostOf('e')), 'h5');
-  assert.deepEqual(asked.h4, [[9000]], 'the host chosen first was asked, and kept it');
+  // the host lets the port go: the next group publishing it goes to the roomiest host again
+  await service.gateway.reportHeldPorts('h4', [{ protocol: 'TCP', port: 22 }]);
+  await waitFor('h4\'s ports seen', async () => !hosts.heldPorts('h4').includes('TCP/9000'));
+  await create('e2', { cpu: 4, port: 9000 });
+  assert.equal(await waitFor('e2 placed', () => hostOf('e2')), 'h4');
+  assert.deepEqual(Object.values(asked).flat(), [], 'no host was asked about its ports on the way');
 });
 
 test("zones and placement rules are honoured: required anti-affinity spreads, the group too many waits with the reason, affinity joins", async () => {

@@ -1,4 +1,4 @@
-// The leader's placement reconciler: a group record without a host gets one (the scheduler's decision over a cache of hosts and placed groups kept from the store's watches), with its host spec and host ports, in the record's own transaction, fenced by the leadership it was decided under.
+// The leader's placement reconciler: a group record without a host gets one (the scheduler's decision over a cache of hosts, the ports they keep and the placed groups, kept from the store's watches), with its host spec and host ports, in the record's own transaction, fenced by the leadership it was decided under.
 import type { PublishedPort } from '../../agent/spec.js';
 import { span, traceValue } from '../../lib/trace.js';
 import { againAfter, done, WorkQueue, type ReconcileResult } from '../../lib/workqueue.js';
@@ -22,15 +22,10 @@ export function demandOf(r: GroupRecord): GroupDemand {
   return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r).map((p) => `${p.protocol}/${p.port}`), zones: r.spec.zones ?? [], ...(r.spec.placement && { rules: r.spec.placement }) };
 }
 
-/** The scheduler's stand-in for the ports a host keeps for its own sockets: a group of nothing but those ports. */
-const keptBy = (host: string, ports: string[]): GroupDemand => ({ uid: `\0kept:${host}`, subscriptionId: '', name: '', tags: {}, cpu: 0, memoryGB: 0, ports, zones: [] });
-
 /** Placements written at once. */
 const PLACEMENTS_AT_ONCE = 16;
 
 export interface PlacerOptions {
-  /** The ports of `ports` the host keeps for its own sockets (asked of its agent). */
-  hostKeeps: (host: string, ports: PublishedPort[]) => Promise<PublishedPort[]>;
   /** How often groups that fit nowhere are tried again (also whenever a host changes). Default 5 s. */
   retryMs?: number;
   log?: (message: string) => void;
@@ -44,8 +39,6 @@ export class Placer {
   private readonly uidOfKey = new Map<string, string>();
   /** Groups that fit nowhere, tried again when a host changes. */
   private readonly waiting = new Set<string>();
-  /** Ports hosts said they keep (forgotten when the hosts change: a host's sockets come and go). */
-  private readonly kept = new Map<string, Set<string>>();
 
   constructor(
     private readonly store: Store,
@@ -83,11 +76,15 @@ export class Placer {
     });
   }
 
-  /** A host registered, changed, or turned Ready or NotReady: the scheduler's view follows, and what found no room may find some now. */
+  /**
+   * A host registered, changed, turned Ready or NotReady, or reported other ports its own sockets keep: the scheduler's
+   * view follows, and what found no room may find some now.
+   */
   hostsChanged() {
-    for (const h of this.hosts.all()) this.scheduler.setHost({ name: h.name, zone: h.zone, labels: h.labels, allocatable: h.allocatable, ready: this.hosts.isReady(h.name) });
-    for (const host of this.kept.keys()) this.scheduler.forget(keptBy(host, []).uid);
-    this.kept.clear();
+    for (const h of this.hosts.all()) {
+      this.scheduler.setHost({ name: h.name, zone: h.zone, labels: h.labels, allocatable: h.allocatable, ready: this.hosts.isReady(h.name) });
+      this.scheduler.setHeldPorts(h.name, this.hosts.heldPorts(h.name));
+    }
     for (const key of this.waiting) this.queue.add(key);
   }
 
@@ -136,18 +133,7 @@ export class Placer {
     this.scheduler.setPlaced(host, demand);
     let written = false;
     try {
-      const ports = publishedPorts(rec);
-      // a host that does not answer is taken at its word later: a port it keeps fails the group's start there
-      const keeps = ports.length === 0 ? [] : await span(rec.uid, 'place.hostKeeps', () => this.o.hostKeeps(host, ports).catch(() => []));
-      if (keeps.length > 0) {
-        // not there: the group's demand goes before the host's ports are counted (they share the port)
-        this.scheduler.forget(rec.uid);
-        const set = this.kept.get(host) ?? new Set<string>();
-        for (const p of keeps) set.add(`${p.protocol}/${p.port}`);
-        this.kept.set(host, set);
-        this.scheduler.setPlaced(host, keptBy(host, [...set]));
-        return againAfter(1);
-      }
+      // the ports the host keeps are those it reported last: one its sockets took since fails the group's start there
       const placed: GroupRecord = { ...rec, host, ...(zone && { zone }) };
       const claim = placementPortClaims(placed, key);
       written = await span(rec.uid, 'place.write', async () => (await this.store.txn({

@@ -117,3 +117,19 @@ test('a large cluster is searched in part, yet a single feasible host is always 
   for (let i = 0; i < 200; i++) seen.add(hostOf(s, group(`small${i}`, { cpu: 0.5 })));
   assert.ok(seen.size > 150, `${seen.size} distinct hosts`);
 });
+
+test("the ports a host keeps for its own sockets keep groups publishing them away; they take none of its room, and a group's own port stays its own when they change", () => {
+  const s = new Scheduler();
+  s.setHost(host('h1', { allocatable: { cpu: 4, memoryGB: 8, addresses: 1 } }));
+  s.setHost(host('h2', { allocatable: { cpu: 1, memoryGB: 8 } }));
+  s.setHeldPorts('h1', ['TCP/22', 'TCP/80']);
+  assert.equal(hostOf(s, group('a', { ports: ['TCP/80'] })), 'h2', 'the emptier host keeps the port');
+  assert.deepEqual(s.decide(group('b', { ports: ['TCP/80'] })), { unschedulable: '0/2 hosts are available: 1 host port already in use, 1 insufficient cpu.' });
+  // held ports count no address: the only one of h1 is still free
+  assert.equal(hostOf(s, group('c', { ports: ['UDP/80'] })), 'h1');
+  s.setHeldPorts('h1', []);
+  s.setHeldPorts('h2', ['TCP/80']);
+  // h2's group keeps its port: a host socket there now changes nothing of it, and taking it back frees nothing
+  s.setHeldPorts('h2', []);
+  assert.deepEqual(s.decide(group('d', { cpu: 0, ports: ['TCP/80'] })), { unschedulable: '0/2 hosts are available: 1 no free address, 1 host port already in use.' });
+});

@@ -47,6 +47,8 @@ export class Scheduler {
   private names: string[] = [];
   private labels: Record<string, string>[] = [];
   private ports: (Set<string> | undefined)[] = [];
+  /** Ports a host keeps for its own sockets (as it reported them, and the array they came in, to skip a repeat). */
+  private held: ({ from: readonly string[]; set: Set<string> } | undefined)[] = [];
   // the numbers every decision reads for every host it looks at, in typed arrays (grown by doubling)
   private zoneOf = new Int32Array(64);
   private allocCpu = new Float64Array(64);
@@ -82,6 +84,7 @@ export class Scheduler {
       this.hostIndex.set(h.name, i);
       this.names.push(h.name);
       this.ports.push(undefined);
+      this.held.push(undefined);
       this.labels.push({});
     }
     this.zoneOf[i] = h.zone === undefined ? -1 : this.zoneId(h.zone);
@@ -117,6 +120,13 @@ export class Scheduler {
       this.gone[i] = 1;
       this.ready[i] = 0;
     }
+  }
+
+  /** The ports `host` keeps for its own sockets ("TCP/22"): no group that publishes one goes there. */
+  setHeldPorts(host: string, ports: readonly string[]): void {
+    const i = this.hostIndex.get(host);
+    if (i === undefined || this.held[i]?.from === ports) return;
+    this.held[i] = ports.length === 0 ? undefined : { from: ports, set: new Set(ports) };
   }
 
   /** A group placed on `host` (told by the store, or assumed right after a decision). */
@@ -247,8 +257,11 @@ export class Scheduler {
     if (this.allocCpu[i] - this.usedCpu[i] < d.cpu - 1e-9) return 'insufficient cpu';
     if (this.allocMem[i] - this.usedMem[i] < d.memoryGB - 1e-9) return 'insufficient memory';
     if (this.usedAddr[i] >= this.allocAddr[i]) return 'no free address';
-    const taken = this.ports[i];
-    if (taken !== undefined && taken.size > 0) for (let k = 0; k < d.ports.length; k++) if (taken.has(d.ports[k])) return 'host port already in use';
+    if (d.ports.length > 0) {
+      const taken = this.ports[i];
+      const held = this.held[i]?.set;
+      for (let k = 0; k < d.ports.length; k++) if (taken?.has(d.ports[k]) || held?.has(d.ports[k])) return 'host port already in use';
+    }
     for (let k = 0; k < required.length; k++) {
       const { t, m } = required[k];
       if (!(t.scope === 'Host' ? m.hosts.has(i) : m.zones.has(this.zoneOf[i]))) return "didn't match the group's affinity rules";

@@ -39,3 +39,8 @@ export async function portsListenedOn(address: string, ports: PublishedPort[]): 
   const sockets = await hostSockets();
   return ports.filter((p) => sockets.some((s) => s.protocol === p.protocol && s.port === p.port && reaches(address, s.address)));
 }
+
+/** Every port a socket of the host listens on at `address` (or at a wildcard); a port may repeat. */
+export async function portsHeldAt(address: string): Promise<PublishedPort[]> {
+  return (await hostSockets()).filter((s) => reaches(address, s.address)).map((s) => ({ protocol: s.protocol, port: s.port }));
+}

@@ -183,6 +183,11 @@ describe('NetworkManager', () => {
         assert.deepEqual(await rm.list(), ['holder'], 'nothing made');
       }
       assert.equal(await httpGet(`http://127.0.0.1:${portOf(onLoopback)}/`), 'host\n', 'the host keeps it');
+      // what a cluster host reports for its placement: the same ports, all of them, once each
+      const held = (await rm.heldPorts()).map((h) => `${h.protocol}/${h.port}`);
+      for (const p of [portOf(onLoopback), portOf(onAny), reserved]) assert.ok(held.includes(`TCP/${p}`), `TCP/${p} among the held ports`);
+      assert.ok(!held.includes(`TCP/${portOf(onGateway)}`), 'not one held at another address only');
+      assert.equal(new Set(held).size, held.length);
       // a socket on another address of the host does not hold the port at 127.0.0.1, and keeps its own
       const p = portOf(onGateway);
       const sb = await rm.setup('web-loopback', [{ port: p, protocol: 'TCP' }]);

@@ -227,6 +227,11 @@ export class NetworkManager {
     return this.portOwners.unavailable(ports);
   }
 
+  /** Every port the host keeps where ports would be published (PortOwners.held). */
+  heldPorts(): Promise<PublishedPort[]> {
+    return this.portOwners.held();
+  }
+
   /** Makes a sandbox through the CNI chain; its state is on disk before anything is made. */
   private async create(id: string, ports: PublishedPort[], segment: Segment | null): Promise<SandboxState> {
     const netnsName = `berth-${id}`;

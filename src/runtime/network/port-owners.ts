@@ -1,7 +1,7 @@
 // Who holds each host port: a manager's sandboxes (known from their state, taken before publishing) and the host itself.
 import { BerthError, Codes } from '../../lib/errors.js';
 import type { PublishedPort } from '../types.js';
-import { portsListenedOn } from './listeners.js';
+import { portsHeldAt, portsListenedOn } from './listeners.js';
 
 export interface PortOwnersOptions {
   /** The host address ports are published on ('0.0.0.0': every local address). */
@@ -74,6 +74,13 @@ export class PortOwners {
     const isReserved = (p: PublishedPort) => reserved.some((r) => r.port === p.port && r.protocol === p.protocol);
     const listened = await portsListenedOn(this.o.address, ports.filter((p) => !isReserved(p)));
     return ports.filter((p) => isReserved(p) || listened.includes(p));
+  }
+
+  /** Every port the host keeps at the address ports are published on (what unavailable() would refuse of any). */
+  async held(): Promise<PublishedPort[]> {
+    const all = new Map<string, PublishedPort>();
+    for (const p of [...(this.o.reserved?.() ?? []), ...(await portsHeldAt(this.o.address))]) all.set(key(p), { protocol: p.protocol, port: p.port });
+    return [...all.values()].sort((a, b) => a.port - b.port || (a.protocol < b.protocol ? -1 : a.protocol > b.protocol ? 1 : 0));
   }
 }
 

@@ -5,7 +5,7 @@ import { DEFAULT_TENANT } from '../arm/auth.js';
 import type { ResourceGroupRecord } from '../arm/resources.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
-import { traceValue } from '../lib/trace.js';
+import { traceSince, traceValue } from '../lib/trace.js';
 import type { KeyValue, Op, Store } from '../store/store.js';
 import type { GroupRef } from './actions.js';
 import type { PublishedPort } from '../agent/spec.js';
@@ -77,6 +77,7 @@ export class GroupWriter {
 
   /** PUT of a container group: `put` is what the request asked for, parsed and validated (actions.ts). */
   async createOrUpdate(ref: GroupRef, put: GroupPut, caller: Caller = {}): Promise<{ created: boolean; view: GroupView; operation: OperationRecord }> {
+    const t0 = performance.now();
     const { subscriptionId: sub, resourceGroup: rg, name } = ref;
     checkSubscriptionId(sub);
     checkResourceGroupName(rg);
@@ -86,7 +87,11 @@ export class GroupWriter {
     const location = put.location === undefined ? undefined : this.o.servedLocation(put.location);
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
-      const cur = await this.store.get<GroupRecord>(key);
+      // read side by side (each a round trip to a cluster's store): the record, its resource group, and the
+      // subscription's segment tag where groups carry one (used only by a group that has none yet)
+      const tagRead = this.o.segmentTags ? segmentTag(this.store, segmentOf(sub)) : undefined;
+      tagRead?.catch(() => undefined);
+      const [cur, rgKv] = await Promise.all([this.store.get<GroupRecord>(key), this.store.get<ResourceGroupRecord>(rgKey(sub, rg))]);
       const old = cur?.value;
       if (old?.deleting) throw beingDeleted(name);
       if (old && location && locationKey(location) !== locationKey(old.location))
@@ -101,7 +106,6 @@ export class GroupWriter {
         await this.store.put(opKey(op.id), op);
         return { created: false, view: await groupView(this.store, old), operation: op };
       }
-      const rgKv = await this.store.get<ResourceGroupRecord>(rgKey(sub, rg));
       if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const specChanged = !old || !isDeepStrictEqual(old.spec, spec);
       const { profile: _profile, orchestratorId: _orchestratorId, ...base }: GroupRecord = old
@@ -111,7 +115,7 @@ export class GroupWriter {
             tags, spec, generation: 1, state: 'Running', deleting: false, host: this.o.placeOn, createdAt: new Date().toISOString(),
           };
       // the segment's tag is the same on every host: claimed with the subscription's first group
-      const tagged = this.o.segmentTags && base.segmentTag === undefined ? await segmentTag(this.store, segmentOf(sub)) : undefined;
+      const tagged = base.segmentTag === undefined ? await tagRead : undefined;
       const rec: GroupRecord = { ...base, ...membership, ...(tagged && { segmentTag: tagged.tag }) };
       // Never a port the host keeps, whose traffic the group would take; what the group publishes already is its
       // own (a host process that bound there since does not stop its updates).
@@ -135,6 +139,7 @@ export class GroupWriter {
       });
       if (admitted) {
         traceValue(rec.uid, 'write.admitted', 0);
+        traceSince(rec.uid, 'write.path', t0);
         return { created: !old, view: await groupView(this.store, rec), operation: op };
       }
       await lostRace();

@@ -70,6 +70,7 @@ export async function startClusterCore(cfg: ServerConfig): Promise<Core> {
       closing.abort();
       await leading;
       hosts.stop();
+      credentials.stop();
       dataPlanes.close();
       await service.stop();
       await store.close();

@@ -1,6 +1,6 @@
 // What the control plane tells of a group (why it waits for a host, where it moved), kept beside its host's events and shown with them.
 import { addEvent, type Event } from '../lib/events.js';
-import type { Store } from '../store/store.js';
+import type { Compare, Op, Store } from '../store/store.js';
 import { groupEventsKey } from './keys.js';
 
 /** Events kept per group; a repeat counts on the first one (a group retried every few seconds adds nothing). */
@@ -24,6 +24,17 @@ export async function recordGroupEvent(store: Store, uid: string, name: string, 
     const r = await store.txn({ if: [cur ? { key, modRevision: cur.modRevision } : { key, exists: false }], then: [{ put: key, value: { events } satisfies GroupEvents }] });
     if (r.succeeded) return;
   }
+}
+
+/**
+ * The first event of a group that has none yet (a new uid), as a write to put in another transaction: it compares
+ * the events as absent, so a transaction that carries it never overwrites one.
+ */
+export function firstGroupEvent(uid: string, name: string, message: string, type: Event['type'] = 'Normal'): { compares: Compare[]; ops: Op[] } {
+  const key = groupEventsKey(uid);
+  const events: Event[] = [];
+  addEvent(events, name, message, type, new Date().toISOString(), MAX_GROUP_EVENTS);
+  return { compares: [{ key, exists: false }], ops: [{ put: key, value: { events } satisfies GroupEvents }] };
 }
 
 /** The group's events as ACI lists them: its host's and the control plane's together, oldest first. */

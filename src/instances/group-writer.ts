@@ -20,7 +20,8 @@ import { GROUP_TYPE, locationKey, UNPLACED, type GroupRecord, type GroupView, ty
 import { newResourceGroup, type ResourceGroupRecords } from './resource-groups.js';
 import { segmentTag } from './segment-tags.js';
 import type { StoredStatus } from './hosts/gateway.js';
-import { groupView, untilStatus } from './views.js';
+import type { AdmissionPlacement } from './placement/placer.js';
+import { admittedView, groupView, untilStatus } from './views.js';
 
 /** What a container group PUT asks for: its spec, location and tags, parsed and validated (actions.ts). */
 export interface GroupPut {
@@ -53,6 +54,11 @@ export interface GroupWriterOptions {
   hostKeeps: (host: string, ports: PublishedPort[]) => Promise<PublishedPort[]>;
   /** Each subscription gets a cluster-wide segment tag with its first group (segment-tags.ts): on a cluster with an overlay. */
   segmentTags?: boolean;
+  /**
+   * On a cluster whose leader is this process: a placement for a new group, written in its admission's transaction
+   * (Placer.placeAtAdmission); undefined leaves the group to the placer's loop.
+   */
+  placeAtAdmission?: (key: string, rec: GroupRecord) => AdmissionPlacement | undefined;
 }
 
 /** Attempts of a change whose reads another writer changed meanwhile, before it answers Conflict. */
@@ -116,31 +122,44 @@ export class GroupWriter {
           };
       // the segment's tag is the same on every host: claimed with the subscription's first group
       const tagged = base.segmentTag === undefined ? await tagRead : undefined;
-      const rec: GroupRecord = { ...base, ...membership, ...(tagged && { segmentTag: tagged.tag }) };
-      // Never a port the host keeps, whose traffic the group would take; what the group publishes already is its
-      // own (a host process that bound there since does not stop its updates).
-      const added = rec.host ? newlyPublished(spec, old?.spec) : [];
-      if (added.length > 0) {
-        const [taken] = await this.o.hostKeeps(rec.host, added);
-        if (taken) throw portInUse(taken);
-      }
-      const op = newOperation(rec, old ? 'update' : 'create');
-      // A group's resource group comes into being with it, as when `az group create` had been run.
-      const rgOps: Op[] = rgKv ? [] : [{ put: rgKey(sub, rg), value: newResourceGroup(sub, rg, rec.location, {}) }];
-      const admitted = await this.admission.inTurn(rec, async () => {
-        const admission = await this.admission.admit(rec, old, key);
-        const dns = await claimDnsName(this.store, rec, old, key, this.o.dnsZone, caller.tenantId ?? DEFAULT_TENANT);
-        // The record, its operation, what admitted it and its host spec land together or not at all: a crash
-        // here leaves no half-created group, and no other writer admitted a conflict meanwhile.
-        return (await this.store.txn({
-          if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares, ...admission.compares, ...(tagged?.compares ?? [])],
-          then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(tagged?.ops ?? []), ...(specChanged && rec.host ? placeOps(rec) : [])],
-        })).succeeded;
-      });
-      if (admitted) {
-        traceValue(rec.uid, 'write.admitted', 0);
-        traceSince(rec.uid, 'write.path', t0);
-        return { created: !old, view: await groupView(this.store, rec), operation: op };
+      const admittedRec: GroupRecord = { ...base, ...membership, ...(tagged && { segmentTag: tagged.tag }) };
+      // a new group on a cluster, admitted by its leader, is placed in the same transaction (once: a write that
+      // failed leaves the next attempt's group to the placer's loop)
+      const placement = !old && attempt === 0 ? this.o.placeAtAdmission?.(key, admittedRec) : undefined;
+      const rec = placement?.placed ?? admittedRec;
+      let admitted = false;
+      try {
+        // Never a port the host keeps, whose traffic the group would take; what the group publishes already is its
+        // own (a host process that bound there since does not stop its updates). A placement decided here kept
+        // to the ports its host reported.
+        const added = admittedRec.host ? newlyPublished(spec, old?.spec) : [];
+        if (added.length > 0) {
+          const [taken] = await this.o.hostKeeps(admittedRec.host, added);
+          if (taken) throw portInUse(taken);
+        }
+        const op = newOperation(rec, old ? 'update' : 'create');
+        // A group's resource group comes into being with it, as when `az group create` had been run.
+        const rgOps: Op[] = rgKv ? [] : [{ put: rgKey(sub, rg), value: newResourceGroup(sub, rg, rec.location, {}) }];
+        admitted = await this.admission.inTurn(rec, async () => {
+          // quotas and DNS; the host's ports and spec are the placement's where it was decided here
+          const admission = await this.admission.admit(admittedRec, old, key);
+          const dns = await claimDnsName(this.store, rec, old, key, this.o.dnsZone, caller.tenantId ?? DEFAULT_TENANT);
+          // The record, its operation, what admitted it and its host spec land together or not at all: a crash
+          // here leaves no half-created group, and no other writer admitted a conflict meanwhile.
+          return (await this.store.txn({
+            if: [{ key, modRevision: cur?.modRevision ?? 0 }, { key: rgKey(sub, rg), modRevision: rgKv?.modRevision ?? 0 }, ...dns.compares, ...admission.compares,
+              ...(tagged?.compares ?? []), ...(placement?.compares ?? [])],
+            then: [{ put: key, value: rec }, { put: opKey(op.id), value: op }, ...rgOps, ...dns.ops, ...admission.ops, ...(tagged?.ops ?? []),
+              ...(specChanged && admittedRec.host ? placeOps(admittedRec) : []), ...(placement?.ops ?? [])],
+          })).succeeded;
+        });
+        if (admitted) {
+          traceValue(rec.uid, 'write.admitted', 0);
+          traceSince(rec.uid, 'write.path', t0);
+          return { created: !old, view: old ? await groupView(this.store, rec) : admittedView(rec), operation: op };
+        }
+      } finally {
+        placement?.settle(admitted);
       }
       await lostRace();
     }

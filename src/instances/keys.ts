@@ -71,6 +71,7 @@ export const segmentTagNumberKey = (tag: number) => `/segmenttagnums/${tag}`;
 
 /** `/agentcreds/{host}`: the SHA-256 of the host's agent credential (credentials.ts). */
 export const agentCredentialKey = (host: string) => `/agentcreds/${host}`;
+export const AGENT_CREDENTIALS_PREFIX = '/agentcreds/';
 /** The cluster CA (certificate and key, PEM) every replica serves with and signs agents' certificates with. */
 export const CLUSTER_CA_KEY = '/cluster/ca';
 /** The Ed25519 key pair that signs data-plane tokens (agents get the public half at join). */

@@ -68,6 +68,8 @@ export class InstancesService implements ResourceGroups {
   private readonly admission: Admission;
   private readonly rgs: ResourceGroupRecords;
   private readonly writer: GroupWriter;
+  /** The placer this process runs while it leads (its decisions need its cache: stopped, it decides nothing). */
+  private placing?: Placer;
 
   constructor(
     private readonly store: Store,
@@ -85,6 +87,7 @@ export class InstancesService implements ResourceGroups {
     this.writer = new GroupWriter(store, this.admission, this.rgs, {
       dnsZone: this.dnsZone, location: this.location, servedLocation: (l) => this.servedLocation(l, 'group'), placeOn: this.placeOn, stopWaitMs: opts.stopWaitMs ?? 120_000,
       hostKeeps: (host, ports) => this.dataPlanes(host).unavailablePorts(ports), segmentTags: opts.overlay !== undefined,
+      placeAtAdmission: (key, rec) => this.placing?.placeAtAdmission(key, rec),
     });
     this.gateway = new HostGateway(store, {
       onRemoved: (host, uid) => this.writer.finishRemoval(host, uid), leaseTtlSeconds: opts.hostLeaseSeconds, holder: opts.replica, overlay: opts.overlay,
@@ -101,11 +104,13 @@ export class InstancesService implements ResourceGroups {
   }
 
   /**
-   * Places the groups that are on no host yet (UNPLACED): the scheduler over `hosts` (and the ports they keep), each placement written with
+   * Places the groups that are on no host yet (UNPLACED), and new groups this process admits while it runs (in their admission's
+   * transaction): the scheduler over `hosts` (and the ports they keep), each placement written with
    * the group's host spec and host ports, under `fence` (the leadership of whoever runs it). Call start() on it.
    */
   placer(hosts: HostsView, fence: Compare, o: { retryMs?: number; log?: (message: string) => void } = {}): Placer {
-    return new Placer(this.store, hosts, fence, o);
+    // new groups this process admits are placed as they are admitted, by this placer while it runs
+    return (this.placing = new Placer(this.store, hosts, fence, o));
   }
 
   /**

@@ -17,6 +17,9 @@ export async function groupView(store: Store, rec: GroupRecord): Promise<GroupVi
   return { record: rec, status, provisioningState, ...(events && { events }) };
 }
 
+/** The view of a group admitted just now: nothing is reported of a new uid yet (no read needed). */
+export const admittedView = (rec: GroupRecord): GroupView => ({ record: rec, status: undefined, provisioningState: 'Pending' });
+
 /**
  * Watches a group's reported status from now on: wait() resolves when `done` holds for it, when the status is
  * removed (the group is gone) or after `waitMs`, whichever comes first.

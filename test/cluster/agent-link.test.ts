@@ -228,3 +228,19 @@ test("a host's held ports land in the store under its own name only; a bad list 
   await link.close();
   await asH1onH2.close();
 });
+
+test('a host that joins again gets a new credential, taken at once by every replica; the old one stops working', async () => {
+  const reg = { name: 'h3', address: '10.250.0.13', labels: {}, allocatable: { cpu: 1, memoryGB: 1 }, agentVersion: 't' };
+  const join = async () => joinCluster({ endpoints: [a.url], token: JOIN_TOKEN, ca, name: 'h3', addresses: ['10.250.0.13'], csr: (await newKeyAndCsr('h3')).csrPem });
+  const onB = (credential: string) => linkOf({ endpoints: [b.url], host: 'h3', credential, ca });
+  const first = await join();
+  // issued on a, used on b straight away
+  await onB(first.credential).register(reg);
+  const second = await join();
+  await onB(second.credential).heartbeat();
+  const old = onB(first.credential);
+  await waitFor('the old credential refused', () => old.heartbeat().then(() => false, (e: Error & { code: string }) => e.code === 'AuthenticationFailed'), 5000);
+  // and stays refused on both replicas
+  await assert.rejects(linkOf({ endpoints: [a.url], host: 'h3', credential: first.credential, ca }).heartbeat(), (e: Error & { code: string }) => e.code === 'AuthenticationFailed');
+  await assert.rejects(old.heartbeat(), (e: Error & { code: string }) => e.code === 'AuthenticationFailed');
+});

@@ -51,6 +51,7 @@ export async function startAgentApiReplica(o: AgentApiReplicaOptions): Promise<A
     app, url: `https://127.0.0.1:${addr.port}`, gateway, identity,
     async close() {
       hosts?.stop();
+      credentials.stop();
       gateway.close();
       app.server.closeAllConnections();
       await app.close();

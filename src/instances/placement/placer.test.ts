@@ -22,15 +22,15 @@ let placer: Placer;
 const asked: Record<string, number[][]> = {};
 
 const ref = (name: string) => ({ subscriptionId: 's', resourceGroup: 'rg', name });
-const body = (o: { cpu?: number; port?: number; image?: string } = {}) => parseGroupSpec({
+const body = (o: { cpu?: number; port?: number; image?: string; dns?: string } = {}) => parseGroupSpec({
   location: 'local',
   properties: {
     osType: 'Linux',
     containers: [{ name: 'main', properties: { image: o.image ?? 'img', ports: o.port ? [{ port: o.port }] : [], resources: { requests: { cpu: o.cpu ?? 1, memoryInGB: 1 } } } }],
-    ...(o.port && { ipAddress: { type: 'Public', ports: [{ port: o.port, protocol: 'TCP' }] } }),
+    ...(o.port && { ipAddress: { type: 'Public', ports: [{ port: o.port, protocol: 'TCP' }], ...(o.dns && { dnsNameLabel: o.dns }) } }),
   },
 });
-const create = (name: string, o: { cpu?: number; port?: number } = {}) => service.createOrUpdate(ref(name), body(o));
+const create = (name: string, o: { cpu?: number; port?: number; dns?: string } = {}) => service.createOrUpdate(ref(name), body(o));
 const recordOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))!;
 const hostOf = async (name: string) => (await store.get<GroupRecord>(groupKey('s', 'rg', name)))?.value.host;
 const addHost = async (name: string, cpu: number, ready = true, where: { zone?: string; labels?: Record<string, string> } = {}) => {
@@ -97,6 +97,26 @@ test('groups spread over the hosts; one that fits nowhere waits, and is placed o
   await store.put('/hostleases/h3', { host: 'h3' });
   assert.equal(await waitFor('d placed', () => hostOf('d')), 'h3');
   assert.ok((await service.get(ref('d'))).events?.some((e) => e.name === 'Scheduled' && e.message === "Placed on host 'h3'."), 'and where it went');
+});
+
+test("a new group admitted while this process's placer runs is placed in its admission's own transaction; one the admission refuses leaves nothing", async () => {
+  const made = await create('inline', { cpu: 0.5, port: 8080, dns: 'inline-label' });
+  const host = made.view.record.host;
+  assert.ok(host === 'h1' || host === 'h2' || host === 'h3', `placed as it was admitted: '${host}'`);
+  const rec = await recordOf('inline');
+  assert.equal(rec.value.host, host);
+  const spec = (await store.get(hostSpecKey(host, rec.value.uid)))!;
+  const port = (await store.get<{ uid: string }>(hostPortKey(host, 'TCP', 8080)))!;
+  assert.deepEqual([spec.modRevision, port.modRevision], [rec.modRevision, rec.modRevision], 'one revision: the admission is the placement');
+  assert.deepEqual(rec.value.generation, 1);
+  await waitFor('the Scheduled event', async () => (await service.get(ref('inline'))).events?.some((e) => e.name === 'Scheduled' && e.message === `Placed on host '${host}'.`));
+  // refused by the admission (its DNS label is taken): no record, no spec anywhere, no port held
+  const specsBefore = (await store.list('/hostspecs/')).length;
+  await assert.rejects(create('refused', { cpu: 0.5, port: 8081, dns: 'inline-label' }), /DNS name label 'inline-label'/);
+  assert.equal(await store.get(groupKey('s', 'rg', 'refused')), undefined);
+  assert.equal((await store.list('/hostspecs/')).length, specsBefore);
+  assert.equal(await store.get(hostPortKey(host, 'TCP', 8081)), undefined);
+  await service.delete(ref('inline'));
 });
 
 test('a host that keeps a port for its own sockets gets no group publishing it, decided from what it reported: no host is asked', async () => {

@@ -3,9 +3,9 @@ import type { PublishedPort } from '../../agent/spec.js';
 import { span, traceValue } from '../../lib/trace.js';
 import { againAfter, done, WorkQueue, type ReconcileResult } from '../../lib/workqueue.js';
 import { Mirror } from '../../store/mirror.js';
-import type { Compare, Store } from '../../store/store.js';
+import type { Compare, Op, Store } from '../../store/store.js';
 import { placementPortClaims } from '../admission.js';
-import { recordGroupEvent } from '../group-events.js';
+import { firstGroupEvent, recordGroupEvent } from '../group-events.js';
 import { GROUPS_PREFIX } from '../keys.js';
 import { placeOps } from '../host-specs.js';
 import type { HostsView } from '../hosts/hosts-view.js';
@@ -22,8 +22,21 @@ export function demandOf(r: GroupRecord): GroupDemand {
   return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r).map((p) => `${p.protocol}/${p.port}`), zones: r.spec.zones ?? [], ...(r.spec.placement && { rules: r.spec.placement }) };
 }
 
+const scheduledMessage = (host: string, zone: string | undefined) => `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`;
+
 /** Placements written at once. */
 const PLACEMENTS_AT_ONCE = 16;
+
+/**
+ * A placement decided for a group while it is being admitted (Placer.placeAtAdmission): the admission's own
+ * transaction writes it, with what the placer's would have compared and written; `settle` is told whether it did.
+ */
+export interface AdmissionPlacement {
+  placed: GroupRecord;
+  compares: Compare[];
+  ops: Op[];
+  settle(written: boolean): void;
+}
 
 export interface PlacerOptions {
   /** How often groups that fit nowhere are tried again (also whenever a host changes). Default 5 s. */
@@ -39,6 +52,8 @@ export class Placer {
   private readonly uidOfKey = new Map<string, string>();
   /** Groups that fit nowhere, tried again when a host changes. */
   private readonly waiting = new Set<string>();
+  /** The watch of the group records has listed them all (and this placer is not stopped): its decisions count every group. */
+  private synced = false;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +75,7 @@ export class Placer {
     this.hostsChanged();
     this.groups = new Mirror<GroupRecord>(this.store, GROUPS_PREFIX, {
       onReset: (all) => {
+        this.synced = true;
         this.scheduler = new Scheduler();
         this.uidOfKey.clear();
         this.hostsChanged();
@@ -89,8 +105,37 @@ export class Placer {
   }
 
   async stop() {
+    this.synced = false;
     this.groups?.stop();
     await this.queue.shutdown();
+  }
+
+  /**
+   * Decides where a group goes while a replica that leads admits it, so one transaction admits and places it (the
+   * placement's own transaction, and the watch that tells the placer of the record, are off the create's path).
+   * Undefined when this placer cannot decide now (not synced, stopped) or the group fits nowhere: the admission
+   * leaves it on no host, and the placer's loop places it, or says why it waits.
+   */
+  placeAtAdmission(key: string, rec: GroupRecord): AdmissionPlacement | undefined {
+    if (!this.synced || rec.host || rec.deleting) return undefined;
+    const demand = demandOf(rec);
+    const decision = this.scheduler.decide(demand);
+    if ('unschedulable' in decision) return undefined;
+    const { host, zone } = decision;
+    // counted at once, as the placer's own decisions are
+    this.scheduler.setPlaced(host, demand);
+    traceValue(rec.uid, 'place.atAdmission', 0);
+    const { placed, compares, ops } = this.placement(key, rec, host, zone);
+    // a new uid has no events yet: its first is written with it
+    const event = firstGroupEvent(rec.uid, 'Scheduled', scheduledMessage(host, zone));
+    return {
+      placed,
+      compares: [...compares, ...event.compares],
+      ops: [...ops, ...event.ops],
+      settle: (written) => {
+        if (!written) this.scheduler.forget(rec.uid);
+      },
+    };
   }
 
   /** What the store says is placed is what the scheduler counts. */
@@ -133,12 +178,10 @@ export class Placer {
     this.scheduler.setPlaced(host, demand);
     let written = false;
     try {
-      // the ports the host keeps are those it reported last: one its sockets took since fails the group's start there
-      const placed: GroupRecord = { ...rec, host, ...(zone && { zone }) };
-      const claim = placementPortClaims(placed, key);
+      const { placed, compares, ops } = this.placement(key, rec, host, zone);
       written = await span(rec.uid, 'place.write', async () => (await this.store.txn({
-        if: [this.fence, { key, modRevision: kv.modRevision }, ...claim.compares],
-        then: [{ put: key, value: placed }, ...placeOps(placed), ...claim.ops],
+        if: [{ key, modRevision: kv.modRevision }, ...compares],
+        then: [{ put: key, value: placed }, ...ops],
       })).succeeded);
     } finally {
       if (!written) this.scheduler.forget(rec.uid);
@@ -147,9 +190,24 @@ export class Placer {
     // not written: the record changed meanwhile, a port was taken (the cache was behind the store), or this
     // replica no longer leads; decided again
     if (!written) return againAfter(50);
-    // news for people, off the path of the next placement (a lost host's groups are placed again as one burst)
-    void recordGroupEvent(this.store, rec.uid, 'Scheduled', `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`)
-      .catch((e: Error) => this.o.log?.(`the Scheduled event of ${key} was not recorded: ${e.message}`));
+    this.scheduled(key, rec.uid, host, zone);
     return done;
+  }
+
+  /**
+   * The record placed on `host`, and what its write compares (the leadership's fence, the host's ports free) and
+   * writes beside it (its host spec, its host ports). The ports the host keeps are those it reported last: one its
+   * sockets took since fails the group's start there.
+   */
+  private placement(key: string, rec: GroupRecord, host: string, zone: string | undefined): { placed: GroupRecord; compares: Compare[]; ops: Op[] } {
+    const placed: GroupRecord = { ...rec, host, ...(zone && { zone }) };
+    const claim = placementPortClaims(placed, key);
+    return { placed, compares: [this.fence, ...claim.compares], ops: [...placeOps(placed), ...claim.ops] };
+  }
+
+  /** News for people, off the path of the next placement (a lost host's groups are placed again as one burst). */
+  private scheduled(key: string, uid: string, host: string, zone: string | undefined) {
+    void recordGroupEvent(this.store, uid, 'Scheduled', scheduledMessage(host, zone))
+      .catch((e: Error) => this.o.log?.(`the Scheduled event of ${key} was not recorded: ${e.message}`));
   }
 }

@@ -120,7 +120,8 @@ export class Admission {
     const extraCores = roundCores(coresOf(rec.spec) - (old ? coresOf(old.spec) : 0));
     if (old && extraCores === 0) return { compares: [], ops: [] };
     const key = usageKeyOf(rec);
-    const kv = await this.store.get<Usage>(key);
+    // compared in the transaction: a stale count fails it
+    const kv = await this.store.get<Usage>(key, { serializable: true });
     const u = kv?.value ?? { containerGroups: 0, cores: 0 };
     const { containerGroups: groupLimit, standardCores: coreLimit } = this.quotas;
     if (!old && u.containerGroups + 1 > groupLimit)

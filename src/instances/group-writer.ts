@@ -6,7 +6,7 @@ import type { ResourceGroupRecord } from '../arm/resources.js';
 import type { Tags } from '../arm/tags.js';
 import { BerthError, Codes } from '../lib/errors.js';
 import { traceSince, traceValue } from '../lib/trace.js';
-import type { KeyValue, Op, Store } from '../store/store.js';
+import type { KeyValue, Op, ReadOptions, Store } from '../store/store.js';
 import type { GroupRef } from './actions.js';
 import type { PublishedPort } from '../agent/spec.js';
 import { newlyPublished, portInUse, type Admission } from './admission.js';
@@ -61,6 +61,8 @@ export interface GroupWriterOptions {
   placeAtAdmission?: (key: string, rec: GroupRecord) => AdmissionPlacement | undefined;
 }
 
+const SERIALIZABLE: ReadOptions = { serializable: true };
+
 /** Attempts of a change whose reads another writer changed meanwhile, before it answers Conflict. */
 const ATTEMPTS = 10;
 /** After a lost race, a little wait (random, up to this) so racing writers in other processes fall apart. */
@@ -71,6 +73,9 @@ const conflict = (name: string) =>
 const beingDeleted = (name: string) => new BerthError(Codes.Conflict, `The container group '${name}' is being deleted.`, 409, name);
 export const groupNotFound = (name: string) =>
   new BerthError(Codes.ResourceNotFound, `The Resource '${GROUP_TYPE}/${name}' under resource group was not found.`, 404);
+/** A PUT of what the group is already: it changes nothing. */
+const isNoOp = (put: GroupPut, old: GroupRecord | undefined, spec: GroupSpec, tags: Tags): boolean =>
+  !!old && isDeepStrictEqual(membershipOf(put, old), membershipOf({}, old, true)) && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags);
 const lostRace = () => new Promise((r) => setTimeout(r, Math.random() * RETRY_JITTER_MS));
 
 export class GroupWriter {
@@ -94,25 +99,35 @@ export class GroupWriter {
     const key = groupKey(sub, rg, name);
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       // read side by side (each a round trip to a cluster's store): the record, its resource group, and the
-      // subscription's segment tag where groups carry one (used only by a group that has none yet)
+      // subscription's segment tag where groups carry one (used only by a group that has none yet). Serializable:
+      // the transaction compares what they read (a stale read fails it, and the change is tried again).
       const tagRead = this.o.segmentTags ? segmentTag(this.store, segmentOf(sub)) : undefined;
       tagRead?.catch(() => undefined);
-      const [cur, rgKv] = await Promise.all([this.store.get<GroupRecord>(key), this.store.get<ResourceGroupRecord>(rgKey(sub, rg))]);
+      // (a refusal is decided on what a linearizable read says: the first attempt's refusals read again)
+      const how = attempt === 0 ? SERIALIZABLE : undefined;
+      const [cur, rgKv] = await Promise.all([this.store.get<GroupRecord>(key, how), this.store.get<ResourceGroupRecord>(rgKey(sub, rg), how)]);
       const old = cur?.value;
-      if (old?.deleting) throw beingDeleted(name);
-      if (old && location && locationKey(location) !== locationKey(old.location))
-        throw new BerthError(Codes.InvalidRequestContent, `The location of container group '${name}' cannot be changed from '${old.location}' to '${location}'.`, 400, 'location');
-      if (old) checkUpdate(name, old.spec, spec);
+      try {
+        if (old?.deleting) throw beingDeleted(name);
+        if (old && location && locationKey(location) !== locationKey(old.location))
+          throw new BerthError(Codes.InvalidRequestContent, `The location of container group '${name}' cannot be changed from '${old.location}' to '${location}'.`, 400, 'location');
+        if (old) checkUpdate(name, old.spec, spec);
+        if (rgKv?.value.deleting && !isNoOp(put, old, spec, tags)) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
+      } catch (e) {
+        if (how) continue;
+        throw e;
+      }
       const membership = membershipOf(put, old);
-      if (old && isDeepStrictEqual(membership, membershipOf({}, old, true)) && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags)) {
+      if (old && isNoOp(put, old, spec, tags)) {
         // An identical PUT is a no-op that still answers as an LRO.
         const op = newOperation(old, 'update');
         op.status = 'Succeeded';
         op.endTime = op.startTime;
-        await this.store.put(opKey(op.id), op);
-        return { created: false, view: await groupView(this.store, old), operation: op };
+        // the record as read (serializably) must still be the record
+        if ((await this.store.txn({ if: [{ key, modRevision: cur!.modRevision }], then: [{ put: opKey(op.id), value: op }] })).succeeded)
+          return { created: false, view: await groupView(this.store, old), operation: op };
+        continue;
       }
-      if (rgKv?.value.deleting) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       const specChanged = !old || !isDeepStrictEqual(old.spec, spec);
       const { profile: _profile, orchestratorId: _orchestratorId, ...base }: GroupRecord = old
         ? { ...old, spec, tags, generation: old.generation + (specChanged ? 1 : 0) }

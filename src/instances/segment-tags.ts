@@ -17,7 +17,8 @@ export const MAX_SEGMENT_TAG = 0xffff;
  * never given back: a subscription keeps its number while the cluster lives.
  */
 export async function segmentTag(store: Store, segment: string): Promise<{ tag: number; compares: Compare[]; ops: Op[] }> {
-  const own = await store.get<SegmentTag>(segmentTagKey(segment));
+  // a tag never changes once given; one given an instant ago and not seen yet is claimed again, which fails
+  const own = await store.get<SegmentTag>(segmentTagKey(segment), { serializable: true });
   if (own) return { tag: own.value.tag, compares: [], ops: [] };
   const taken = new Set((await store.list<SegmentTag>(SEGMENT_TAGS_PREFIX)).map((kv) => kv.value.tag));
   let tag = 1;

@@ -5,7 +5,7 @@ import { BerthError, Codes } from '../lib/errors.js';
 import { EtcdLease } from './etcd-lease.js';
 import { call, connectClients, grpc, type EtcdClients, type KeyValueMessage, type ResponseHeader } from './etcd-rpc.js';
 import { EtcdWatch } from './etcd-watch.js';
-import { checkTtl, type Compare, type KeyValue, type Lease, type Listing, type Op, type Store, type TxnRequest, type TxnResult, type WatchEvent, type WatchOptions } from './store.js';
+import { checkTtl, type Compare, type KeyValue, type Lease, type Listing, type Op, type ReadOptions, type Store, type TxnRequest, type TxnResult, type WatchEvent, type WatchOptions } from './store.js';
 
 export interface EtcdStoreOptions {
   /** `host:port` of each cluster member (plain gRPC; names are resolved once, at connect). */
@@ -73,8 +73,8 @@ export class EtcdStore implements Store {
     return store;
   }
 
-  async get<T>(key: string): Promise<KeyValue<T> | undefined> {
-    const res = await this.read<{ kvs: KeyValueMessage[] }>('Range', { key: this.bytes(key) });
+  async get<T>(key: string, opts: ReadOptions = {}): Promise<KeyValue<T> | undefined> {
+    const res = await this.read<{ kvs: KeyValueMessage[] }>('Range', { key: this.bytes(key), ...(opts.serializable && { serializable: true }) });
     return res.kvs.length ? this.toKv<T>(res.kvs[0]) : undefined;
   }
 

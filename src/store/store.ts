@@ -81,8 +81,17 @@ export interface Lease {
   revoke(): Promise<void>;
 }
 
+/** How a read may be served. */
+export interface ReadOptions {
+  /**
+   * From the store's own state without a round through its quorum (etcd's serializable read): it may be a moment
+   * behind the latest write. For reads whose revisions a transaction compares anyway (a stale one fails it).
+   */
+  serializable?: boolean;
+}
+
 export interface Store {
-  get<T = unknown>(key: string): Promise<KeyValue<T> | undefined>;
+  get<T = unknown>(key: string, opts?: ReadOptions): Promise<KeyValue<T> | undefined>;
   /** Keys starting with `prefix`, sorted by key (byte order); `startAfter` and `limit` page through them. */
   list<T = unknown>(prefix: string, opts?: { startAfter?: string; limit?: number }): Promise<Listing<T>>;
   /** Unconditional put; returns the new revision. */

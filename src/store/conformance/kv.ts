@@ -20,6 +20,9 @@ export function kvConformance(sut: StoreUnderTest) {
     assert.equal(kv?.createRevision, r1);
     assert.equal(kv?.lease, undefined);
     assert.equal(await s.revision(), r2);
+    // a serializable read is the same read here (one member, or the writer's own): what was written, at its revision
+    assert.deepEqual(await s.get('/a', { serializable: true }), kv);
+    assert.equal(await s.get('/nope', { serializable: true }), undefined);
     for (const v of ['text', 42, [1, 'two'], null, false]) {
       await s.put('/scalar', v);
       assert.deepEqual((await s.get('/scalar'))?.value, v);

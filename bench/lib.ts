@@ -201,3 +201,35 @@ export async function unmountAll(dir: string): Promise<void> {
 export function version(cmd: string, args = ['--version']): Promise<string> {
   return run(cmd, args).then((s) => s.split('\n')[0].trim(), () => 'not installed');
 }
+
+/** The machine's CPU time so far (every core, user and system, from /proc/stat), in ms: a difference is what all processes used meanwhile. */
+export function machineCpuMs(): number {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0];
+  // cpu  user nice system idle iowait irq softirq steal …: USER_HZ ticks (100 a second)
+  const [user, nice, system, , , irq, softirq] = line.trim().split(/\s+/).slice(1).map(Number);
+  return (user + nice + system + irq + softirq) * 10;
+}
+
+/**
+ * The CPU time of a process and of its descendants that live now (ms), counting the children each of them has
+ * reaped (a server's helper counts the commands it ran): a difference is what that tree used meanwhile.
+ */
+export function treeCpuMs(pid: number): number {
+  let ticks = 0;
+  const seen = new Set<number>();
+  const visit = (p: number) => {
+    if (seen.has(p)) return;
+    seen.add(p);
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // after "(comm) ": state ppid … utime(14) stime(15) cutime(16) cstime(17), counted from the state as field 3
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      return; // gone meanwhile
+    }
+    for (const c of childProcesses(p)) visit(c);
+  };
+  visit(pid);
+  return ticks * 10;
+}

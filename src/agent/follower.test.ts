@@ -203,3 +203,24 @@ test("the host's held ports are reported before it registers, again whenever the
   assert.deepEqual(order, ['held', 'register']);
   await f.close();
 });
+
+test('a group refused for a port the host keeps is reported, then the held ports are sent again even when unchanged', async () => {
+  const link = new ScriptedLink();
+  const order: string[] = [];
+  link.reportHeldPorts = async (ports) => void order.push(`held ${ports.map((p) => `${p.protocol}/${p.port}`).join(',')}`);
+  link.reportStatuses = async (s) => void order.push(...s.map((x) => `status ${x.provisioning} ${x.error?.code ?? ''}`.trim()));
+  const fake = fakeRuntime();
+  fake.network.hostPorts = [{ protocol: 'TCP', port: 22 }];
+  const agent = new Agent({ runtime: fake.runtime, backoffMs: 60_000, retryMs: 60_000, stopGraceSeconds: 0, pollMs: 60_000 });
+  const follower = new SpecFollower(link, agent, () => registration, { log: () => {}, statusBatchMs: 5, heldPortsEveryMs: 60_000 });
+  const started = follower.start();
+  await waitFor('following', () => link.onEvent);
+  link.onEvent!({ type: 'reset', revision: 1, specs: [] });
+  await started;
+  assert.deepEqual(order, ['held TCP/22']);
+  // placed here with port 22, which the host's own sockets hold (taken after its last report)
+  link.onEvent!({ type: 'put', revision: 2, placed: placedSpec(A, 1, { ports: [{ protocol: 'TCP', port: 22 }] }) });
+  await waitFor('the refusal, then the ports', () => order.includes('status Failed PortAlreadyInUse') && order.lastIndexOf('held TCP/22') > order.indexOf('status Failed PortAlreadyInUse'), 3000);
+  await agent.close();
+  await follower.close();
+});

@@ -184,6 +184,12 @@ export class SpecFollower {
       if (batch.length === 0) return;
       try {
         await this.link.reportStatuses(batch);
+        // a group this host refused for a port its own sockets hold: the control plane hears the ports again
+        // (changed or not) after the refusal, and moves the group to a host that has the port free
+        if (batch.some((s) => s.error?.code === Codes.PortAlreadyInUse)) {
+          this.heldPortsReported = undefined;
+          void this.reportHeldPorts();
+        }
       } catch (e) {
         this.log(`reporting ${batch.length} statuses failed (retrying): ${(e as Error).message}`);
         // newer ones that came meanwhile win

@@ -132,6 +132,13 @@ export class FakeNetworks implements Networks {
   }
 
   setupStaged(id: string, ports: PublishedPort[], segment?: string, tag?: number) {
+    // as the real one: never over a port the host keeps
+    const held = ports.find((p) => this.hostPorts.some((h) => h.port === p.port && h.protocol === p.protocol));
+    if (held) {
+      const refused = Promise.reject(new BerthError(Codes.PortAlreadyInUse, `The port ${held.port}/${held.protocol} is already in use on this host.`, 409));
+      refused.catch(() => undefined);
+      return { sandbox: refused, published: refused };
+    }
     let s = this.sandboxes.get(id);
     if (!s) {
       this.actions.push(`setup ${id}`);

@@ -1,4 +1,4 @@
-// Container group changes: each one transaction that writes the record, its operation, its admission (quota, host ports, DNS name) and its host spec together, retried when something it read changed.
+// Container group changes: each one transaction that writes the record, its operation, its admission (quota, host ports, DNS name) and its host spec together (on a cluster's leader, a new group's placement too), retried when something it read changed.
 import { randomBytes } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { DEFAULT_TENANT } from '../arm/auth.js';

@@ -1,7 +1,8 @@
 // Placement rules on a real cluster (scripts/dev-cluster.sh up 3, one host per zone): required anti-affinity puts 3 groups
 // on 3 hosts and a 4th waits Pending with FailedScheduling's reason until room appears, affinity puts a group beside
 // the one it names, zones pick the host, every group shows its host and zone, and the official SDK reads them unchanged;
-// a port a host's own process listens on keeps groups that publish it off that host, from what the host reported.
+// a port a host's own process listens on keeps groups that publish it off that host, from what the host reported, and a
+// group its host refuses to start for such a port runs on another host.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
@@ -119,5 +120,28 @@ describe('placement rules on a dev cluster of three hosts, one per zone', () => 
       if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
     }
     for (const n of ['held2', 'heldany']) await api.deleteAndWait(RG, n);
+  });
+
+  test("a group its host refuses to start again, for a port a process of that host took while the group was stopped, runs on another host", async () => {
+    const port = 9556;
+    const made = await api.createAndWait(RG, 'restarted', { ...body(), properties: { ...group(image, { cpu: 0.1, memoryInGB: 0.1, ports: [port], publish: true }).properties } });
+    const first = made.properties.placement.host as string;
+    assert.equal((await api.req('POST', `${api.groupPath(RG, 'restarted')}/stop`)).status, 204);
+    await api.waitFor('restarted Stopped', async () => (await get('restarted')).properties.instanceView.state === 'Stopped', 15_000);
+    const holder = spawn('ip', ['netns', 'exec', first, process.execPath, '-e', `require('net').createServer().listen(${port}, () => console.log('listening'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await once(holder.stdout!, 'data');
+      // whether or not the host has reported the port yet: its agent refuses the start, the group moves
+      assert.equal((await api.req('POST', `${api.groupPath(RG, 'restarted')}/start`)).status, 202);
+      const moved = await api.waitFor('restarted Running on another host', async () => {
+        const g = await get('restarted');
+        return g.properties.instanceView.state === 'Running' && g.properties.placement.host !== first && g;
+      }, 30_000);
+      assert.ok(moved.properties.instanceView.events.some((e: { name: string; message: string }) => e.name === 'Rescheduled' && e.message.includes(`Host '${first}' keeps a port of the group`)),
+        JSON.stringify(moved.properties.instanceView.events));
+    } finally {
+      if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+    }
+    await api.deleteAndWait(RG, 'restarted');
   });
 });

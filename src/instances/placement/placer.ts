@@ -197,7 +197,7 @@ export class Placer {
   /**
    * The record placed on `host`, and what its write compares (the leadership's fence, the host's ports free) and
    * writes beside it (its host spec, its host ports). The ports the host keeps are those it reported last: one its
-   * sockets took since fails the group's start there.
+   * sockets took since fails the group's start there, and the rescheduler moves it.
    */
   private placement(key: string, rec: GroupRecord, host: string, zone: string | undefined): { placed: GroupRecord; compares: Compare[]; ops: Op[] } {
     const placed: GroupRecord = { ...rec, host, ...(zone && { zone }) };

@@ -159,3 +159,30 @@ test("a deposed leader's moves fail: only the new leader's land", async () => {
   assert.equal((await recordOf('c')).generation, c.generation + 1);
   leadership = next;
 });
+
+test("a group its Ready host refused to start for a port the host's own sockets hold moves to another host; one that runs stays", async () => {
+  await ready('h1');
+  await ready('h2');
+  await service.createOrUpdate(ref('refused'), body(8443));
+  await service.createOrUpdate(ref('runs'), body(8444));
+  const host = await waitFor('refused placed', async () => (await recordOf('refused')).host || undefined);
+  const other = host === 'h1' ? 'h2' : 'h1';
+  const runsHost = await waitFor('runs placed', async () => (await recordOf('runs')).host || undefined);
+  const refused = await recordOf('refused');
+  const runs = await recordOf('runs');
+  // the host took 8443 after it last reported its ports: its agent refused the start, then reported them again
+  const failed: GroupStatus = { ...statusOf(refused, '10.1.0.9'), provisioning: 'Failed', state: 'Failed', error: { code: 'PortAlreadyInUse', message: 'The port 8443/TCP is already in use on this host.' } };
+  await service.gateway.reportStatuses(host, [failed]);
+  await service.gateway.reportStatuses(runsHost, [statusOf(runs, '10.1.0.10')]);
+  await service.gateway.reportHeldPorts(host, [{ protocol: 'TCP', port: 8443 }]);
+  await service.gateway.reportHeldPorts(runsHost, [{ protocol: 'TCP', port: 8443 }, { protocol: 'TCP', port: 8444 }]);
+  assert.equal(await waitFor('refused placed again', async () => { const r = await recordOf('refused'); return r.generation > refused.generation && r.host ? r.host : undefined; }), other);
+  assert.equal((await recordOf('refused')).generation, refused.generation + 1);
+  assert.ok(await store.get(removingKey(host, refused.uid)), 'the refusing host removes what it made of it');
+  const events = (await service.get(ref('refused'))).events ?? [];
+  assert.ok(events.some((e) => e.name === 'Rescheduled' && e.message.includes(`Host '${host}' keeps a port of the group`)), JSON.stringify(events));
+  await settle();
+  assert.deepEqual(await recordOf('runs'), runs, 'a running group keeps its host, whatever took its port there since');
+  for (const h of ['h1', 'h2']) await service.gateway.reportHeldPorts(h, []);
+  for (const n of ['refused', 'runs']) await service.delete(ref(n));
+});

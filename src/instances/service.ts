@@ -217,7 +217,8 @@ export class InstancesService implements ResourceGroups {
   // --- operations, resource groups, locations ---
 
   operation(sub: string, id: string): Promise<OperationView> {
-    return readOperation(this.store, sub, id);
+    // on a cluster a group refused for a held port is moved (the rescheduler): its operation follows it
+    return readOperation(this.store, sub, id, this.placeOn === UNPLACED);
   }
 
   putResourceGroup(sub: string, rg: string, b: ResourceGroupPut): Promise<{ created: boolean; rg: ResourceGroupRecord }> {

@@ -132,7 +132,11 @@ describe('placement rules on a dev cluster of three hosts, one per zone', () => 
     try {
       await once(holder.stdout!, 'data');
       // whether or not the host has reported the port yet: its agent refuses the start, the group moves
-      assert.equal((await api.req('POST', `${api.groupPath(RG, 'restarted')}/start`)).status, 202);
+      const start = await api.req('POST', `${api.groupPath(RG, 'restarted')}/start`);
+      assert.equal(start.status, 202);
+      // the start's operation follows the group to its new host, and ends with what that host reports
+      const op = await api.waitOp(start.headers.get('azure-asyncoperation')!, 30_000);
+      assert.equal(op.status, 'Succeeded', JSON.stringify(op));
       const moved = await api.waitFor('restarted Running on another host', async () => {
         const g = await get('restarted');
         return g.properties.instanceView.state === 'Running' && g.properties.placement.host !== first && g;

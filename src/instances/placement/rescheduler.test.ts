@@ -163,7 +163,7 @@ test("a deposed leader's moves fail: only the new leader's land", async () => {
 test("a group its Ready host refused to start for a port the host's own sockets hold moves to another host; one that runs stays", async () => {
   await ready('h1');
   await ready('h2');
-  await service.createOrUpdate(ref('refused'), body(8443));
+  const { operation } = await service.createOrUpdate(ref('refused'), body(8443));
   await service.createOrUpdate(ref('runs'), body(8444));
   const host = await waitFor('refused placed', async () => (await recordOf('refused')).host || undefined);
   const other = host === 'h1' ? 'h2' : 'h1';
@@ -173,6 +173,7 @@ test("a group its Ready host refused to start for a port the host's own sockets 
   // the host took 8443 after it last reported its ports: its agent refused the start, then reported them again
   const failed: GroupStatus = { ...statusOf(refused, '10.1.0.9'), provisioning: 'Failed', state: 'Failed', error: { code: 'PortAlreadyInUse', message: 'The port 8443/TCP is already in use on this host.' } };
   await service.gateway.reportStatuses(host, [failed]);
+  assert.equal((await service.operation('s', operation.id)).status, 'InProgress', 'on a cluster a refusal for a held port is no outcome: the group moves');
   await service.gateway.reportStatuses(runsHost, [statusOf(runs, '10.1.0.10')]);
   await service.gateway.reportHeldPorts(host, [{ protocol: 'TCP', port: 8443 }]);
   await service.gateway.reportHeldPorts(runsHost, [{ protocol: 'TCP', port: 8443 }, { protocol: 'TCP', port: 8444 }]);
@@ -181,6 +182,9 @@ test("a group its Ready host refused to start for a port the host's own sockets 
   assert.ok(await store.get(removingKey(host, refused.uid)), 'the refusing host removes what it made of it');
   const events = (await service.get(ref('refused'))).events ?? [];
   assert.ok(events.some((e) => e.name === 'Rescheduled' && e.message.includes(`Host '${host}' keeps a port of the group`)), JSON.stringify(events));
+  // its create ends with what the new host reports
+  await service.gateway.reportStatuses(other, [statusOf(await recordOf('refused'), '10.2.0.9')]);
+  assert.equal((await service.operation('s', operation.id)).status, 'Succeeded');
   await settle();
   assert.deepEqual(await recordOf('runs'), runs, 'a running group keeps its host, whatever took its port there since');
   for (const h of ['h1', 'h2']) await service.gateway.reportHeldPorts(h, []);

@@ -195,12 +195,14 @@ test("the host's held ports are reported before it registers, again whenever the
   const order: string[] = [];
   early.register = async () => (order.push('register'), { leaseTtlMs: 60_000 });
   early.reportHeldPorts = async () => void order.push('held');
-  const f = new SpecFollower(early, new Agent({ runtime: fakeRuntime().runtime, pollMs: 60_000 }), () => registration, { log: () => {} });
+  const earlyAgent = new Agent({ runtime: fakeRuntime().runtime, pollMs: 60_000 });
+  const f = new SpecFollower(early, earlyAgent, () => registration, { log: () => {} });
   const s = f.start();
   await waitFor('following', () => early.onEvent);
   early.onEvent!({ type: 'reset', revision: 1, specs: [] });
   await s;
   assert.deepEqual(order, ['held', 'register']);
+  await earlyAgent.close();
   await f.close();
 });
 

@@ -45,7 +45,8 @@ export interface Admitted {
 const coresOf = (spec: GroupSpec) => spec.containers.reduce((n, c) => n + c.requests.cpu, 0);
 /** Sums of decimals (0.1 + 0.2) are kept as the API shows them. */
 const roundCores = (n: number) => Math.round(n * 1e6) / 1e6;
-const publishedPorts = (spec: GroupSpec) => (spec.ipAddress?.type === 'Public' ? spec.ipAddress.ports : []);
+/** The ports a group publishes on its host (a Public address's; none for a Private one). */
+export const publishedPorts = (spec: GroupSpec) => (spec.ipAddress?.type === 'Public' ? spec.ipAddress.ports : []);
 const usageKeyOf = (r: GroupRecord) => usageKey(r.subscriptionId, locationKey(r.location));
 const holderOf = (rec: GroupRecord, key: string): PortHolder => ({ uid: rec.uid, groupKey: key, subscriptionId: rec.subscriptionId, name: rec.name });
 

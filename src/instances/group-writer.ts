@@ -74,8 +74,8 @@ const beingDeleted = (name: string) => new BerthError(Codes.Conflict, `The conta
 export const groupNotFound = (name: string) =>
   new BerthError(Codes.ResourceNotFound, `The Resource '${GROUP_TYPE}/${name}' under resource group was not found.`, 404);
 /** A PUT of what the group is already: it changes nothing. */
-const isNoOp = (put: GroupPut, old: GroupRecord | undefined, spec: GroupSpec, tags: Tags): boolean =>
-  !!old && isDeepStrictEqual(membershipOf(put, old), membershipOf({}, old, true)) && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags);
+const isNoOp = (put: GroupPut, old: GroupRecord, spec: GroupSpec, tags: Tags): boolean =>
+  isDeepStrictEqual(membershipOf(put, old), membershipOf({}, old, true)) && isDeepStrictEqual(old.spec, spec) && isDeepStrictEqual(old.tags, tags);
 const lostRace = () => new Promise((r) => setTimeout(r, Math.random() * RETRY_JITTER_MS));
 
 export class GroupWriter {
@@ -107,18 +107,19 @@ export class GroupWriter {
       const how = attempt === 0 ? SERIALIZABLE : undefined;
       const [cur, rgKv] = await Promise.all([this.store.get<GroupRecord>(key, how), this.store.get<ResourceGroupRecord>(rgKey(sub, rg), how)]);
       const old = cur?.value;
+      const noOp = old !== undefined && isNoOp(put, old, spec, tags);
       try {
         if (old?.deleting) throw beingDeleted(name);
         if (old && location && locationKey(location) !== locationKey(old.location))
           throw new BerthError(Codes.InvalidRequestContent, `The location of container group '${name}' cannot be changed from '${old.location}' to '${location}'.`, 400, 'location');
         if (old) checkUpdate(name, old.spec, spec);
-        if (rgKv?.value.deleting && !isNoOp(put, old, spec, tags)) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
+        if (rgKv?.value.deleting && !noOp) throw new BerthError(Codes.Conflict, `The resource group '${rg}' is being deleted.`, 409, 'resourceGroupName');
       } catch (e) {
         if (how) continue;
         throw e;
       }
       const membership = membershipOf(put, old);
-      if (old && isNoOp(put, old, spec, tags)) {
+      if (old && noOp) {
         // An identical PUT is a no-op that still answers as an LRO.
         const op = newOperation(old, 'update');
         op.status = 'Succeeded';

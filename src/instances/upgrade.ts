@@ -1,6 +1,6 @@
 // Brings a store written by an earlier berth up to the current layout, once: every group placed on a host with its host spec, and its quota counters and host ports as keys.
 import type { Op, Store } from '../store/store.js';
-import type { PortHolder, Usage } from './admission.js';
+import { publishedPorts, type PortHolder, type Usage } from './admission.js';
 import { placeOps, unplaceOps } from './host-specs.js';
 import type { StoredStatus } from './hosts/gateway.js';
 import { hostPortKey, LAYOUT_KEY, statusKey, usageKey } from './keys.js';
@@ -40,7 +40,7 @@ export async function upgradeLayout(store: Store, host: string): Promise<void> {
     // on no host yet (a cluster's placement chooses one, with its spec and ports)
     if (!rec.host) continue;
     // one group per port, the first as before (another may publish it too, written before ports were checked)
-    for (const p of rec.spec.ipAddress?.type === 'Public' ? rec.spec.ipAddress.ports : []) {
+    for (const p of publishedPorts(rec.spec)) {
       const portKey = hostPortKey(rec.host, p.protocol, p.port);
       if (ports.has(portKey)) continue;
       ports.add(portKey);

@@ -38,7 +38,7 @@ class UnplacedDataPlane implements HostDataPlane {
     return [...new Set(each.flat())].sort();
   }
 
-  /** No host is chosen yet: the placement asks the host it chooses. */
+  /** No host is chosen yet: the placement keeps to the ports the host it chooses reported (HostsView.heldPorts). */
   async unavailablePorts(): Promise<PublishedPort[]> {
     return [];
   }

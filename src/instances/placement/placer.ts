@@ -1,10 +1,9 @@
 // The leader's placement reconciler: a group record without a host gets one (the scheduler's decision over a cache of hosts, the ports they keep and the placed groups, kept from the store's watches), with its host spec and host ports, in the record's own transaction, fenced by the leadership it was decided under.
-import type { PublishedPort } from '../../agent/spec.js';
 import { span, traceValue } from '../../lib/trace.js';
 import { againAfter, done, WorkQueue, type ReconcileResult } from '../../lib/workqueue.js';
 import { Mirror } from '../../store/mirror.js';
 import type { Compare, Op, Store } from '../../store/store.js';
-import { placementPortClaims } from '../admission.js';
+import { placementPortClaims, publishedPorts } from '../admission.js';
 import { firstGroupEvent, recordGroupEvent } from '../group-events.js';
 import { GROUPS_PREFIX } from '../keys.js';
 import { placeOps } from '../host-specs.js';
@@ -13,13 +12,11 @@ import type { GroupRecord } from '../records.js';
 import { Scheduler } from './scheduler.js';
 import type { GroupDemand } from './types.js';
 
-const publishedPorts = (r: GroupRecord): PublishedPort[] => (r.spec.ipAddress?.type === 'Public' ? r.spec.ipAddress.ports : []);
-
 /** What a group asks of its host, as the scheduler sees it. */
 export function demandOf(r: GroupRecord): GroupDemand {
   const cpu = r.spec.containers.reduce((n, c) => n + c.requests.cpu, 0);
   const memoryGB = r.spec.containers.reduce((n, c) => n + c.requests.memoryInGB, 0);
-  return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r).map((p) => `${p.protocol}/${p.port}`), zones: r.spec.zones ?? [], ...(r.spec.placement && { rules: r.spec.placement }) };
+  return { uid: r.uid, subscriptionId: r.subscriptionId, name: r.name, tags: r.tags, cpu, memoryGB, ports: publishedPorts(r.spec).map((p) => `${p.protocol}/${p.port}`), zones: r.spec.zones ?? [], ...(r.spec.placement && { rules: r.spec.placement }) };
 }
 
 const scheduledMessage = (host: string, zone: string | undefined) => `Placed on host '${host}'${zone ? ` in zone '${zone}'` : ''}.`;

@@ -2,14 +2,13 @@
 import { againAfter, done, WorkQueue, type ReconcileResult } from '../../lib/workqueue.js';
 import { Mirror } from '../../store/mirror.js';
 import type { Compare, Op, Store } from '../../store/store.js';
+import { publishedPorts } from '../admission.js';
 import { recordGroupEvent } from '../group-events.js';
 import { unplaceOps } from '../host-specs.js';
 import type { HostsView } from '../hosts/hosts-view.js';
 import type { StoredStatus } from '../hosts/gateway.js';
 import { GROUPS_PREFIX, hostPortKey, statusKey } from '../keys.js';
 import { UNPLACED, type GroupRecord } from '../records.js';
-
-const publishedPorts = (rec: GroupRecord) => (rec.spec.ipAddress?.type === 'Public' ? rec.spec.ipAddress.ports : []);
 
 /** Moves written at once (each its own transaction: a host's groups are independent of each other). */
 const MOVES_AT_ONCE = 16;
@@ -28,7 +27,7 @@ export interface ReschedulerOptions {
 export function moveOffOps(rec: GroupRecord): { moved: GroupRecord; ops: Op[] } {
   const { zone: _, ...rest } = rec;
   const moved: GroupRecord = { ...rest, host: UNPLACED, generation: rec.generation + 1 };
-  const ports = publishedPorts(rec);
+  const ports = publishedPorts(rec.spec);
   return {
     moved,
     ops: [
@@ -98,7 +97,7 @@ export class Rescheduler {
       if (!rec.host || rec.deleting) continue;
       if (this.hosts.isReady(rec.host)) {
         const held = reported.get(rec.host);
-        if (held && publishedPorts(rec).some((p) => held.has(`${p.protocol}/${p.port}`))) {
+        if (held && publishedPorts(rec.spec).some((p) => held.has(`${p.protocol}/${p.port}`))) {
           this.portChecks.add(key);
           this.queue.add(key);
         }
